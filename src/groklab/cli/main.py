@@ -1,0 +1,296 @@
+"""The `groklab` command line: run, resume, inspect, plot and export grokking experiments."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any, NoReturn
+
+import yaml
+
+from groklab import __version__
+from groklab.errors import GroklabError
+
+MAIN_METRICS = ("train_acc", "test_acc", "train_loss", "test_loss", "weight_norm", "med")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors are one line and exit 2 like every other bad input."""
+
+    def error(self, message: str) -> NoReturn:
+        raise GroklabError(f"{self.prog}: {message}")
+
+
+def _runs_dir_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--runs-dir", default=None, help="run store directory (default: $GROKLAB_HOME, else ./groklab-runs)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="groklab", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"groklab {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="train one run from a preset (default: modular-addition) with key=value overrides")
+    p.add_argument("args", nargs="*", metavar="[PRESET|FILE.yaml] [key=value ...]")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar; print only the run id")
+    _runs_dir_arg(p)
+
+    p = sub.add_parser("resume", help="continue an interrupted run from its last checkpoint")
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("--quiet", "-q", action="store_true")
+    _runs_dir_arg(p)
+
+    sub.add_parser("presets", help="list the shipped presets")
+
+    p = sub.add_parser("config", help="print the resolved config of a preset with overrides, without running")
+    p.add_argument("args", nargs="*", metavar="[PRESET|FILE.yaml] [key=value ...]")
+
+    p = sub.add_parser("runs", help="list stored runs")
+    p.add_argument("--json", action="store_true")
+    _runs_dir_arg(p)
+
+    p = sub.add_parser("show", help="a run's config, status, grokking events and final metrics")
+    p.add_argument("run", metavar="RUN", help="run id, id prefix, name, or 'last'")
+    p.add_argument("--json", action="store_true")
+    _runs_dir_arg(p)
+
+    p = sub.add_parser("plot", help="draw the standard grokking figure of a run (PNG, SVG or PDF)")
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("-o", "--output", default=None, help="output file (default: RUNS_DIR/runs/ID/figure.png)")
+    _runs_dir_arg(p)
+
+    p = sub.add_parser("export", help="write a run's metrics as CSV or Parquet")
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("--format", choices=("csv", "parquet"), default="csv")
+    p.add_argument("--layout", choices=("wide", "long"), default="wide", help="wide: a row per step; long: (step, name, value) rows")
+    p.add_argument("-o", "--output", default=None, help="output file (default: ID.csv / ID.parquet)")
+    _runs_dir_arg(p)
+    return parser
+
+
+def _split_args(args: list[str]) -> tuple[str | None, list[str]]:
+    preset = None
+    overrides = []
+    for i, a in enumerate(args):
+        if "=" in a:
+            overrides.append(a)
+        elif i == 0:
+            preset = a
+        else:
+            raise GroklabError(f"unexpected argument {a!r}: give one PRESET first, then key=value overrides")
+    return preset, overrides
+
+
+# ----- commands -------------------------------------------------------------------------------------
+
+
+def cmd_run(ns: argparse.Namespace) -> int:
+    from groklab.config import resolve_config
+    from groklab.store import Store
+    from groklab.training.trainer import prepare, start_run
+
+    preset, overrides = _split_args(ns.args)
+    cfg = resolve_config(preset, overrides)
+    prep = prepare(cfg)  # everything checked before the store is touched
+    store = Store(ns.runs_dir)
+    reporter = None if ns.quiet else _progress()
+    if not ns.quiet:
+        print(
+            f"groklab: {cfg.preset} on {prep.device} ({cfg.task.name} {_task_label(cfg)}, {cfg.model.name}); store {store.root}",
+            file=sys.stderr,
+        )
+    run_id, _ = start_run(prep, store, reporter)
+    return _report(store, run_id, ns.quiet)
+
+
+def cmd_resume(ns: argparse.Namespace) -> int:
+    from groklab.api import resume
+
+    run = resume(ns.run, ns.runs_dir, None if ns.quiet else _progress())
+    return _report(run.store, run.id, ns.quiet)
+
+
+def _progress() -> Any:
+    from groklab.cli.progress import ProgressBar
+
+    return ProgressBar()
+
+
+def _task_label(cfg: Any) -> str:
+    t = cfg.task
+    return f"p={t.p} op={t.op} train_frac={t.train_frac} split={t.split}" if hasattr(t, "p") else ""
+
+
+def _report(store: Any, run_id: str, quiet: bool) -> int:
+    rec = store.get(run_id)
+    if quiet:
+        print(run_id)
+    else:
+        info = _show_data(store, run_id)
+        ev = info["events"]
+        fin = info["final"]
+        print(f"run {run_id}: {rec.status} at step {rec.step}" + (f" ({rec.message})" if rec.message else ""))
+        print(f"  t_fit {_fmt_step(ev.get('t_fit'))}  t_grok {_fmt_step(ev.get('t_grok'))}  delay {_fmt_step(ev.get('delay'))}")
+        if fin:
+            print("  final " + "  ".join(f"{k} {fin[k]:.4g}" for k in MAIN_METRICS if k in fin))
+        print(f"  next: groklab show {run_id} | groklab plot {run_id}")
+    return {"finished": 0, "stopped": 0, "diverged": 0, "interrupted": 130}.get(rec.status, 1)
+
+
+def _fmt_step(ev: dict[str, Any] | None) -> str:
+    return "-" if not ev or ev.get("step") is None else str(ev["step"])
+
+
+def _show_data(store: Any, run_id: str) -> dict[str, Any]:
+    from groklab.api import Run
+
+    run = Run(store, run_id)
+    rec = run.record.as_dict()
+    config = rec.pop("config")
+    events = {k: {"step": s, "value": v} for k, (s, v) in sorted(run.events().items())}
+    final = {k: v for k, v in sorted(run.final().items()) if not k.startswith("weight_norm/")}
+    return {"run": rec, "events": events, "final": final, "config": config}
+
+
+def cmd_show(ns: argparse.Namespace) -> int:
+    from groklab.store import Store
+
+    store = Store(ns.runs_dir, create=False)
+    info = _show_data(store, store.get(ns.run).id)
+    if ns.json:
+        print(json.dumps(info, indent=2, default=_json_default))
+        return 0
+    r = info["run"]
+    print(f"run {r['id']}  name {r['name']}  preset {r['preset']}  status {r['status']} at step {r['step']}")
+    print(f"  created {_when(r['created'])}  finished {_when(r['finished'])}  device {r['device']}  groklab {r['version']}")
+    if r["message"]:
+        print(f"  {r['message']}")
+    print("events:")
+    for name, e in info["events"].items():
+        value = "" if e["value"] is None else f"  (value {e['value']:.4g})"
+        print(f"  {name:16s} {'-' if e['step'] is None else e['step']}{value}")
+    print("final metrics:")
+    for name, v in info["final"].items():
+        print(f"  {name:16s} {v:.6g}")
+    print("config:")
+    print("  " + yaml.safe_dump(info["config"], sort_keys=False).replace("\n", "\n  ").rstrip())
+    return 0
+
+
+def _when(t: float | None) -> str:
+    return "-" if t is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, float):
+        return None
+    raise TypeError(type(o))
+
+
+def cmd_runs(ns: argparse.Namespace) -> int:
+    from groklab.store import Store
+
+    store = Store(ns.runs_dir, create=False)
+    rows = []
+    for rec in store.runs():
+        ev = store.events(rec.id)
+        final = store.metrics(rec.id, ["test_acc", "train_acc"])
+        rows.append(
+            {
+                "id": rec.id,
+                "name": rec.name,
+                "status": rec.status,
+                "preset": rec.preset,
+                "step": rec.step,
+                "t_fit": ev.get("t_fit", (None, None))[0],
+                "t_grok": ev.get("t_grok", (None, None))[0],
+                "train_acc": final["train_acc"][1][-1] if "train_acc" in final else None,
+                "test_acc": final["test_acc"][1][-1] if "test_acc" in final else None,
+                "created": rec.created,
+            }
+        )
+    if ns.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'id':8s}  {'name':16s}  {'status':11s}  {'preset':18s}  {'step':>7s}  {'t_fit':>7s}  {'t_grok':>7s}  ", end="")
+    print(f"{'train':>6s}  {'test':>6s}  created")
+    for r in rows:
+        acc = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+        step = lambda v: "-" if v is None else str(v)  # noqa: E731
+        print(
+            f"{r['id']:8s}  {r['name'][:16]:16s}  {r['status']:11s}  {r['preset'][:18]:18s}  {r['step']:>7d}  {step(r['t_fit']):>7s}  "
+            f"{step(r['t_grok']):>7s}  {acc(r['train_acc']):>6s}  {acc(r['test_acc']):>6s}  {_when(r['created'])}"
+        )
+    return 0
+
+
+def cmd_presets(ns: argparse.Namespace) -> int:
+    from groklab.config import DEFAULT_PRESET, describe_presets
+
+    for name, desc in describe_presets():
+        mark = "*" if name == DEFAULT_PRESET else " "
+        print(f"{mark} {name:18s} {desc}")
+    return 0
+
+
+def cmd_config(ns: argparse.Namespace) -> int:
+    from groklab.config import resolve_config, to_dict
+
+    preset, overrides = _split_args(ns.args)
+    print(yaml.safe_dump(to_dict(resolve_config(preset, overrides)), sort_keys=False), end="")
+    return 0
+
+
+def cmd_plot(ns: argparse.Namespace) -> int:
+    from groklab.plots import plot_run
+    from groklab.store import Store
+
+    store = Store(ns.runs_dir, create=False)
+    rec = store.get(ns.run)
+    path = plot_run(store, rec.id, ns.output)
+    print(path)
+    return 0
+
+
+def cmd_export(ns: argparse.Namespace) -> int:
+    from groklab.store import Store
+    from groklab.store.export import export_run
+
+    store = Store(ns.runs_dir, create=False)
+    rec = store.get(ns.run)
+    path = export_run(store, rec.id, ns.format, ns.output, ns.layout)
+    print(path)
+    return 0
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "resume": cmd_resume,
+    "presets": cmd_presets,
+    "config": cmd_config,
+    "runs": cmd_runs,
+    "show": cmd_show,
+    "plot": cmd_plot,
+    "export": cmd_export,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        ns = build_parser().parse_args(argv)
+        return COMMANDS[ns.command](ns)
+    except GroklabError as exc:
+        print(f"groklab: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("groklab: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `groklab show RUN | head`
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,254 @@
+"""Build an ExperimentConfig from YAML, dicts and dotted `key=value` overrides, checking every type.
+
+Values from the command line arrive as raw strings (`Raw`); they are parsed
+according to the type of the field they land in, so `run.name=123` stays a
+string while `optim.lr=1e-3` becomes a float.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from groklab.config.schema import ExperimentConfig, ModelConfig, TaskConfig
+from groklab.errors import ConfigError, GroklabError
+
+
+class Raw(str):
+    """A value typed on the command line, not yet parsed."""
+
+
+_POLYMORPHIC = {"task": TaskConfig, "model": ModelConfig}
+
+
+def _section_class(section: str, name: Any) -> type:
+    """The config dataclass registered for `task.name` / `model.name`."""
+    from groklab.models import MODELS
+    from groklab.tasks import TASKS
+
+    registry = TASKS if section == "task" else MODELS
+    if not isinstance(name, str):
+        raise ConfigError(f"{section}.name", f"must be a string; choose one of {', '.join(registry.names())}")
+    return registry.get(name, f"{section}.name").Config
+
+
+def _parse_raw(value: Raw, path: str) -> Any:
+    try:
+        return yaml.safe_load(str(value))
+    except yaml.YAMLError:
+        raise ConfigError(path, f"cannot parse value {str(value)!r}") from None
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(str(a) for a in typing.get_args(tp))
+    if origin in (types.UnionType, typing.Union):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return "null"
+    if origin is not None:
+        return str(tp).replace("typing.", "")
+    return getattr(tp, "__name__", str(tp))
+
+
+def coerce(value: Any, tp: Any, path: str) -> Any:
+    """Convert `value` to type `tp` or raise a ConfigError naming `path`."""
+    origin = typing.get_origin(tp)
+    if origin in (types.UnionType, typing.Union):
+        args = typing.get_args(tp)
+        if type(None) in args and (value is None or (isinstance(value, str) and value.lower() in ("none", "null", "~"))):
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return coerce(value, arg, path)
+            except ConfigError as exc:
+                errors.append(exc)
+        raise ConfigError(path, f"expected {_type_name(tp)}, got {value!r}")
+    if origin is Literal:
+        allowed = typing.get_args(tp)
+        if isinstance(value, Raw):
+            value = str(value) if str(value) in allowed else _parse_raw(value, path)
+        if value not in allowed:
+            raise ConfigError(path, f"unknown value {str(value)!r}; choose one of {', '.join(map(str, allowed))}")
+        return value
+    if tp is str:
+        if isinstance(value, str):
+            return str(value)
+        raise ConfigError(path, f"expected a string, got {value!r}")
+    if isinstance(value, Raw):
+        value = _parse_raw(value, path)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(path, f"expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool):
+            raise ConfigError(path, f"expected an integer, got {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float | str):
+            try:
+                f = float(value)
+            except ValueError:
+                f = None
+            if f is not None and f.is_integer():
+                return int(f)
+        raise ConfigError(path, f"expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, bool):
+            raise ConfigError(path, f"expected a number, got {value!r}")
+        if isinstance(value, int | float):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(path, f"expected a number, got {value!r}")
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if isinstance(value, list | tuple) and len(value) == len(args):
+            return tuple(coerce(v, a, f"{path}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True)))
+        raise ConfigError(path, f"expected a list of {len(args)} values, got {value!r}")
+    if origin is list:
+        (arg,) = typing.get_args(tp)
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(value, list | tuple):
+            return [coerce(v, arg, f"{path}[{i}]") for i, v in enumerate(value)]
+        raise ConfigError(path, f"expected a list, got {value!r}")
+    if origin is dict:
+        key_t, val_t = typing.get_args(tp)
+        if isinstance(value, dict):
+            return {coerce(k, key_t, path): coerce(v, val_t, f"{path}.{k}") for k, v in value.items()}
+        raise ConfigError(path, f"expected a mapping, got {value!r}")
+    if dataclasses.is_dataclass(tp):
+        return build_dataclass(tp, value, path)
+    raise TypeError(f"unsupported config type {tp!r} at {path}")  # a bug in a schema, not user input
+
+
+def build_dataclass(cls: type, data: Any, path: str) -> Any:
+    """Instantiate dataclass `cls` from a mapping, rejecting unknown keys and wrong types."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(path, f"expected a mapping of keys, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        if key not in fields:
+            where = f"{path}.{key}" if path else str(key)
+            raise ConfigError(where, f"unknown config key; {path or 'config'} has: {', '.join(fields)}")
+        sub = f"{path}.{key}" if path else key
+        kwargs[key] = coerce(value, hints[key], sub)
+    return cls(**kwargs)
+
+
+def from_dict(data: dict[str, Any]) -> ExperimentConfig:
+    """Build and validate an ExperimentConfig from a plain nested mapping."""
+    if not isinstance(data, dict):
+        raise ConfigError("", f"a config must be a mapping of sections, got {data!r}")
+    data = dict(data)
+    sections = {}
+    for section, base in _POLYMORPHIC.items():
+        raw = data.pop(section, None) or {}
+        if not isinstance(raw, dict):
+            raise ConfigError(section, f"expected a mapping of keys, got {raw!r}")
+        name = raw.get("name", base.name)
+        if isinstance(name, Raw):
+            name = str(name)
+        cls = _section_class(section, name)
+        sections[section] = build_dataclass(cls, {**raw, "name": name}, section)
+    cfg = build_dataclass(ExperimentConfig, data, "")
+    cfg.task, cfg.model = sections["task"], sections["model"]
+    cfg.validate()
+    from groklab.tasks import TASKS
+
+    TASKS.get(cfg.task.name).check_compatible(cfg)
+    return cfg
+
+
+def to_dict(cfg: ExperimentConfig) -> dict[str, Any]:
+    """The resolved config as plain YAML/JSON-safe data (tuples become lists)."""
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, tuple | list):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    return plain(dataclasses.asdict(cfg))
+
+
+def parse_overrides(items: list[str]) -> dict[str, Raw]:
+    """`["model.d_model=64", ...]` -> {"model.d_model": Raw("64")}; malformed items are errors."""
+    out: dict[str, Raw] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise ConfigError(key or item, f"override {item!r} must look like section.key=value")
+        out[key] = Raw(value)
+    return out
+
+
+def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Merge dotted overrides into a nested mapping.
+
+    Changing `task.name` or `model.name` starts that section afresh, so a
+    preset's transformer keys do not leak into an MLP.
+    """
+    data = _deep_copy(data)
+    for section in _POLYMORPHIC:
+        key = f"{section}.name"
+        if key in overrides and str(overrides[key]) != str((data.get(section) or {}).get("name", "")):
+            data[section] = {}
+    for key, value in overrides.items():
+        parts = key.split(".")
+        node = data
+        for i, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(".".join(parts[: i + 1]), f"is a value, not a section; cannot set {key}")
+            node = child
+        node[parts[-1]] = value
+    return data
+
+
+def _deep_copy(d: Any) -> Any:
+    if isinstance(d, dict):
+        return {k: _deep_copy(v) for k, v in d.items()}
+    if isinstance(d, list):
+        return [_deep_copy(v) for v in d]
+    return d
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a config file; a missing or malformed file is a one-line error."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise GroklabError(f"config file {str(p)!r}: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise GroklabError(f"config file {str(p)!r}: invalid YAML{where}") from None
+    if not isinstance(data, dict):
+        raise GroklabError(f"config file {str(p)!r}: must contain a mapping of sections")
+    return data

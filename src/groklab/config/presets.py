@@ -1,0 +1,81 @@
+"""Presets: named YAML configs shipped inside the package, one file each.
+
+A preset file has a one-line `description`, optionally `extends: OTHER` to
+start from another preset, and config sections. A path to a YAML file can be
+used wherever a preset name is accepted.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from groklab.config.loading import Raw, apply_overrides, from_dict, load_yaml, parse_overrides
+from groklab.config.schema import ExperimentConfig
+from groklab.errors import ConfigError
+
+DEFAULT_PRESET = "modular-addition"
+
+
+def _preset_dir() -> Any:
+    return resources.files("groklab.config") / "presets"
+
+
+def preset_names() -> list[str]:
+    return sorted(p.name[: -len(".yaml")] for p in _preset_dir().iterdir() if p.name.endswith(".yaml"))
+
+
+def _read_preset(name: str) -> dict[str, Any]:
+    path = _preset_dir() / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError("preset", f"unknown preset {name!r}; choose one of {', '.join(preset_names())}")
+    with resources.as_file(path) as p:
+        return load_yaml(p)
+
+
+def describe_presets() -> list[tuple[str, str]]:
+    """(name, one-line description) for every shipped preset."""
+    return [(name, str(_read_preset(name).get("description", ""))) for name in preset_names()]
+
+
+def preset_data(name_or_path: str, _seen: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The config mapping of a preset or YAML file, with `extends` resolved."""
+    looks_like_file = name_or_path.endswith((".yaml", ".yml")) or "/" in name_or_path
+    data = load_yaml(name_or_path) if looks_like_file and Path(name_or_path).exists() else None
+    if data is None:
+        if looks_like_file:
+            raise ConfigError("preset", f"config file {name_or_path!r} does not exist")
+        data = _read_preset(name_or_path)
+    data = dict(data)
+    data.pop("description", None)
+    parent = data.pop("extends", None)
+    if parent is not None:
+        if parent in _seen:
+            raise ConfigError("extends", f"preset cycle: {' -> '.join((*_seen, parent))}")
+        base = preset_data(parent, (*_seen, name_or_path))
+        flat = _flatten(data)
+        data = apply_overrides(base, flat)
+    return data
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(_flatten(value, f"{path}."))
+        else:
+            out[path] = value
+    return out
+
+
+def resolve_config(preset: str | None = None, overrides: list[str] | dict[str, Any] | None = None) -> ExperimentConfig:
+    """Preset (or file) + overrides -> a validated ExperimentConfig."""
+    name = preset or DEFAULT_PRESET
+    data = preset_data(name)
+    if isinstance(overrides, list):
+        overrides = parse_overrides(overrides)
+    data = apply_overrides(data, overrides or {})
+    data.setdefault("preset", Raw(name) if isinstance(name, str) else name)
+    return from_dict(data)

@@ -1,0 +1,188 @@
+"""Typed experiment configuration: one dataclass per section, every field a documented knob.
+
+Task and model sections are polymorphic: `task.name` / `model.name` select a
+registered implementation whose own dataclass (a subclass of TaskConfig /
+ModelConfig) defines the remaining keys. Everything else is fixed here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from groklab.errors import ConfigError
+
+
+@dataclass
+class TaskConfig:
+    """Base of every task's config. `seed` draws the data split, independently of the model."""
+
+    name: str = "modular"
+    seed: int = 0
+
+    def validate(self) -> None:
+        """Check values that types alone cannot; raise ConfigError naming the field."""
+
+
+@dataclass
+class ModelConfig:
+    """Base of every model's config. `init_scale` multiplies all parameters after the default init."""
+
+    name: str = "transformer"
+    init_scale: float = 1.0
+
+    def validate(self) -> None:
+        if self.init_scale <= 0:
+            raise ConfigError("model.init_scale", f"must be > 0, got {self.init_scale}")
+
+
+@dataclass
+class GrokfastConfig:
+    """Grokfast gradient filter (Lee et al. 2024): g <- g + lamb * filtered(g)."""
+
+    kind: Literal["none", "ema", "ma"] = "none"
+    alpha: float = 0.98  # EMA momentum
+    lamb: float = 2.0  # amplification of the slow gradient component
+    window: int = 100  # MA window length
+
+    def validate(self) -> None:
+        if not 0.0 <= self.alpha < 1.0:
+            raise ConfigError("optim.grokfast.alpha", f"must be in [0, 1), got {self.alpha}")
+        if self.window < 1:
+            raise ConfigError("optim.grokfast.window", f"must be >= 1, got {self.window}")
+
+
+@dataclass
+class OptimConfig:
+    """Optimizer, objective and learning-rate warm-up."""
+
+    name: Literal["adamw", "adam", "sgd"] = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 1.0
+    betas: tuple[float, float] = (0.9, 0.98)
+    eps: float = 1e-8
+    momentum: float = 0.0  # SGD only
+    warmup_steps: int = 0  # linear warm-up from lr/warmup_steps to lr
+    loss: Literal["ce", "mse"] = "ce"
+    grokfast: GrokfastConfig = field(default_factory=GrokfastConfig)
+
+    def validate(self) -> None:
+        if self.lr <= 0:
+            raise ConfigError("optim.lr", f"must be > 0, got {self.lr}")
+        if self.weight_decay < 0:
+            raise ConfigError("optim.weight_decay", f"must be >= 0, got {self.weight_decay}")
+        if not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ConfigError("optim.betas", f"each beta must be in [0, 1), got {list(self.betas)}")
+        if self.eps <= 0:
+            raise ConfigError("optim.eps", f"must be > 0, got {self.eps}")
+        if self.warmup_steps < 0:
+            raise ConfigError("optim.warmup_steps", f"must be >= 0, got {self.warmup_steps}")
+        self.grokfast.validate()
+
+
+@dataclass
+class ScheduleConfig:
+    """How long to train, how often to evaluate and checkpoint, and when to stop early.
+
+    Evaluation is dense early (every `eval_every` steps up to `eval_dense_until`)
+    and log-spaced afterwards (`eval_per_decade` points per factor of ten), with
+    gaps never wider than `eval_max_gap` steps.
+    """
+
+    steps: int = 10_000
+    batch_size: int = 0  # 0 = full batch
+    eval_every: int = 10
+    eval_dense_until: int = 1000
+    eval_per_decade: int = 50
+    eval_max_gap: int = 500
+    checkpoint_every: int = 1000
+    keep_checkpoints: bool = False  # keep every checkpoint, not only the latest
+    stop_test_acc: float | None = None  # stop once test accuracy >= this ...
+    stop_patience: int = 5  # ... for this many consecutive evaluations
+
+    def validate(self) -> None:
+        for name in ("steps", "eval_every", "eval_per_decade", "eval_max_gap", "checkpoint_every", "stop_patience"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"schedule.{name}", f"must be >= 1, got {getattr(self, name)}")
+        if self.batch_size < 0:
+            raise ConfigError("schedule.batch_size", f"must be >= 0 (0 = full batch), got {self.batch_size}")
+        if self.eval_dense_until < 0:
+            raise ConfigError("schedule.eval_dense_until", f"must be >= 0, got {self.eval_dense_until}")
+        if self.stop_test_acc is not None and not 0.0 < self.stop_test_acc <= 1.0:
+            raise ConfigError("schedule.stop_test_acc", f"must be in (0, 1] or null, got {self.stop_test_acc}")
+
+
+@dataclass
+class MeasuresConfig:
+    """Which progress measures to log, and on which evaluations.
+
+    `every` maps a measure name to a cadence in evaluations (1 = every
+    evaluation); measures not listed use their own default cadence.
+    """
+
+    enabled: list[str] = field(default_factory=lambda: ["loss_acc", "weight_norm", "med"])
+    every: dict[str, int] = field(default_factory=dict)
+    med_wrap: bool = True  # Gu et al. Def. 4.2 wraps around at p; False = the authors' code variant
+
+    def validate(self) -> None:
+        from groklab.measures import MEASURES
+
+        for name in self.enabled:
+            MEASURES.get(name, "measures.enabled")
+        if "loss_acc" not in self.enabled:
+            raise ConfigError("measures.enabled", "must include loss_acc (grokking events and progress read it)")
+        if len(set(self.enabled)) != len(self.enabled):
+            raise ConfigError("measures.enabled", f"lists a measure twice: {self.enabled}")
+        for name, k in self.every.items():
+            if name not in self.enabled:
+                raise ConfigError(f"measures.every.{name}", f"is not an enabled measure; enabled: {', '.join(self.enabled)}")
+            if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+                raise ConfigError(f"measures.every.{name}", f"must be an integer >= 1, got {k!r}")
+
+
+@dataclass
+class EventsConfig:
+    """Thresholds that define the grokking events t_fit and t_grok."""
+
+    fit_threshold: float = 0.99
+    grok_threshold: float = 0.99
+
+    def validate(self) -> None:
+        for name in ("fit_threshold", "grok_threshold"):
+            v = getattr(self, name)
+            if not 0.0 < v <= 1.0:
+                raise ConfigError(f"events.{name}", f"must be in (0, 1], got {v}")
+
+
+@dataclass
+class RunConfig:
+    """Run metadata and execution: name, model seed, device and precision."""
+
+    name: str = ""
+    seed: int = 0  # model init, minibatch order and dropout; the data split has task.seed
+    device: str = "auto"  # auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps
+    dtype: Literal["float32", "float64"] = "float32"
+    notes: str = ""
+
+    def validate(self) -> None:
+        ok = self.device in ("auto", "cpu", "cuda", "mps") or (self.device.startswith("cuda:") and self.device[5:].isdigit())
+        if not ok:
+            raise ConfigError("run.device", f"unknown device {self.device!r}; choose auto, cpu, cuda, cuda:N or mps")
+
+
+@dataclass
+class ExperimentConfig:
+    """Everything that defines one run. Saved, resolved, with every run."""
+
+    task: TaskConfig = field(default_factory=TaskConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    measures: MeasuresConfig = field(default_factory=MeasuresConfig)
+    events: EventsConfig = field(default_factory=EventsConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    preset: str = ""  # the preset it was built from, for the record
+
+    def validate(self) -> None:
+        for section in (self.task, self.model, self.optim, self.schedule, self.measures, self.events, self.run):
+            section.validate()

@@ -1,0 +1,41 @@
+"""Loss and accuracy on the full train and test sets: the curves that define grokking."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from groklab.measures.base import MEASURES, EvalContext, Measure
+from groklab.training.objectives import correct_count, loss_fn
+
+EVAL_CHUNK = 16384
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: str) -> tuple[float, float]:
+    """Mean loss and accuracy of `model` on (x, y), in chunks so large sets fit in memory."""
+    total_loss = torch.zeros((), dtype=torch.float64, device=y.device)
+    correct = torch.zeros((), dtype=torch.long, device=y.device)
+    for i in range(0, len(y), EVAL_CHUNK):
+        logits = model(x[i : i + EVAL_CHUNK])
+        yc = y[i : i + EVAL_CHUNK]
+        total_loss += loss_fn(logits, yc, loss).double() * len(yc)
+        correct += correct_count(logits, yc)
+    return (total_loss / len(y)).item(), correct.item() / len(y)
+
+
+@MEASURES.register("loss_acc")
+class LossAccuracy(Measure):
+    name = "loss_acc"
+    summary = "train_loss, train_acc, test_loss, test_acc on the full sets"
+
+    @torch.no_grad()
+    def compute(self, ctx: EvalContext) -> dict[str, float]:
+        loss = ctx.cfg.optim.loss
+        d = ctx.data
+        if "train_loss" in ctx.cache:  # the trainer's full-batch forward already saw the train set
+            train_loss, train_acc = ctx.cache["train_loss"], ctx.cache["train_acc"]
+        else:
+            train_loss, train_acc = evaluate(ctx.model, d.train_x, d.train_y, loss)
+        test_loss, test_acc = evaluate(ctx.model, d.test_x, d.test_y, loss)
+        return {"train_loss": train_loss, "train_acc": train_acc, "test_loss": test_loss, "test_acc": test_acc}

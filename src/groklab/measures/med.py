@@ -1,0 +1,40 @@
+"""MED, the mean distance between consecutive token embeddings (Gu et al. 2025, Definition 4.2).
+
+MED = (1/p) Σ_{i=0}^{p-1} ‖φ(i+1) − φ(i)‖₂ with φ(p) = φ(0): it falls as weight
+decay makes the embeddings of Z_p uniform, and traces the test loss. The
+authors' code differs: no wrap-around and token p−1 left out, i.e. the mean of
+‖φ(i+1) − φ(i)‖ over i = 0..p−3 (`measures.med_wrap=false`).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from groklab.measures.base import MEASURES, EvalContext, Measure
+from groklab.tasks.base import TaskSpec
+
+
+def med(emb: torch.Tensor, wrap: bool = True) -> float:
+    """MED of an embedding matrix (p, C) whose rows are the numbers 0..p-1 in order."""
+    e = emb.detach().double()
+    # wrap: row i is φ(i+1) − φ(i) with φ(p) = φ(0); else i = 0..p-3, as in the authors' code
+    diffs = torch.roll(e, -1, dims=0) - e if wrap else e[1:-1] - e[:-2]
+    return diffs.norm(dim=1).mean().item()
+
+
+@MEASURES.register("med")
+class MeanEmbeddingDistance(Measure):
+    name = "med"
+    summary = "mean L2 distance between consecutive number-token embeddings (Gu et al. 2025)"
+
+    @classmethod
+    def not_applicable(cls, model: nn.Module, spec: TaskSpec) -> str | None:
+        if spec.n_operand_tokens < 3 or not hasattr(model, "token_embedding"):
+            return "MED needs a model with a token embedding over numbers 0..p-1 (a modular-arithmetic task)"
+        return None
+
+    @torch.no_grad()
+    def compute(self, ctx: EvalContext) -> dict[str, float]:
+        emb = ctx.model.token_embedding[: ctx.spec.n_operand_tokens]  # (p, C)
+        return {"med": med(emb, ctx.cfg.measures.med_wrap)}

@@ -1,0 +1,41 @@
+"""How a registered model is built from configs: its config class plus a builder."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from groklab.config.schema import ModelConfig
+from groklab.registry import Registry
+from groklab.tasks.base import TaskSpec
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A registered model: its config dataclass and `build(cfg, spec) -> nn.Module`."""
+
+    Config: type[ModelConfig]
+    build: Callable[[Any, TaskSpec], nn.Module]
+    summary: str = ""
+
+
+MODELS: Registry[ModelEntry] = Registry("model")
+
+
+@torch.no_grad()
+def scale_parameters(model: nn.Module, alpha: float) -> nn.Module:
+    """Multiply every parameter (weights, biases, norms) by alpha: the init-scale knob of Omnigrok and Deep Grokking."""
+    if alpha != 1.0:
+        for p in model.parameters():
+            p.mul_(alpha)
+    return model
+
+
+def build_model(cfg: ModelConfig, spec: TaskSpec) -> nn.Module:
+    """The model for a config and task, after the default init and the init-scale multiplier."""
+    entry = MODELS.get(cfg.name, "model.name")
+    return scale_parameters(entry.build(cfg, spec), cfg.init_scale)

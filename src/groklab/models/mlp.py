@@ -1,0 +1,86 @@
+"""MLPs: on concatenated token embeddings (algorithmic tasks) or on flat vectors."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from groklab.models.transformer import ACTIVATIONS
+
+
+class EmbeddingMLP(nn.Module):
+    """Embed each of T tokens in C dims, concatenate, then n_layers hidden layers of width W: (B, T) -> (B, K)."""
+
+    def __init__(
+        self,
+        vocab_size: int,
+        seq_len: int,
+        n_classes: int,
+        d_model: int = 128,
+        d_mlp: int = 512,
+        n_layers: int = 1,
+        act: str = "relu",
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.d_model = d_model
+        self.tok_emb = nn.Embedding(vocab_size, d_model)
+        layers: list[nn.Module] = []
+        width = seq_len * d_model
+        for _ in range(n_layers):
+            layers += [nn.Linear(width, d_mlp), ACTIVATIONS[act](), nn.Dropout(dropout)]
+            width = d_mlp
+        layers.append(nn.Linear(width, n_classes))
+        self.net = nn.Sequential(*layers)
+        nn.init.normal_(self.tok_emb.weight, std=1.0 / math.sqrt(d_model))
+
+    @property
+    def token_embedding(self) -> torch.Tensor:
+        """(V, C) token embedding matrix."""
+        return self.tok_emb.weight
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        B, T = idx.shape
+        x = self.tok_emb(idx).reshape(B, T * self.d_model)  # (B, T*C)
+        return self.net(x)  # (B, K)
+
+
+# --- groklab registration: the config keys `model.*` for name=mlp ------------------------------
+
+from dataclasses import dataclass  # noqa: E402
+
+from groklab.config.schema import ModelConfig  # noqa: E402
+from groklab.errors import ConfigError  # noqa: E402
+from groklab.models.base import MODELS, ModelEntry  # noqa: E402
+from groklab.tasks.base import TaskSpec  # noqa: E402
+
+
+@dataclass
+class MLPConfig(ModelConfig):
+    name: str = "mlp"
+    d_model: int = 128  # embedding size per token
+    d_mlp: int = 512  # hidden width
+    n_layers: int = 1  # hidden layers
+    act: str = "relu"
+    dropout: float = 0.0
+
+    def validate(self) -> None:
+        super().validate()
+        for key in ("d_model", "d_mlp"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"model.{key}", f"must be >= 1, got {getattr(self, key)}")
+        if self.n_layers < 0:
+            raise ConfigError("model.n_layers", f"must be >= 0, got {self.n_layers}")
+        if self.act not in ACTIVATIONS:
+            raise ConfigError("model.act", f"unknown activation {self.act!r}; choose one of {', '.join(ACTIVATIONS)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError("model.dropout", f"must be in [0, 1), got {self.dropout}")
+
+
+def _build(cfg: MLPConfig, spec: TaskSpec) -> EmbeddingMLP:
+    return EmbeddingMLP(spec.vocab_size, spec.seq_len, spec.n_classes, cfg.d_model, cfg.d_mlp, cfg.n_layers, cfg.act, cfg.dropout)
+
+
+MODELS.register("mlp")(ModelEntry(MLPConfig, _build, "MLP on concatenated token embeddings"))

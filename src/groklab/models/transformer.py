@@ -1,0 +1,203 @@
+"""A small decoder-only transformer for algorithmic tasks, in the style of nanoGPT.
+
+Shapes: B batch, T sequence length, C d_model, H heads, D = C // H head size,
+V vocabulary, K classes. The model predicts from the last position only, and
+the last block computes only that position's query, attention output and MLP:
+nothing the loss does not read is computed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiLU}
+
+
+@dataclass
+class TransformerShape:
+    """Hyper-parameters of the network itself (independent of groklab's configs)."""
+
+    vocab_size: int
+    n_classes: int
+    seq_len: int
+    d_model: int = 128
+    n_heads: int = 4
+    n_layers: int = 1
+    d_mlp: int = 512
+    act: str = "relu"
+    norm: str = "none"  # none | pre | post
+    dropout: float = 0.0
+    causal: bool = True
+    mlp_bias: bool = True
+
+
+class Attention(nn.Module):
+    def __init__(self, s: TransformerShape) -> None:
+        super().__init__()
+        self.n_heads, self.causal = s.n_heads, s.causal
+        self.q_proj = nn.Linear(s.d_model, s.d_model, bias=False)
+        self.k_proj = nn.Linear(s.d_model, s.d_model, bias=False)
+        self.v_proj = nn.Linear(s.d_model, s.d_model, bias=False)
+        self.out_proj = nn.Linear(s.d_model, s.d_model, bias=False)
+        self.dropout = nn.Dropout(s.dropout)
+
+    def forward(self, x: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        B, T, C = x.shape
+        H, D = self.n_heads, C // self.n_heads
+        k = self.k_proj(x).view(B, T, H, D)
+        v = self.v_proj(x).view(B, T, H, D)
+        if last_only:
+            # One query per sequence: scores by broadcasting, cheaper than T-long batched matmuls.
+            q = self.q_proj(x[:, -1]).view(B, 1, H, D)
+            att = (q * k).sum(-1) / math.sqrt(D)  # (B, T, H): the last position sees every key
+            att = self.dropout(F.softmax(att, dim=1))
+            y = (att.unsqueeze(-1) * v).sum(1).reshape(B, 1, C)  # (B, 1, C)
+        else:
+            q = self.q_proj(x).view(B, T, H, D)
+            y = (
+                F.scaled_dot_product_attention(
+                    q.transpose(1, 2),
+                    k.transpose(1, 2),
+                    v.transpose(1, 2),  # (B, H, T, D)
+                    dropout_p=self.dropout.p if self.training else 0.0,
+                    is_causal=self.causal,
+                )
+                .transpose(1, 2)
+                .reshape(B, T, C)
+            )  # (B, T, C)
+        return self.dropout(self.out_proj(y))
+
+
+class MLP(nn.Module):
+    def __init__(self, s: TransformerShape) -> None:
+        super().__init__()
+        self.fc_in = nn.Linear(s.d_model, s.d_mlp, bias=s.mlp_bias)
+        self.act = ACTIVATIONS[s.act]()
+        self.fc_out = nn.Linear(s.d_mlp, s.d_model, bias=s.mlp_bias)
+        self.dropout = nn.Dropout(s.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.fc_out(self.act(self.fc_in(x))))  # (B, T, C)
+
+
+class Block(nn.Module):
+    """Residual attention + MLP; LayerNorm before each (pre), after each sum (post), or none."""
+
+    def __init__(self, s: TransformerShape) -> None:
+        super().__init__()
+        self.norm = s.norm
+        self.attn, self.mlp = Attention(s), MLP(s)
+        use_ln = s.norm != "none"
+        self.ln_1 = nn.LayerNorm(s.d_model) if use_ln else nn.Identity()
+        self.ln_2 = nn.LayerNorm(s.d_model) if use_ln else nn.Identity()
+
+    def forward(self, x: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        res = x[:, -1:] if last_only else x  # the residual stream positions we keep
+        if self.norm == "post":
+            x = self.ln_1(res + self.attn(x, last_only))
+            return self.ln_2(x + self.mlp(x))
+        x = res + self.attn(self.ln_1(x), last_only)
+        return x + self.mlp(self.ln_2(x))
+
+
+class Transformer(nn.Module):
+    """Token + learned position embeddings, `n_layers` blocks, logits at the last position: (B, T) -> (B, K)."""
+
+    def __init__(self, s: TransformerShape) -> None:
+        super().__init__()
+        if s.d_model % s.n_heads:
+            raise ValueError(f"d_model {s.d_model} is not divisible by n_heads {s.n_heads}")
+        self.shape = s
+        self.tok_emb = nn.Embedding(s.vocab_size, s.d_model)
+        self.pos_emb = nn.Embedding(s.seq_len, s.d_model)
+        self.drop = nn.Dropout(s.dropout)
+        self.blocks = nn.ModuleList(Block(s) for _ in range(s.n_layers))
+        self.ln_f = nn.LayerNorm(s.d_model) if s.norm == "pre" else nn.Identity()
+        self.unembed = nn.Linear(s.d_model, s.n_classes, bias=False)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Nanda et al.'s scheme: every weight matrix N(0, 1/d_model), biases 0, LayerNorm (1, 0)."""
+        std = 1.0 / math.sqrt(self.shape.d_model)
+        for name, p in self.named_parameters():
+            if "ln_" in name:
+                nn.init.ones_(p) if name.endswith("weight") else nn.init.zeros_(p)
+            elif name.endswith("bias"):
+                nn.init.zeros_(p)
+            else:
+                nn.init.normal_(p, std=std)
+
+    @property
+    def token_embedding(self) -> torch.Tensor:
+        """(V, C) token embedding matrix; progress measures such as MED read it."""
+        return self.tok_emb.weight
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        _B, T = idx.shape
+        x = self.drop(self.tok_emb(idx) + self.pos_emb.weight[:T])  # (B, T, C)
+        for i, block in enumerate(self.blocks):
+            x = block(x, last_only=i == len(self.blocks) - 1)  # the last block keeps (B, 1, C)
+        return self.unembed(self.ln_f(x[:, -1]))  # (B, K)
+
+
+# --- groklab registration: the config keys `model.*` for name=transformer -------------------------
+
+from groklab.config.schema import ModelConfig  # noqa: E402
+from groklab.errors import ConfigError  # noqa: E402
+from groklab.models.base import MODELS, ModelEntry  # noqa: E402
+from groklab.tasks.base import TaskSpec  # noqa: E402
+
+
+@dataclass
+class TransformerConfig(ModelConfig):
+    name: str = "transformer"
+    d_model: int = 128
+    n_heads: int = 4
+    n_layers: int = 1
+    d_mlp: int = 512
+    act: str = "relu"
+    norm: str = "none"
+    dropout: float = 0.0
+    causal: bool = True
+    mlp_bias: bool = True
+
+    def validate(self) -> None:
+        super().validate()
+        for key in ("d_model", "n_heads", "n_layers", "d_mlp"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"model.{key}", f"must be >= 1, got {getattr(self, key)}")
+        if self.d_model % self.n_heads:
+            raise ConfigError("model.n_heads", f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
+        if self.act not in ACTIVATIONS:
+            raise ConfigError("model.act", f"unknown activation {self.act!r}; choose one of {', '.join(ACTIVATIONS)}")
+        if self.norm not in ("none", "pre", "post"):
+            raise ConfigError("model.norm", f"unknown LayerNorm placement {self.norm!r}; choose none, pre or post")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError("model.dropout", f"must be in [0, 1), got {self.dropout}")
+
+
+def _build(cfg: TransformerConfig, spec: TaskSpec) -> Transformer:
+    return Transformer(
+        TransformerShape(
+            vocab_size=spec.vocab_size,
+            n_classes=spec.n_classes,
+            seq_len=spec.seq_len,
+            d_model=cfg.d_model,
+            n_heads=cfg.n_heads,
+            n_layers=cfg.n_layers,
+            d_mlp=cfg.d_mlp,
+            act=cfg.act,
+            norm=cfg.norm,
+            dropout=cfg.dropout,
+            causal=cfg.causal,
+            mlp_bias=cfg.mlp_bias,
+        )
+    )
+
+
+MODELS.register("transformer")(ModelEntry(TransformerConfig, _build, "decoder-only transformer, logits at the last position"))

@@ -1,0 +1,70 @@
+"""The standard grokking figure of one run: accuracy and loss on a log-step axis, weight norm, MED,
+with t_fit and t_grok marked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from groklab.errors import GroklabError
+from groklab.store import Store
+
+FORMATS = (".png", ".svg", ".pdf")
+
+
+def _log_x(steps: list[int]) -> list[float]:
+    # Step 0 cannot sit on a log axis; draw it at 0.5 so the initial point stays visible.
+    return [s if s > 0 else 0.5 for s in steps]
+
+
+def plot_run(store: Store, run_id: str, output: str | Path | None = None) -> Path:
+    """Draw the figure and return its path (default: the run's folder, figure.png)."""
+    path = Path(output) if output else store.run_dir(run_id) / "figure.png"
+    if path.suffix.lower() not in FORMATS:
+        raise GroklabError(f"--output: unknown figure format {path.suffix or '(none)'!r}; use .png, .svg or .pdf")
+    rec = store.get(run_id)
+    m = store.metrics(run_id)
+    if "train_acc" not in m:
+        raise GroklabError(f"run {run_id} has no evaluations yet; nothing to plot")
+    events = store.events(run_id) or _live_events(store, run_id)
+    panels = [("accuracy", ["train_acc", "test_acc"]), ("loss", ["train_loss", "test_loss"])]
+    panels += [(name, [name]) for name in ("weight_norm", "med") if name in m]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), constrained_layout=True)
+    colors = {"train_acc": "tab:blue", "test_acc": "tab:red", "train_loss": "tab:blue", "test_loss": "tab:red"}
+    for ax, (title, names) in zip(axes, panels, strict=True):
+        for name in names:
+            steps, values = m[name]
+            ax.plot(
+                _log_x(steps), values, label=name.split("_")[0] if len(names) > 1 else name, color=colors.get(name, "tab:green"), lw=1.5
+            )
+        ax.set_xscale("log")
+        ax.set_xlabel("step")
+        ax.set_title(title)
+        if title == "loss":
+            ax.set_yscale("log")
+        if title == "accuracy":
+            ax.set_ylim(-0.02, 1.02)
+        for ev, style in (("t_fit", ":"), ("t_grok", "--")):
+            step = events.get(ev, (None, None))[0]
+            if step:
+                ax.axvline(step, color="0.35", ls=style, lw=1, label=f"{ev} = {step}")
+        ax.grid(alpha=0.3, which="both", lw=0.4)
+        ax.legend(fontsize=7, loc="best")
+    cfg = rec.config
+    task = cfg.get("task", {})
+    subtitle = " ".join(f"{k}={task[k]}" for k in ("op", "p", "train_frac", "split") if k in task)
+    fig.suptitle(f"{rec.name} [{rec.id}] — {rec.preset}  {subtitle}  wd={cfg['optim']['weight_decay']}  ({rec.status})", fontsize=9)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path
+
+
+def _live_events(store: Store, run_id: str) -> dict[str, tuple[int | None, float | None]]:
+    from groklab.api import Run
+
+    return Run(store, run_id).events()

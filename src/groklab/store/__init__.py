@@ -1,0 +1,6 @@
+"""The embedded run store: SQLite metrics and events, checkpoints, exports."""
+
+from groklab.store.checkpoints import load_checkpoint, save_checkpoint
+from groklab.store.db import RunRecord, Store, default_runs_dir
+
+__all__ = ["RunRecord", "Store", "default_runs_dir", "load_checkpoint", "save_checkpoint"]

@@ -1,0 +1,244 @@
+"""The run store: one SQLite database (WAL mode) under a runs directory, plus a folder per run.
+
+Tables: runs (one row per run, with its resolved config), metrics in long
+format (run, step, name, value), and grokking events. Metrics are committed
+at every evaluation, so a killed run loses at most one evaluation interval,
+and WAL lets readers (`groklab show`, plots) read while a trainer writes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from groklab.errors import GroklabError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    preset TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created REAL NOT NULL,
+    finished REAL,
+    step INTEGER NOT NULL DEFAULT 0,
+    config TEXT NOT NULL,
+    version TEXT NOT NULL,
+    device TEXT NOT NULL,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    message TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    step INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    value REAL,
+    PRIMARY KEY (run_id, name, step)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    name TEXT NOT NULL,
+    step INTEGER,
+    value REAL,
+    PRIMARY KEY (run_id, name)
+) WITHOUT ROWID;
+"""
+
+STATUSES = ("running", "finished", "stopped", "diverged", "interrupted", "failed")
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: str
+    name: str
+    preset: str
+    status: str
+    created: float
+    finished: float | None
+    step: int
+    config: dict[str, Any]
+    version: str
+    device: str
+    host: str
+    pid: int
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def default_runs_dir() -> Path:
+    """--runs-dir, else $GROKLAB_HOME, else ./groklab-runs."""
+    return Path(os.environ.get("GROKLAB_HOME") or "groklab-runs")
+
+
+class Store:
+    """Access to one runs directory. Cheap to open; safe to use from several processes."""
+
+    def __init__(self, root: str | Path | None = None, create: bool = True) -> None:
+        self.root = Path(root) if root is not None else default_runs_dir()
+        self.db_path = self.root / "groklab.db"
+        if not self.db_path.exists():
+            if not create:
+                raise GroklabError(f"runs directory {str(self.root)!r} holds no runs (no groklab.db)")
+            self._make_root()
+        try:
+            self.conn = sqlite3.connect(self.db_path, timeout=30.0, isolation_level=None)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.executescript(SCHEMA)
+        except sqlite3.Error as exc:
+            raise GroklabError(f"runs directory {str(self.root)!r}: cannot open the run database ({exc})") from None
+
+    def _make_root(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe = self.root / f".write-test-{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise GroklabError(
+                f"runs directory {str(self.root)!r} is not writable ({exc.strerror or exc}); pass --runs-dir or set GROKLAB_HOME"
+            ) from None
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ----- runs --------------------------------------------------------------------------------
+    def run_dir(self, run_id: str) -> Path:
+        return self.root / "runs" / run_id
+
+    def create_run(self, config: dict[str, Any], name: str, preset: str, version: str, device: str) -> str:
+        run_id = secrets.token_hex(4)
+        while self.conn.execute("SELECT 1 FROM runs WHERE id=?", (run_id,)).fetchone():
+            run_id = secrets.token_hex(4)
+        self.run_dir(run_id).mkdir(parents=True, exist_ok=True)
+        self.conn.execute(
+            "INSERT INTO runs (id, name, preset, status, created, config, version, device, host, pid) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (
+                run_id,
+                name or run_id,
+                preset,
+                "running",
+                time.time(),
+                json.dumps(config),
+                version,
+                device,
+                socket.gethostname(),
+                os.getpid(),
+            ),
+        )
+        return run_id
+
+    def claim(self, run_id: str, device: str) -> None:
+        """Mark a run as running in this process (resume)."""
+        self.conn.execute(
+            "UPDATE runs SET status='running', finished=NULL, message='', device=?, host=?, pid=? WHERE id=?",
+            (device, socket.gethostname(), os.getpid(), run_id),
+        )
+
+    def set_status(self, run_id: str, status: str, step: int, message: str = "") -> None:
+        assert status in STATUSES, status
+        finished = None if status == "running" else time.time()
+        self.conn.execute("UPDATE runs SET status=?, step=?, finished=?, message=? WHERE id=?", (status, step, finished, message, run_id))
+
+    def _record(self, row: tuple) -> RunRecord:
+        (id_, name, preset, status, created, finished, step, config, version, device, host, pid, message) = row
+        return RunRecord(id_, name, preset, status, created, finished, step, json.loads(config), version, device, host, pid, message)
+
+    _COLS = "id, name, preset, status, created, finished, step, config, version, device, host, pid, message"
+
+    def runs(self) -> list[RunRecord]:
+        rows = self.conn.execute(f"SELECT {self._COLS} FROM runs ORDER BY created").fetchall()
+        return [self._record(r) for r in rows]
+
+    def get(self, ref: str) -> RunRecord:
+        """A run by id, unique id prefix, exact name, or `last` (the newest)."""
+        if ref == "last":
+            row = self.conn.execute(f"SELECT {self._COLS} FROM runs ORDER BY created DESC LIMIT 1").fetchone()
+            if row is None:
+                raise GroklabError(f"run 'last': no runs in {str(self.root)!r}")
+            return self._record(row)
+        rows = self.conn.execute(f"SELECT {self._COLS} FROM runs WHERE id=?", (ref,)).fetchall()
+        if not rows:
+            pattern = ref.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            rows = self.conn.execute(f"SELECT {self._COLS} FROM runs WHERE id LIKE ? ESCAPE '\\'", (pattern,)).fetchall()
+        if not rows:
+            rows = self.conn.execute(f"SELECT {self._COLS} FROM runs WHERE name=?", (ref,)).fetchall()
+        if not rows:
+            raise GroklabError(f"run {ref!r}: no such run id or name in {str(self.root)!r}; see `groklab runs`")
+        if len(rows) > 1:
+            ids = ", ".join(r[0] for r in rows[:5])
+            raise GroklabError(f"run {ref!r} is ambiguous: it matches {len(rows)} runs ({ids}); give more of the id")
+        return self._record(rows[0])
+
+    # ----- metrics -----------------------------------------------------------------------------
+    def log_metrics(self, run_id: str, step: int, values: dict[str, float]) -> None:
+        """Append one evaluation's values and commit (a crash loses at most this evaluation)."""
+        with self.conn:
+            self.conn.execute("BEGIN")
+            self.conn.executemany(
+                "INSERT INTO metrics (run_id, step, name, value) VALUES (?,?,?,?)",
+                [(run_id, step, k, _finite_or_none(v)) for k, v in values.items()],
+            )
+            self.conn.execute("UPDATE runs SET step=? WHERE id=?", (step, run_id))
+
+    def truncate_metrics(self, run_id: str, from_step: int) -> int:
+        """Delete metric rows at or after `from_step` (a resumed run recomputes them). Returns the count."""
+        cur = self.conn.execute("DELETE FROM metrics WHERE run_id=? AND step>=?", (run_id, from_step))
+        return cur.rowcount
+
+    def metrics(self, run_id: str, names: Iterable[str] | None = None) -> dict[str, tuple[list[int], list[float]]]:
+        """name -> (steps, values), steps ascending. NaN/inf values come back as nan."""
+        q = "SELECT name, step, value FROM metrics WHERE run_id=?"
+        args: list[Any] = [run_id]
+        if names is not None:
+            names = list(names)
+            q += f" AND name IN ({','.join('?' * len(names))})"
+            args += names
+        out: dict[str, tuple[list[int], list[float]]] = {}
+        for name, step, value in self.conn.execute(q + " ORDER BY name, step", args):
+            steps, values = out.setdefault(name, ([], []))
+            steps.append(step)
+            values.append(float("nan") if value is None else value)
+        return out
+
+    def metric_rows(self, run_id: str) -> list[tuple[int, str, float]]:
+        return [
+            (s, n, float("nan") if v is None else v)
+            for s, n, v in self.conn.execute("SELECT step, name, value FROM metrics WHERE run_id=? ORDER BY step, name", (run_id,))
+        ]
+
+    # ----- events ------------------------------------------------------------------------------
+    def set_events(self, run_id: str, events: dict[str, tuple[int | None, float | None]]) -> None:
+        with self.conn:
+            self.conn.execute("BEGIN")
+            self.conn.execute("DELETE FROM events WHERE run_id=?", (run_id,))
+            self.conn.executemany(
+                "INSERT INTO events (run_id, name, step, value) VALUES (?,?,?,?)",
+                [(run_id, k, s, v) for k, (s, v) in events.items()],
+            )
+
+    def events(self, run_id: str) -> dict[str, tuple[int | None, float | None]]:
+        rows = self.conn.execute("SELECT name, step, value FROM events WHERE run_id=?", (run_id,))
+        return {n: (s, v) for n, s, v in rows}
+
+
+def _finite_or_none(v: float) -> float | None:
+    v = float(v)
+    return v if v == v and v not in (float("inf"), float("-inf")) else None

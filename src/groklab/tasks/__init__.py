@@ -1,0 +1,13 @@
+"""Tasks: datasets that grok. Each module registers one task class in TASKS."""
+
+from groklab.tasks import modular  # noqa: F401  (registers "modular")
+from groklab.tasks.base import Task, TaskData, TaskSpec
+from groklab.tasks.registry import TASKS
+
+
+def build_task(cfg) -> Task:
+    """The registered task object for a task config."""
+    return TASKS.get(cfg.name, "task.name")(cfg)
+
+
+__all__ = ["TASKS", "Task", "TaskData", "TaskSpec", "build_task"]

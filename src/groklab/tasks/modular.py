@@ -1,0 +1,147 @@
+"""Binary operations modulo a prime p: the canonical grokking task (Power et al. 2022).
+
+Each example is the token sequence [a, b, =] with tokens 0..p-1 for numbers
+and p for "="; the label is a∘b mod p, read at the last position. Division is
+built as Power et al. do: a / b = c where a = b·c mod p and b ≠ 0, so every
+pair has an answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from groklab.config.schema import ExperimentConfig, TaskConfig
+from groklab.errors import ConfigError
+from groklab.tasks.base import Task, TaskData, TaskSpec
+from groklab.tasks.registry import TASKS
+
+Op = Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]
+
+
+def _div(a: torch.Tensor, b: torch.Tensor, p: int) -> torch.Tensor:
+    inv = torch.tensor([pow(int(x), -1, p) if x else 0 for x in range(p)], dtype=torch.long)
+    return a * inv[b] % p
+
+
+OPS: dict[str, Op] = {
+    "add": lambda a, b, p: (a + b) % p,
+    "sub": lambda a, b, p: (a - b) % p,
+    "mul": lambda a, b, p: a * b % p,
+    "div": _div,
+    "x2y2": lambda a, b, p: (a * a + b * b) % p,
+    "x2xyy2": lambda a, b, p: (a * a + a * b + b * b) % p,
+    "x3xy": lambda a, b, p: (a * a % p * a + a * b) % p,
+    "x3xyy3": lambda a, b, p: (a * a % p * a + a * b + b * b % p * b) % p,
+}
+
+
+def is_prime(n: int) -> bool:
+    if n < 2:
+        return False
+    i = 2
+    while i * i <= n:
+        if n % i == 0:
+            return False
+        i += 1
+    return True
+
+
+@dataclass
+class ModularConfig(TaskConfig):
+    """a∘b mod p. `split`: `random`, `square:k` (a, b <= k held out) or `strip:t` (a <= t held out)."""
+
+    name: str = "modular"
+    p: int = 97
+    op: str = "add"
+    train_frac: float = 0.3
+    split: str = "random"
+
+    def validate(self) -> None:
+        if self.p < 3 or not is_prime(self.p):
+            raise ConfigError("task.p", f"must be a prime >= 3, got {self.p}")
+        if self.op not in OPS:
+            raise ConfigError("task.op", f"unknown operation {self.op!r}; choose one of {', '.join(OPS)}")
+        if not 0.0 < self.train_frac < 1.0:
+            raise ConfigError("task.train_frac", f"must be in (0, 1), got {self.train_frac}")
+        kind, _bound = parse_split(self.split, self.p)
+        n_pairs = self.p * (self.p - 1) if self.op == "div" else self.p * self.p
+        n_train = int(self.train_frac * n_pairs)
+        if kind == "random" and not 0 < n_train < n_pairs:
+            raise ConfigError("task.train_frac", f"{self.train_frac} of {n_pairs} pairs leaves an empty train or test set")
+        if kind != "random" and n_train < 1:
+            raise ConfigError("task.train_frac", f"{self.train_frac} of {n_pairs} pairs gives no training pair")
+
+
+def parse_split(split: str, p: int) -> tuple[str, int]:
+    """`random` -> ("random", -1); `square:k` / `strip:t` -> (kind, bound), range-checked against p."""
+    if split == "random":
+        return "random", -1
+    kind, _, arg = split.partition(":")
+    if kind not in ("square", "strip") or not arg.lstrip("-").isdigit():
+        raise ConfigError("task.split", f"unknown split {split!r}; choose random, square:k or strip:t")
+    bound = int(arg)
+    if not 0 <= bound <= p - 2:
+        letter = "k" if kind == "square" else "t"
+        raise ConfigError("task.split", f"{split} is out of range; need 0 <= {letter} <= p-2 = {p - 2} to leave training pairs")
+    return kind, bound
+
+
+@TASKS.register("modular")
+class ModularArithmetic(Task):
+    """Modular arithmetic over a prime: add, sub, mul, div and polynomials."""
+
+    Config = ModularConfig
+    summary = "a∘b mod p on tokens [a, b, =] (add, sub, mul, div, x2y2, x2xyy2, x3xy, x3xyy3)"
+    cfg: ModularConfig
+
+    @classmethod
+    def check_compatible(cls, cfg: ExperimentConfig) -> None:
+        if cfg.model.name not in ("transformer", "mlp"):
+            raise ConfigError("model.name", f"task 'modular' needs a token model; choose transformer or mlp, got {cfg.model.name!r}")
+
+    @property
+    def spec(self) -> TaskSpec:
+        p = self.cfg.p
+        return TaskSpec(n_classes=p, vocab_size=p + 1, seq_len=3, n_operand_tokens=p)
+
+    def pairs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """All operand pairs (a, b) in row-major order; for div, b runs over 1..p-1."""
+        p = self.cfg.p
+        b_values = torch.arange(1 if self.cfg.op == "div" else 0, p)
+        a, b = torch.meshgrid(torch.arange(p), b_values, indexing="ij")
+        return a.reshape(-1), b.reshape(-1)
+
+    def split_indices(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Indices of train and test pairs, drawn with task.seed only.
+
+        Holdout splits put the held-out region in test, then draw
+        int(train_frac · #pairs) training pairs from the rest (all of the rest
+        if fewer remain), as in Gu et al.'s code; every other pair is test.
+        """
+        kind, bound = parse_split(self.cfg.split, self.cfg.p)
+        if kind == "square":
+            held = (a <= bound) & (b <= bound)
+        elif kind == "strip":
+            held = a <= bound
+        else:
+            held = torch.zeros_like(a, dtype=torch.bool)
+        n_train = int(self.cfg.train_frac * a.numel())
+        candidates = torch.nonzero(~held).squeeze(1)
+        gen = torch.Generator().manual_seed(self.cfg.seed)
+        order = candidates[torch.randperm(candidates.numel(), generator=gen)]
+        train = order[:n_train].sort().values
+        is_train = torch.zeros_like(held)
+        is_train[train] = True
+        test = torch.nonzero(~is_train).squeeze(1)
+        return train, test
+
+    def build(self) -> TaskData:
+        p = self.cfg.p
+        a, b = self.pairs()
+        y = OPS[self.cfg.op](a, b, p)
+        x = torch.stack([a, b, torch.full_like(a, p)], dim=1)  # (N, 3): [a, b, =]
+        train, test = self.split_indices(a, b)
+        return TaskData(x[train], y[train], x[test], y[test])

@@ -1,0 +1,33 @@
+"""When to evaluate and what learning rate to use at a step."""
+
+from __future__ import annotations
+
+from groklab.config.schema import ScheduleConfig
+
+
+def eval_steps(s: ScheduleConfig) -> list[int]:
+    """Evaluation steps: 0, every `eval_every` up to `eval_dense_until`, then log-spaced
+    (`eval_per_decade` per decade) with gaps of at most `eval_max_gap`, and always the last step."""
+    steps = set(range(0, min(s.eval_dense_until, s.steps) + 1, s.eval_every))
+    k = 0
+    while True:
+        t = round(10 ** (k / s.eval_per_decade))
+        if t > s.steps:
+            break
+        if t >= s.eval_dense_until:
+            steps.add(t)
+        k += 1
+    ordered = sorted(steps | {s.steps})
+    filled = [ordered[0]]
+    for t in ordered[1:]:
+        while t - filled[-1] > s.eval_max_gap:
+            filled.append(filled[-1] + s.eval_max_gap)
+        filled.append(t)
+    return filled
+
+
+def warmup_factor(step: int, warmup_steps: int) -> float:
+    """Linear warm-up: the update from `step` to `step`+1 uses lr · min(1, (step+1)/warmup_steps)."""
+    if warmup_steps <= 0:
+        return 1.0
+    return min(1.0, (step + 1) / warmup_steps)

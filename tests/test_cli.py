@@ -1,0 +1,151 @@
+"""The CLI end to end, and every bad input: one line, exit status 2, store unchanged."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from groklab.cli.main import main
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def snapshot(path):
+    if not path.exists():
+        return None
+    return sorted(
+        (str(p.relative_to(path)), p.stat().st_size) for p in path.rglob("*") if p.is_file() and not p.name.endswith(("-wal", "-shm"))
+    )
+
+
+def test_run_show_plot_export(capsys, tiny, runs_dir, tmp_path):
+    code, out, err = run_cli(capsys, "run", *tiny, "--quiet", "--runs-dir", str(runs_dir))
+    assert code == 0, err
+    run_id = out.strip()
+    assert len(run_id) == 8
+
+    code, out, _ = run_cli(capsys, "show", run_id[:6], "--json", "--runs-dir", str(runs_dir))
+    info = json.loads(out)
+    assert info["run"]["status"] == "finished" and info["run"]["id"] == run_id
+    assert set(info["events"]) >= {"t_fit", "t_grok", "delay"}
+    assert {"train_acc", "test_acc", "weight_norm", "med"} <= set(info["final"])
+    assert info["config"]["task"]["p"] == 13
+
+    code, out, _ = run_cli(capsys, "show", "last", "--runs-dir", str(runs_dir))
+    assert code == 0 and "t_grok" in out and "config:" in out
+
+    code, out, _ = run_cli(capsys, "runs", "--json", "--runs-dir", str(runs_dir))
+    assert [r["id"] for r in json.loads(out)] == [run_id]
+
+    for ext in ("png", "svg", "pdf"):
+        target = tmp_path / f"fig.{ext}"
+        code, out, _ = run_cli(capsys, "plot", run_id, "-o", str(target), "--runs-dir", str(runs_dir))
+        assert code == 0 and target.stat().st_size > 1000
+    assert run_cli(capsys, "plot", run_id, "--runs-dir", str(runs_dir))[0] == 0
+    assert (runs_dir / "runs" / run_id / "figure.png").exists()
+
+    csv_path = tmp_path / "m.csv"
+    assert run_cli(capsys, "export", run_id, "-o", str(csv_path), "--runs-dir", str(runs_dir))[0] == 0
+    header, *rows = csv_path.read_text().splitlines()
+    assert header.startswith("step,") and "test_acc" in header and len(rows) == 7
+
+    pq = pytest.importorskip("pyarrow.parquet")
+    pq_path = tmp_path / "m.parquet"
+    assert (
+        run_cli(capsys, "export", run_id, "--format", "parquet", "--layout", "long", "-o", str(pq_path), "--runs-dir", str(runs_dir))[0]
+        == 0
+    )
+    table = pq.read_table(pq_path)
+    assert table.column_names == ["step", "name", "value"] and table.num_rows > 7 * 6
+
+
+def test_presets_and_config_commands(capsys):
+    code, out, _ = run_cli(capsys, "presets")
+    assert code == 0
+    lines = out.splitlines()
+    assert any(line.startswith("* modular-addition") for line in lines)
+    assert {"nanda2023", "gu2025", "power2022", "davies2023", "grokfast"} <= {line[2:].split()[0] for line in lines}
+    code, out, _ = run_cli(capsys, "config", "nanda2023", "model.d_model=64")
+    assert code == 0 and "d_model: 64" in out
+
+
+BAD_RUNS = [
+    (["task.p=91"], "task.p"),
+    (["task.p=2"], "task.p"),
+    (["task.train_frac=1.5"], "task.train_frac"),
+    (["task.train_frac=0"], "task.train_frac"),
+    (["task.op=pow"], "task.op"),
+    (["model.name=lstm"], "model.name"),
+    (["model.act=swish"], "model.act"),
+    (["model.d_modle=8"], "model.d_modle"),
+    (["model.d_model=eight"], "model.d_model"),
+    (["optim.lr=-0.1"], "optim.lr"),
+    (["optim.lr=0"], "optim.lr"),
+    (["model.d_model=30", "model.n_heads=4"], "model.n_heads"),
+    (["task.split=square:12"], "task.split"),
+    (["task.split=strip:-1"], "task.split"),
+    (["task.split=strip:40"], "task.split"),
+    (["nanda2024"], "preset"),
+    (["measures.enabled=loss_acc,unknown"], "measures.enabled"),
+]
+
+
+@pytest.mark.parametrize("args,field", BAD_RUNS)
+def test_bad_run_input(capsys, tiny, runs_dir, args, field):
+    before = snapshot(runs_dir)
+    argv = [*tiny, *args] if "=" in args[0] else [args[0], *tiny, *args[1:]]  # a preset name goes first
+    code, _out, err = run_cli(capsys, "run", *argv, "--runs-dir", str(runs_dir))
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"groklab: error: {field}")
+    assert snapshot(runs_dir) == before  # nothing written, not even the directory
+
+
+def test_bad_run_ids(capsys, tiny, runs_dir):
+    assert run_cli(capsys, "run", *tiny, "--quiet", "--runs-dir", str(runs_dir))[0] == 0
+    assert run_cli(capsys, "run", *tiny, "--quiet", "--runs-dir", str(runs_dir))[0] == 0
+    before = snapshot(runs_dir)
+    for cmd in ("show", "plot", "export", "resume"):
+        code, _, err = run_cli(capsys, cmd, "nonexistent", "--runs-dir", str(runs_dir))
+        assert code == 2 and err.count("\n") == 1 and "no such run" in err
+        code, _, err = run_cli(capsys, cmd, "", "--runs-dir", str(runs_dir))  # matches every id: ambiguous
+        assert code == 2 and "ambiguous" in err
+    assert snapshot(runs_dir) == before
+
+
+def test_unwritable_runs_dir(capsys, tiny, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code, _, err = run_cli(capsys, "run", *tiny, "--runs-dir", str(blocker / "runs"))
+    assert code == 2 and "not writable" in err and err.count("\n") == 1
+
+
+def test_wrong_type_and_usage_errors(capsys, runs_dir):
+    for argv in (["run", "schedule.steps=ten", "--runs-dir", str(runs_dir)], ["frobnicate"], ["run", "a", "b"]):
+        code, _, err = run_cli(capsys, *argv)
+        assert code == 2 and err.count("\n") == 1 and err.startswith("groklab: error:")
+    assert not runs_dir.exists()
+
+
+def test_resume_refuses_finished_runs(capsys, tiny, runs_dir):
+    code, out, _ = run_cli(capsys, "run", *tiny, "--quiet", "--runs-dir", str(runs_dir))
+    code, _, err = run_cli(capsys, "resume", out.strip(), "--runs-dir", str(runs_dir))
+    assert code == 2 and "already finished" in err
+
+
+def test_real_process_bad_input_has_no_traceback(tmp_path):
+    env = {**os.environ, "GROKLAB_HOME": str(tmp_path / "home")}
+    proc = subprocess.run([sys.executable, "-m", "groklab", "run", "task.p=100"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 2
+    assert proc.stderr == "groklab: error: task.p: must be a prime >= 3, got 100\n"
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "home").exists()

@@ -1,0 +1,94 @@
+"""Model shapes, the init-scale multiplier, and the last-position shortcut."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from groklab.models import EmbeddingMLP, Transformer, TransformerShape, build_model, scale_parameters
+from groklab.models.mlp import MLPConfig
+from groklab.models.transformer import TransformerConfig
+from groklab.tasks import TaskSpec
+
+SPEC = TaskSpec(n_classes=13, vocab_size=14, seq_len=3, n_operand_tokens=13)
+
+
+def full_forward(model: Transformer, idx: torch.Tensor) -> torch.Tensor:
+    """Reference: every block computes every position, then read the last one."""
+    x = model.tok_emb(idx) + model.pos_emb.weight[: idx.shape[1]]
+    for block in model.blocks:
+        x = block(x, last_only=False)
+    return model.unembed(model.ln_f(x[:, -1]))
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    n_layers=st.integers(1, 3),
+    n_heads=st.sampled_from([1, 2, 4]),
+    norm=st.sampled_from(["none", "pre", "post"]),
+    causal=st.booleans(),
+    seed=st.integers(0, 1000),
+)
+def test_last_position_shortcut_equals_full_computation(n_layers, n_heads, norm, causal, seed):
+    torch.manual_seed(seed)
+    m = Transformer(
+        TransformerShape(
+            vocab_size=14, n_classes=13, seq_len=3, d_model=16, n_heads=n_heads, n_layers=n_layers, d_mlp=32, norm=norm, causal=causal
+        )
+    ).double()
+    idx = torch.randint(0, 14, (50, 3))
+    out = m(idx)
+    assert out.shape == (50, 13)
+    torch.testing.assert_close(out, full_forward(m, idx), rtol=1e-10, atol=1e-10)
+
+
+def test_causal_mask_hides_later_tokens():
+    torch.manual_seed(0)
+    m = Transformer(TransformerShape(vocab_size=14, n_classes=13, seq_len=3, d_model=16, n_heads=2, n_layers=2, d_mlp=32)).double()
+    a = torch.tensor([[1, 2, 13]])
+    b = torch.tensor([[1, 5, 13]])
+    # Position 0's residual after block 0 cannot depend on token 1 under a causal mask.
+    x_a = m.blocks[0](m.tok_emb(a) + m.pos_emb.weight[:3])
+    x_b = m.blocks[0](m.tok_emb(b) + m.pos_emb.weight[:3])
+    torch.testing.assert_close(x_a[:, 0], x_b[:, 0])
+    assert not torch.allclose(x_a[:, 1], x_b[:, 1])
+
+
+@pytest.mark.parametrize(
+    "name,cfg", [("transformer", TransformerConfig(d_model=16, n_heads=2, d_mlp=32)), ("mlp", MLPConfig(d_model=8, d_mlp=32, n_layers=2))]
+)
+def test_build_model_shapes(name, cfg):
+    model = build_model(cfg, SPEC)
+    out = model(torch.randint(0, 14, (7, 3)))
+    assert out.shape == (7, 13)
+    assert model.token_embedding.shape[0] == 14
+
+
+@settings(max_examples=10, deadline=None)
+@given(alpha=st.floats(0.1, 20.0))
+def test_init_scale_multiplies_every_parameter(alpha):
+    torch.manual_seed(0)
+    base = build_model(TransformerConfig(d_model=16, n_heads=2, d_mlp=32, norm="pre"), SPEC)
+    torch.manual_seed(0)
+    scaled = build_model(TransformerConfig(d_model=16, n_heads=2, d_mlp=32, norm="pre", init_scale=alpha), SPEC)
+    for (n, p0), (_, p1) in zip(base.named_parameters(), scaled.named_parameters(), strict=True):
+        torch.testing.assert_close(p1, p0 * alpha, msg=n)
+
+
+def test_scale_parameters_includes_biases_and_norms():
+    m = EmbeddingMLP(14, 3, 13, d_model=4, d_mlp=8, n_layers=1)
+    for p in m.parameters():
+        torch.nn.init.constant_(p, 1.0)
+    scale_parameters(m, 3.0)
+    assert all(torch.all(p == 3.0) for p in m.parameters())
+
+
+def test_transformer_init_follows_nanda():
+    torch.manual_seed(0)
+    m = Transformer(TransformerShape(vocab_size=200, n_classes=200, seq_len=3, d_model=256, n_heads=4, d_mlp=1024, norm="pre"))
+    w = m.blocks[0].mlp.fc_in.weight
+    assert abs(w.std().item() - 256**-0.5) < 0.002
+    assert torch.all(m.blocks[0].mlp.fc_in.bias == 0)
+    assert torch.all(m.blocks[0].ln_1.weight == 1)
