@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 
@@ -19,11 +20,13 @@ def run_cli(capsys, *argv):
 
 
 def snapshot(path):
+    """The store's files (the database by content: WAL checkpoints change its size) or None if absent."""
     if not path.exists():
         return None
-    return sorted(
-        (str(p.relative_to(path)), p.stat().st_size) for p in path.rglob("*") if p.is_file() and not p.name.endswith(("-wal", "-shm"))
-    )
+    files = sorted((str(p.relative_to(path)), p.stat().st_size) for p in path.rglob("*") if p.is_file() and "groklab.db" not in p.name)
+    with sqlite3.connect(path / "groklab.db") as conn:
+        rows = list(conn.iterdump())
+    return files, rows
 
 
 def test_run_show_plot_export(capsys, tiny, runs_dir, tmp_path):

@@ -1,0 +1,144 @@
+"""Core performance figures: matmul throughput, the cost of a training step against its arithmetic
+floor, and the wall-clock time for the default preset to grok.
+
+    python benchmarks/core.py [--device cpu|cuda] [--skip-grok] [--steps N]
+
+Printed, in one run:
+  1. the machine's float32 matmul throughput (best of a few square sizes);
+  2. for the gu2025 model (p=97, 30% train, full batch): ms per training step, FLOPs per step
+     (counted by torch's FlopCounterMode: matmuls, forward + backward), achieved FLOP/s, and the
+     step's cost as a multiple of its arithmetic floor (FLOPs at the measured matmul throughput);
+  3. for the modular-addition preset: t_fit, test accuracy at t_fit, and the step and wall-clock
+     seconds at which test accuracy first reaches 99%.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+import groklab
+from groklab.config import resolve_config
+from groklab.store import Store
+from groklab.training.allocator import tune_malloc
+from groklab.training.trainer import Trainer, prepare
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_throughput(device: torch.device, sizes: tuple[int, ...] = (1024, 2048, 4096)) -> float:
+    """Best float32 FLOP/s of square matmuls (TF32 off: the honest float32 rate)."""
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+    best = 0.0
+    for n in sizes:
+        a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+        for _ in range(3):
+            a @ b
+        sync(device)
+        reps = max(3, int(2e10 / (2 * n**3)))
+        t = time.perf_counter()
+        for _ in range(reps):
+            a @ b
+        sync(device)
+        best = max(best, 2 * n**3 * reps / (time.perf_counter() - t))
+    return best
+
+
+def step_cost(preset: str, overrides: list[str], device: torch.device, reps: int) -> tuple[float, float]:
+    """(seconds per training step, FLOPs per step) of the real trainer's step on a preset's model."""
+    cfg = resolve_config(preset, [*overrides, f"run.device={device.type}"])
+    with tempfile.TemporaryDirectory() as tmp, Store(tmp) as store:
+        trainer = Trainer(prepare(cfg), store, "bench")
+
+        def one_step() -> None:
+            trainer.train_step(record=False)
+            trainer.apply_update()
+
+        with FlopCounterMode(display=False) as counter:
+            one_step()
+        flops = counter.get_total_flops()
+        for _ in range(5):
+            one_step()
+        sync(device)
+        times = []
+        for _ in range(reps):
+            t = time.perf_counter()
+            one_step()
+            sync(device)
+            times.append(time.perf_counter() - t)
+    return statistics.median(times), flops
+
+
+class Clock:
+    """A reporter that notes the wall-clock time of every evaluation."""
+
+    def __init__(self) -> None:
+        self.t0 = time.perf_counter()
+        self.at: dict[int, float] = {}
+
+    def start(self, *a: object) -> None:
+        self.t0 = time.perf_counter()
+
+    def step(self, step: int) -> None: ...
+
+    def evaluated(self, step: int, metrics: dict[str, float]) -> None:
+        self.at[step] = time.perf_counter() - self.t0
+
+    def close(self) -> None: ...
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--reps", type=int, default=30, help="timed steps for the step cost")
+    ap.add_argument("--skip-grok", action="store_true", help="skip the time-to-grok run")
+    args = ap.parse_args()
+    device = torch.device(args.device)
+    tune_malloc()
+    print(f"groklab {groklab.__version__}, torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}")
+
+    peak = matmul_throughput(device)
+    print(f"[1] float32 matmul throughput: {peak / 1e9:.1f} GFLOP/s")
+
+    for preset, ov in (("gu2025", []), ("modular-addition", [])):
+        sec, flops = step_cost(preset, ov, device, args.reps)
+        floor = flops / peak
+        print(
+            f"[2] {preset} training step: {sec * 1e3:.2f} ms, {flops / 1e9:.3f} GFLOP/step, "
+            f"{flops / sec / 1e9:.1f} GFLOP/s achieved; floor {floor * 1e3:.2f} ms -> {sec / floor:.2f}x the arithmetic floor"
+        )
+
+    if not args.skip_grok:
+        clock = Clock()
+        with tempfile.TemporaryDirectory() as tmp:
+            run = groklab.run(
+                "modular-addition",
+                [f"run.device={device.type}", "schedule.stop_test_acc=0.99", "schedule.stop_patience=1"],
+                runs_dir=tmp,
+                reporter=clock,
+            )
+            ev = run.events()
+            t_fit, t_grok = ev["t_fit"][0], ev["t_grok"][0]
+            acc_at_fit = ev.get("test_acc_at_fit", (None, None))[1]
+            if t_grok is None:
+                print(f"[3] modular-addition: did not reach 99% test accuracy in {run.record.step} steps")
+                return 1
+            print(
+                f"[3] modular-addition: t_fit {t_fit} (test accuracy there {acc_at_fit:.3f}); "
+                f"99% test accuracy at step {t_grok} after {clock.at[t_grok]:.1f} s wall-clock"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
