@@ -3,7 +3,8 @@
 Shapes: B batch, T sequence length, C d_model, H heads, D = C // H head size,
 V vocabulary, K classes. The model predicts from the last position only, and
 the last block computes only that position's query, attention output and MLP:
-nothing the loss does not read is computed.
+nothing the loss does not read is computed. The first block's projections are
+looked up from a table of the T·V possible inputs when the batch is larger.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiLU}
+QKV = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 
 @dataclass
@@ -46,30 +48,30 @@ class Attention(nn.Module):
         self.out_proj = nn.Linear(s.d_model, s.d_model, bias=False)
         self.dropout = nn.Dropout(s.dropout)
 
-    def forward(self, x: torch.Tensor, last_only: bool = False) -> torch.Tensor:
-        B, T, C = x.shape
+    def forward(self, x: torch.Tensor, last_only: bool = False, qkv: QKV | None = None) -> torch.Tensor:
+        """x (B, T, C) -> (B, Tq, C) with Tq = 1 if last_only else T. `qkv` supplies the projections precomputed."""
+        if qkv is None:
+            qkv = self.q_proj(x[:, -1:] if last_only else x), self.k_proj(x), self.v_proj(x)
+        q, k, v = qkv  # (B, Tq, C), (B, T, C), (B, T, C)
+        B, T, C = k.shape
         H, D = self.n_heads, C // self.n_heads
-        k = self.k_proj(x).view(B, T, H, D)
-        v = self.v_proj(x).view(B, T, H, D)
+        k, v = k.view(B, T, H, D), v.view(B, T, H, D)
         if last_only:
             # One query per sequence: scores by broadcasting, cheaper than T-long batched matmuls.
-            q = self.q_proj(x[:, -1]).view(B, 1, H, D)
+            q = q.view(B, 1, H, D)
             att = (q * k).sum(-1) / math.sqrt(D)  # (B, T, H): the last position sees every key
             att = self.dropout(F.softmax(att, dim=1))
             y = (att.unsqueeze(-1) * v).sum(1).reshape(B, 1, C)  # (B, 1, C)
         else:
-            q = self.q_proj(x).view(B, T, H, D)
-            y = (
-                F.scaled_dot_product_attention(
-                    q.transpose(1, 2),
-                    k.transpose(1, 2),
-                    v.transpose(1, 2),  # (B, H, T, D)
-                    dropout_p=self.dropout.p if self.training else 0.0,
-                    is_causal=self.causal,
-                )
-                .transpose(1, 2)
-                .reshape(B, T, C)
-            )  # (B, T, C)
+            q = q.view(B, T, H, D)
+            y = F.scaled_dot_product_attention(
+                q.transpose(1, 2),  # (B, H, T, D)
+                k.transpose(1, 2),
+                v.transpose(1, 2),
+                dropout_p=self.dropout.p if self.training else 0.0,
+                is_causal=self.causal,
+            )
+            y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C)
         return self.dropout(self.out_proj(y))
 
 
@@ -96,12 +98,17 @@ class Block(nn.Module):
         self.ln_1 = nn.LayerNorm(s.d_model) if use_ln else nn.Identity()
         self.ln_2 = nn.LayerNorm(s.d_model) if use_ln else nn.Identity()
 
-    def forward(self, x: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+    def qkv(self, x: torch.Tensor) -> QKV:
+        """Attention projections of every position of x (..., C)."""
+        h = self.ln_1(x) if self.norm == "pre" else x
+        return self.attn.q_proj(h), self.attn.k_proj(h), self.attn.v_proj(h)
+
+    def forward(self, x: torch.Tensor, last_only: bool = False, qkv: QKV | None = None) -> torch.Tensor:
         res = x[:, -1:] if last_only else x  # the residual stream positions we keep
         if self.norm == "post":
-            x = self.ln_1(res + self.attn(x, last_only))
+            x = self.ln_1(res + self.attn(x, last_only, qkv))
             return self.ln_2(x + self.mlp(x))
-        x = res + self.attn(self.ln_1(x), last_only)
+        x = res + self.attn(self.ln_1(x) if qkv is None else x, last_only, qkv)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -138,11 +145,33 @@ class Transformer(nn.Module):
         return self.tok_emb.weight
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        _B, T = idx.shape
+        _, T = idx.shape
         x = self.drop(self.tok_emb(idx) + self.pos_emb.weight[:T])  # (B, T, C)
+        qkv = self.first_block_qkv(idx)
         for i, block in enumerate(self.blocks):
-            x = block(x, last_only=i == len(self.blocks) - 1)  # the last block keeps (B, 1, C)
+            x = block(x, last_only=i == len(self.blocks) - 1, qkv=qkv if i == 0 else None)  # the last block keeps (B, 1, C)
         return self.unembed(self.ln_f(x[:, -1]))  # (B, K)
+
+    def first_block_qkv(self, idx: torch.Tensor) -> QKV | None:
+        """The first block's projections by table lookup, when that is cheaper.
+
+        Its input at (b, t) is tok_emb[idx[b, t]] + pos_emb[t]: one of T·V vectors. Projecting those
+        T·V vectors once and gathering costs far less than projecting B·T rows when V < B (a
+        full-batch step on modular arithmetic: 98 tokens, thousands of examples). Exact, since each
+        row of a projection depends on its own input row only; skipped under embedding dropout.
+        """
+        B, T = idx.shape
+        V, C = self.tok_emb.weight.shape
+        if V >= B or (self.training and self.drop.p > 0):
+            return None
+        table = self.pos_emb.weight[:T, None] + self.tok_emb.weight[None]  # (T, V, C): every (position, token)
+        q, k, v = self.blocks[0].qkv(table)  # each (T, V, C)
+        rows = idx + V * torch.arange(T, device=idx.device)  # (B, T): row of (t, idx[b, t]) in the flattened table
+        if len(self.blocks) == 1:  # the only block is also the last: only the last position's query is needed
+            q, q_rows = q[-1], idx[:, -1:]  # (V, C), (B, 1)
+        else:
+            q, q_rows = q.reshape(T * V, C), rows
+        return F.embedding(q_rows, q), F.embedding(rows, k.reshape(T * V, C)), F.embedding(rows, v.reshape(T * V, C))
 
 
 # --- groklab registration: the config keys `model.*` for name=transformer -------------------------
