@@ -5,9 +5,10 @@ floor, and the wall-clock time for the default preset to grok.
 
 Printed, in one run:
   1. the machine's float32 matmul throughput (best of a few square sizes);
-  2. for the gu2025 model (p=97, 30% train, full batch): ms per training step, FLOPs per step
-     (counted by torch's FlopCounterMode: matmuls, forward + backward), achieved FLOP/s, and the
-     step's cost as a multiple of its arithmetic floor (FLOPs at the measured matmul throughput);
+  2. for the gu2025 model (p=97, 30% train, full batch) and the default preset: ms per training
+     step, FLOPs per step (counted by torch's FlopCounterMode: matmuls, forward + backward),
+     achieved FLOP/s, and the step's cost as a multiple of its arithmetic floor (FLOPs at the
+     measured matmul throughput); also the floor at the rate the model's own MLP matmul reaches;
   3. for the modular-addition preset: t_fit, test accuracy at t_fit, and the step and wall-clock
      seconds at which test accuracy first reaches 99%.
 """
@@ -54,8 +55,22 @@ def matmul_throughput(device: torch.device, sizes: tuple[int, ...] = (1024, 2048
     return best
 
 
-def step_cost(preset: str, overrides: list[str], device: torch.device, reps: int) -> tuple[float, float]:
-    """(seconds per training step, FLOPs per step) of the real trainer's step on a preset's model."""
+def shape_throughput(m: int, k: int, n: int, device: torch.device) -> float:
+    """FLOP/s of one (m, k) @ (k, n) float32 matmul: what the model's own layer shapes can reach."""
+    a, b = torch.randn(m, k, device=device), torch.randn(k, n, device=device)
+    for _ in range(5):
+        a @ b
+    sync(device)
+    reps = max(10, int(5e9 / (2 * m * k * n)))
+    t = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    sync(device)
+    return 2 * m * k * n * reps / (time.perf_counter() - t)
+
+
+def step_cost(preset: str, overrides: list[str], device: torch.device, reps: int) -> tuple[float, float, tuple[int, int, int]]:
+    """(seconds per training step, FLOPs per step, the MLP's matmul shape) of the real trainer's step on a preset's model."""
     cfg = resolve_config(preset, [*overrides, f"run.device={device.type}"])
     with tempfile.TemporaryDirectory() as tmp, Store(tmp) as store:
         trainer = Trainer(prepare(cfg), store, "bench")
@@ -67,6 +82,7 @@ def step_cost(preset: str, overrides: list[str], device: torch.device, reps: int
         with FlopCounterMode(display=False) as counter:
             one_step()
         flops = counter.get_total_flops()
+        mlp_shape = (trainer.batch, cfg.model.d_model, cfg.model.d_mlp)
         for _ in range(5):
             one_step()
         sync(device)
@@ -76,7 +92,7 @@ def step_cost(preset: str, overrides: list[str], device: torch.device, reps: int
             one_step()
             sync(device)
             times.append(time.perf_counter() - t)
-    return statistics.median(times), flops
+    return statistics.median(times), flops, mlp_shape
 
 
 class Clock:
@@ -111,11 +127,16 @@ def main() -> int:
     print(f"[1] float32 matmul throughput: {peak / 1e9:.1f} GFLOP/s")
 
     for preset, ov in (("gu2025", []), ("modular-addition", [])):
-        sec, flops = step_cost(preset, ov, device, args.reps)
+        sec, flops, (m, k, n) = step_cost(preset, ov, device, args.reps)
         floor = flops / peak
         print(
             f"[2] {preset} training step: {sec * 1e3:.2f} ms, {flops / 1e9:.3f} GFLOP/step, "
             f"{flops / sec / 1e9:.1f} GFLOP/s achieved; floor {floor * 1e3:.2f} ms -> {sec / floor:.2f}x the arithmetic floor"
+        )
+        local = shape_throughput(m, k, n, device)
+        print(
+            f"    its MLP matmul alone ({m}x{k} @ {k}x{n}) runs at {local / 1e9:.1f} GFLOP/s; "
+            f"at that rate the floor is {flops / local * 1e3:.2f} ms -> {sec * local / flops:.2f}x"
         )
 
     if not args.skip_grok:
