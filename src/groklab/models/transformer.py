@@ -146,8 +146,10 @@ class Transformer(nn.Module):
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         _, T = idx.shape
-        x = self.drop(self.tok_emb(idx) + self.pos_emb.weight[:T])  # (B, T, C)
         qkv = self.first_block_qkv(idx)
+        # With the first block's projections looked up, a 1-layer model's residual stream needs only the last position.
+        keep = T - 1 if qkv is not None and len(self.blocks) == 1 else 0
+        x = self.drop(self.tok_emb(idx[:, keep:]) + self.pos_emb.weight[keep:T])  # (B, T - keep, C)
         for i, block in enumerate(self.blocks):
             x = block(x, last_only=i == len(self.blocks) - 1, qkv=qkv if i == 0 else None)  # the last block keeps (B, 1, C)
         return self.unembed(self.ln_f(x[:, -1]))  # (B, K)
