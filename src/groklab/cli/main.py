@@ -13,6 +13,7 @@ import yaml
 from groklab import __version__
 from groklab.errors import GroklabError
 
+EVENT_VALUE_LABELS = {"t_fit": "train acc >=", "t_grok": "test acc >=", "test_acc_at_fit": "test acc"}
 MAIN_METRICS = ("train_acc", "test_acc", "train_loss", "test_loss", "weight_norm", "med")
 
 
@@ -169,7 +170,8 @@ def cmd_show(ns: argparse.Namespace) -> int:
         print(f"  {r['message']}")
     print("events:")
     for name, e in info["events"].items():
-        value = "" if e["value"] is None else f"  (value {e['value']:.4g})"
+        label = EVENT_VALUE_LABELS.get(name, "value")
+        value = "" if e["value"] is None else f"  ({label} {e['value']:.4g})"
         print(f"  {name:16s} {'-' if e['step'] is None else e['step']}{value}")
     print("final metrics:")
     for name, v in info["final"].items():

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from groklab.config.schema import ModelConfig
+from groklab.errors import ConfigError
+from groklab.models.base import MODELS, ModelEntry
 from groklab.models.transformer import ACTIVATIONS
+from groklab.tasks.base import TaskSpec
 
 
 class EmbeddingMLP(nn.Module):
@@ -48,13 +53,6 @@ class EmbeddingMLP(nn.Module):
 
 
 # --- groklab registration: the config keys `model.*` for name=mlp ------------------------------
-
-from dataclasses import dataclass  # noqa: E402
-
-from groklab.config.schema import ModelConfig  # noqa: E402
-from groklab.errors import ConfigError  # noqa: E402
-from groklab.models.base import MODELS, ModelEntry  # noqa: E402
-from groklab.tasks.base import TaskSpec  # noqa: E402
 
 
 @dataclass

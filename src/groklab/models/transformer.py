@@ -10,11 +10,16 @@ looked up from a table of the T·V possible inputs when the batch is larger.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from groklab.config.schema import ModelConfig
+from groklab.errors import ConfigError
+from groklab.models.base import MODELS, ModelEntry
+from groklab.tasks.base import TaskSpec
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiLU}
 QKV = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
@@ -178,14 +183,11 @@ class Transformer(nn.Module):
 
 # --- groklab registration: the config keys `model.*` for name=transformer -------------------------
 
-from groklab.config.schema import ModelConfig  # noqa: E402
-from groklab.errors import ConfigError  # noqa: E402
-from groklab.models.base import MODELS, ModelEntry  # noqa: E402
-from groklab.tasks.base import TaskSpec  # noqa: E402
-
 
 @dataclass
 class TransformerConfig(ModelConfig):
+    """`model.*` keys: the TransformerShape fields that do not come from the task."""
+
     name: str = "transformer"
     d_model: int = 128
     n_heads: int = 4
@@ -213,22 +215,9 @@ class TransformerConfig(ModelConfig):
 
 
 def _build(cfg: TransformerConfig, spec: TaskSpec) -> Transformer:
-    return Transformer(
-        TransformerShape(
-            vocab_size=spec.vocab_size,
-            n_classes=spec.n_classes,
-            seq_len=spec.seq_len,
-            d_model=cfg.d_model,
-            n_heads=cfg.n_heads,
-            n_layers=cfg.n_layers,
-            d_mlp=cfg.d_mlp,
-            act=cfg.act,
-            norm=cfg.norm,
-            dropout=cfg.dropout,
-            causal=cfg.causal,
-            mlp_bias=cfg.mlp_bias,
-        )
-    )
+    from_task = {"vocab_size": spec.vocab_size, "n_classes": spec.n_classes, "seq_len": spec.seq_len}
+    from_cfg = {f.name: getattr(cfg, f.name) for f in fields(TransformerShape) if f.name not in from_task}
+    return Transformer(TransformerShape(**from_task, **from_cfg))
 
 
 MODELS.register("transformer")(ModelEntry(TransformerConfig, _build, "decoder-only transformer, logits at the last position"))
