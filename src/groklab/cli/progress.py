@@ -15,7 +15,11 @@ class ProgressBar:
         self.last = 0
 
     def start(self, run_id: str, total: int, step: int) -> None:
-        self.bar = tqdm(total=total, initial=step, desc=f"run {run_id}", unit="step", file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
+        # In a terminal, redraw twice a second; in a log file (a batch job), write a line every 30 s.
+        interval = 0.5 if sys.stderr.isatty() else 30.0
+        self.bar = tqdm(
+            total=total, initial=step, desc=f"run {run_id}", unit="step", file=sys.stderr, dynamic_ncols=True, mininterval=interval
+        )
         self.last = step
 
     def step(self, step: int) -> None:

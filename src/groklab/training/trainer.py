@@ -71,6 +71,8 @@ def prepare(cfg: ExperimentConfig) -> Prepared:
     """Build data, model and measures from a validated config; raise ConfigError on any misfit."""
     device = resolve_device(cfg.run.device)
     dtype = dtype_of(cfg.run.dtype)
+    if device.type == "mps" and dtype == torch.float64:
+        raise ConfigError("run.dtype", "float64 is not supported on MPS; use float32 or run.device=cpu")
     task = build_task(cfg.task)
     spec = task.spec
     data = task.build()
