@@ -124,3 +124,12 @@ def test_bad_values_name_the_field(override, field):
 def test_unknown_preset_lists_the_presets():
     with pytest.raises(GroklabError, match=r"choose one of .*nanda2023"):
         resolve_config("nanda2024")
+
+
+def test_api_accepts_a_config_object_or_a_dict_with_overrides():
+    from groklab.api import _as_config
+
+    base = resolve_config("gu2025")
+    assert _as_config(base, ["model.d_model=64"]).model.d_model == 64
+    assert _as_config(to_dict(base), {"optim.lr": 0.01}).optim.lr == 0.01
+    assert _as_config(base, None) == base

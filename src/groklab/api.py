@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from groklab.config import ExperimentConfig, from_dict, resolve_config, to_dict
+from groklab.config.loading import apply_overrides, parse_overrides
 from groklab.errors import GroklabError
 from groklab.store import RunRecord, Store
 
@@ -50,17 +51,10 @@ class Run:
 
 
 def _as_config(config: ExperimentConfig | str | dict[str, Any] | None, overrides: list[str] | dict[str, Any] | None) -> ExperimentConfig:
+    """Any accepted form of config, plus overrides, as a validated ExperimentConfig."""
     if isinstance(config, ExperimentConfig):
-        if overrides:
-            from groklab.config.loading import apply_overrides, parse_overrides
-
-            ov = parse_overrides(overrides) if isinstance(overrides, list) else overrides
-            return from_dict(apply_overrides(to_dict(config), ov))
-        config.validate()
-        return config
+        config = to_dict(config)
     if isinstance(config, dict):
-        from groklab.config.loading import apply_overrides, parse_overrides
-
         ov = parse_overrides(overrides) if isinstance(overrides, list) else overrides or {}
         return from_dict(apply_overrides(config, ov))
     return resolve_config(config, overrides)
