@@ -92,3 +92,13 @@ def test_transformer_init_follows_nanda():
     assert abs(w.std().item() - 256**-0.5) < 0.002
     assert torch.all(m.blocks[0].mlp.fc_in.bias == 0)
     assert torch.all(m.blocks[0].ln_1.weight == 1)
+
+
+def test_torch_init_keeps_pytorch_layer_defaults():
+    torch.manual_seed(0)
+    m = build_model(TransformerConfig(d_model=64, n_heads=2, d_mlp=128, init="torch"), TaskSpec(n_classes=200, vocab_size=500, seq_len=3))
+    assert abs(m.tok_emb.weight.std().item() - 1.0) < 0.05  # nn.Embedding: N(0, 1)
+    bound = 1 / 64**0.5  # nn.Linear: U(-1/sqrt(fan_in), 1/sqrt(fan_in)), biases too
+    w = m.blocks[0].mlp.fc_in.weight
+    assert w.abs().max().item() <= bound and w.std().item() > 0.8 * bound / 3**0.5
+    assert m.blocks[0].mlp.fc_in.bias.abs().max().item() > 0

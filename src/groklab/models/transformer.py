@@ -41,6 +41,7 @@ class TransformerShape:
     dropout: float = 0.0
     causal: bool = True
     mlp_bias: bool = True
+    init: str = "nanda"  # nanda: every matrix N(0, 1/d_model); torch: PyTorch's layer defaults (embeddings N(0, 1))
 
 
 class Attention(nn.Module):
@@ -131,7 +132,8 @@ class Transformer(nn.Module):
         self.blocks = nn.ModuleList(Block(s) for _ in range(s.n_layers))
         self.ln_f = nn.LayerNorm(s.d_model) if s.norm == "pre" else nn.Identity()
         self.unembed = nn.Linear(s.d_model, s.n_classes, bias=False)
-        self.reset_parameters()
+        if s.init == "nanda":
+            self.reset_parameters()  # else keep the PyTorch defaults each layer drew at construction
 
     def reset_parameters(self) -> None:
         """Nanda et al.'s scheme: every weight matrix N(0, 1/d_model), biases 0, LayerNorm (1, 0)."""
@@ -198,6 +200,7 @@ class TransformerConfig(ModelConfig):
     dropout: float = 0.0
     causal: bool = True
     mlp_bias: bool = True
+    init: str = "nanda"  # nanda: every matrix N(0, 1/d_model); torch: PyTorch's layer defaults (embeddings N(0, 1))
 
     def validate(self) -> None:
         super().validate()
@@ -210,6 +213,8 @@ class TransformerConfig(ModelConfig):
             raise ConfigError("model.act", f"unknown activation {self.act!r}; choose one of {', '.join(ACTIVATIONS)}")
         if self.norm not in ("none", "pre", "post"):
             raise ConfigError("model.norm", f"unknown LayerNorm placement {self.norm!r}; choose none, pre or post")
+        if self.init not in ("nanda", "torch"):
+            raise ConfigError("model.init", f"unknown init scheme {self.init!r}; choose nanda or torch")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError("model.dropout", f"must be in [0, 1), got {self.dropout}")
 
