@@ -184,3 +184,23 @@ def test_resume_after_sigkill_equals_uninterrupted(tiny, tmp_path):
     assert len(rows_a) == len(rows_b)
     assert rows_a == rows_b
     assert all(math.isfinite(v) for _, _, v in rows_b)
+
+
+def test_keep_checkpoints_writes_one_file_per_checkpoint(tiny, runs_dir):
+    run = groklab.run(None, [*tiny, "schedule.keep_checkpoints=true"], runs_dir=runs_dir)
+    kept = sorted(p.name for p in (runs_dir / "runs" / run.id / "checkpoints").iterdir())
+    assert kept == ["step_000000020.pt", "step_000000040.pt", "step_000000060.pt"]
+    state = torch.load(runs_dir / "runs" / run.id / "checkpoints" / kept[0], weights_only=True)
+    assert state["step"] == 20
+
+
+def test_resume_without_any_checkpoint_starts_over_identically(tiny, tmp_path):
+    whole = groklab.run(None, tiny, runs_dir=tmp_path / "a")
+    part = groklab.run(None, tiny, runs_dir=tmp_path / "b")
+    # Pretend the process died before its first checkpoint: no checkpoint, status still running.
+    (tmp_path / "b" / "runs" / part.id / "checkpoint.pt").unlink()
+    part.store.set_status(part.id, "running", 15)
+    part.store.conn.execute("UPDATE runs SET pid = -1 WHERE id = ?", (part.id,))
+    resumed = resume(part.id, tmp_path / "b")
+    assert resumed.status == "finished"
+    assert whole.store.metric_rows(whole.id) == resumed.store.metric_rows(resumed.id)

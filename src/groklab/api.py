@@ -111,6 +111,8 @@ def resume(ref: str, runs_dir: str | Path | None = None, reporter: Any = None) -
 def _alive(pid: int) -> bool:
     import os
 
+    if pid <= 0:  # os.kill(0 or -1, ...) would signal a whole process group
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
