@@ -28,7 +28,8 @@ import groklab
 from groklab.config import resolve_config
 from groklab.store import Store
 from groklab.training.allocator import tune_malloc
-from groklab.training.trainer import Trainer, prepare
+from groklab.training.setup import prepare
+from groklab.training.trainer import Trainer
 
 
 def sync(device: torch.device) -> None:

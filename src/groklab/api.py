@@ -72,7 +72,8 @@ def run(
     `modular-addition` preset), or a nested dict; `overrides` are dotted keys,
     e.g. `["model.d_model=64"]` or `{"optim.weight_decay": 0.3}`.
     """
-    from groklab.training.trainer import prepare, start_run
+    from groklab.training.setup import prepare
+    from groklab.training.trainer import start_run
 
     cfg = _as_config(config, overrides)
     prep = prepare(cfg)
@@ -92,7 +93,8 @@ def resume(ref: str, runs_dir: str | Path | None = None, reporter: Any = None) -
     import os
     import socket
 
-    from groklab.training.trainer import prepare, resume_run
+    from groklab.training.setup import prepare
+    from groklab.training.trainer import resume_run
 
     store = Store(runs_dir, create=False)
     rec = store.get(ref)

@@ -90,7 +90,8 @@ def _split_args(args: list[str]) -> tuple[str | None, list[str]]:
 def cmd_run(ns: argparse.Namespace) -> int:
     from groklab.config import resolve_config
     from groklab.store import Store
-    from groklab.training.trainer import prepare, start_run
+    from groklab.training.setup import prepare
+    from groklab.training.trainer import start_run
 
     preset, overrides = _split_args(ns.args)
     cfg = resolve_config(preset, overrides)

@@ -8,84 +8,30 @@ duplicated. A non-finite loss ends the run as `diverged`.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import torch
+import yaml
 from torch import nn
 
 from groklab import __version__
 from groklab.analysis.events import grokking_events
 from groklab.config.loading import to_dict
 from groklab.config.schema import ExperimentConfig
-from groklab.errors import ConfigError
-from groklab.measures import MEASURES, EvalContext, Measure
-from groklab.models import build_model
+from groklab.measures import EvalContext
 from groklab.store import Store, load_checkpoint, save_checkpoint
-from groklab.tasks import Task, TaskData, TaskSpec, build_task
 from groklab.training.allocator import tune_malloc
-from groklab.training.device import dtype_of, resolve_device
 from groklab.training.grokfast import GradFilter
+from groklab.training.interrupts import stop_requests
 from groklab.training.objectives import correct_count, loss_fn
 from groklab.training.optim import build_optimizer
+from groklab.training.reporter import Reporter, SilentReporter
 from groklab.training.schedule import eval_steps, warmup_factor
+from groklab.training.setup import Prepared
 
-
-class Reporter(Protocol):
-    """Receives progress; the CLI's progress bar implements it."""
-
-    def start(self, run_id: str, total: int, step: int) -> None: ...
-    def step(self, step: int) -> None: ...
-    def evaluated(self, step: int, metrics: dict[str, float]) -> None: ...
-    def close(self) -> None: ...
-
-
-class SilentReporter:
-    def start(self, run_id: str, total: int, step: int) -> None: ...
-    def step(self, step: int) -> None: ...
-    def evaluated(self, step: int, metrics: dict[str, float]) -> None: ...
-    def close(self) -> None: ...
-
-
-@dataclass
-class Prepared:
-    """Everything a run needs, built and checked before anything is written to the store."""
-
-    cfg: ExperimentConfig
-    task: Task
-    spec: TaskSpec
-    data: TaskData
-    model: nn.Module
-    measures: list[tuple[Measure, int]]
-    device: torch.device
-    dtype: torch.dtype = field(default=torch.float32)
-
-
-def prepare(cfg: ExperimentConfig) -> Prepared:
-    """Build data, model and measures from a validated config; raise ConfigError on any misfit."""
-    device = resolve_device(cfg.run.device)
-    dtype = dtype_of(cfg.run.dtype)
-    if device.type == "mps" and dtype == torch.float64:
-        raise ConfigError("run.dtype", "float64 is not supported on MPS; use float32 or run.device=cpu")
-    task = build_task(cfg.task)
-    spec = task.spec
-    data = task.build()
-    torch.manual_seed(cfg.run.seed)
-    model = build_model(cfg.model, spec)
-    measures = []
-    for name in cfg.measures.enabled:
-        cls = MEASURES.get(name, "measures.enabled")
-        why = cls.not_applicable(model, spec)
-        if why:
-            raise ConfigError("measures.enabled", f"{name!r} does not apply to model {cfg.model.name!r} on task {cfg.task.name!r}: {why}")
-        measures.append((cls(), cfg.measures.every.get(name, cls.every)))
-    return Prepared(cfg, task, spec, data, model, measures, device, dtype)
+__all__ = ["Trainer", "events_of", "resume_run", "start_run"]
 
 
 class Trainer:
@@ -203,7 +149,7 @@ class Trainer:
         start_step = self.step
         t0 = time.perf_counter()
         sync_every = 1 if self.device.type == "cpu" else 100  # a finiteness check syncs a GPU
-        with _stop_requests() as stop_requested:
+        with stop_requests() as stop_requested:
             try:
                 while True:
                     if self.step % s.checkpoint_every == 0 and self.step != start_step:
@@ -265,7 +211,7 @@ def start_run(prep: Prepared, store: Store, reporter: Reporter | None = None) ->
     """Create the run in the store and train it. Returns (run_id, status)."""
     cfg = prep.cfg
     run_id = store.create_run(to_dict(cfg), cfg.run.name, cfg.preset, __version__, str(prep.device))
-    (store.run_dir(run_id) / "config.yaml").write_text(_yaml(to_dict(cfg)))
+    (store.run_dir(run_id) / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
     trainer = Trainer(prep, store, run_id, reporter)
     return run_id, _guarded(trainer)
 
@@ -286,31 +232,3 @@ def _guarded(trainer: Trainer) -> str:
     except Exception as exc:  # a crash is recorded, then re-raised
         trainer.store.set_status(trainer.run_id, "failed", trainer.step, f"{type(exc).__name__}: {exc}")
         raise
-
-
-@contextlib.contextmanager
-def _stop_requests() -> Iterator[Callable[[], bool]]:
-    """While training, the first SIGINT/SIGTERM asks for a clean stop at the next step boundary
-    (checkpoint saved, status `interrupted`); a second SIGINT interrupts at once."""
-    flag = {"stop": False}
-    if threading.current_thread() is not threading.main_thread():
-        yield lambda: False
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        if flag["stop"] and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        flag["stop"] = True
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield lambda: flag["stop"]
-    finally:
-        for sig, h in previous.items():
-            signal.signal(sig, h)
-
-
-def _yaml(data: dict[str, Any]) -> str:
-    import yaml
-
-    return yaml.safe_dump(data, sort_keys=False)
