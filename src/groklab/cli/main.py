@@ -17,6 +17,15 @@ EVENT_VALUE_LABELS = {"t_fit": "train acc >=", "t_grok": "test acc >=", "test_ac
 MAIN_METRICS = ("train_acc", "test_acc", "train_loss", "test_loss", "weight_norm", "med")
 
 
+RUN_EXAMPLES = """examples:
+  groklab run                                        the default preset (see `groklab presets`)
+  groklab run nanda2023 model.d_model=64 optim.weight_decay=0.3
+  groklab run my.yaml task.split=square:30 run.name=sq30
+
+override keys are grouped task.*, model.*, optim.*, schedule.*, measures.*, events.*, run.*;
+`groklab config PRESET` prints every key of a preset with its value."""
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but usage errors are one line and exit 2 like every other bad input."""
 
@@ -33,7 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"groklab {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
 
-    p = sub.add_parser("run", help="train one run from a preset (default: modular-addition) with key=value overrides")
+    p = sub.add_parser(
+        "run",
+        help="train one run from a preset (default: modular-addition) with key=value overrides",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=RUN_EXAMPLES,
+    )
     p.add_argument("args", nargs="*", metavar="[PRESET|FILE.yaml] [key=value ...]")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar; print only the run id")
     _runs_dir_arg(p)
