@@ -8,7 +8,7 @@ from typing import Any
 from groklab.config import ExperimentConfig, from_dict, resolve_config, to_dict
 from groklab.config.loading import apply_overrides, parse_overrides
 from groklab.errors import GroklabError
-from groklab.store import RunRecord, Store
+from groklab.store import RunRecord, Store, is_live
 
 
 class Run:
@@ -90,9 +90,6 @@ def open_run(ref: str, runs_dir: str | Path | None = None) -> Run:
 
 def resume(ref: str, runs_dir: str | Path | None = None, reporter: Any = None) -> Run:
     """Continue an interrupted run from its last checkpoint."""
-    import os
-    import socket
-
     from groklab.training.setup import prepare
     from groklab.training.trainer import resume_run
 
@@ -102,23 +99,9 @@ def resume(ref: str, runs_dir: str | Path | None = None, reporter: Any = None) -
         raise GroklabError(f"run {rec.id} is already {rec.status}; nothing to resume")
     if rec.status == "diverged":
         raise GroklabError(f"run {rec.id} diverged ({rec.message}); resuming would diverge again")
-    if rec.status == "running" and rec.host == socket.gethostname() and rec.pid != os.getpid() and _alive(rec.pid):
+    if is_live(rec):
         raise GroklabError(f"run {rec.id} is still running (pid {rec.pid})")
     cfg = from_dict(rec.config)
     prep = prepare(cfg)
     resume_run(prep, store, rec.id, reporter)
     return Run(store, rec.id)
-
-
-def _alive(pid: int) -> bool:
-    import os
-
-    if pid <= 0:  # os.kill(0 or -1, ...) would signal a whole process group
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -26,6 +26,13 @@ override keys are grouped task.*, model.*, optim.*, schedule.*, measures.*, even
 `groklab config PRESET` prints every key of a preset with its value."""
 
 
+SWEEP_EXAMPLES = """examples:
+  groklab sweep --grid optim.weight_decay=0.1,0.3,1.0 --seeds 3     the default preset, 3 x 3 runs
+  groklab sweep davies2023 --grid model.d_model=1:80:2 schedule.steps=20000
+  groklab sweep my-sweep.yaml                                       preset, overrides, grid, seeds in a file
+  groklab sweep --resume SWEEP                                      after Ctrl-C or a kill: nothing runs twice"""
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but usage errors are one line and exit 2 like every other bad input."""
 
@@ -57,6 +64,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", "-q", action="store_true")
     _runs_dir_arg(p)
 
+    p = sub.add_parser(
+        "sweep",
+        help="run a grid of configs x seeds, one stored run per point (resumable)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=SWEEP_EXAMPLES,
+    )
+    p.add_argument("args", nargs="*", metavar="[PRESET|SWEEP.yaml] [key=value ...]")
+    p.add_argument("--grid", action="append", default=[], metavar="KEY=VALUES", help="a list 0.1,0.3,1 | a range 1:149:2 | log:1e-4:1:9")
+    p.add_argument("--seeds", type=int, default=1, help="seeds per grid point: run.seed = 0..N-1 (default 1)")
+    p.add_argument("--name", default="", help="a name for the sweep")
+    p.add_argument("--resume", metavar="SWEEP", default=None, help="continue an interrupted sweep")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress output; print only the sweep id")
+    _runs_dir_arg(p)
+
+    p = sub.add_parser("sweeps", help="list stored sweeps")
+    p.add_argument("--json", action="store_true")
+    _runs_dir_arg(p)
+
     sub.add_parser("presets", help="list the shipped presets")
 
     p = sub.add_parser("config", help="print the resolved config of a preset with overrides, without running")
@@ -66,8 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     _runs_dir_arg(p)
 
-    p = sub.add_parser("show", help="a run's config, status, grokking events and final metrics")
-    p.add_argument("run", metavar="RUN", help="run id, id prefix, name, or 'last'")
+    p = sub.add_parser("show", help="a run's config, status, grokking events and final metrics; or a sweep's points")
+    p.add_argument("run", metavar="RUN|SWEEP", help="run id, id prefix, name, or 'last'; or a sweep id (s...)")
     p.add_argument("--json", action="store_true")
     _runs_dir_arg(p)
 
@@ -119,6 +144,97 @@ def cmd_run(ns: argparse.Namespace) -> int:
         )
     run_id, _ = start_run(prep, store, reporter)
     return _report(store, run_id, ns.quiet)
+
+
+def cmd_sweep(ns: argparse.Namespace) -> int:
+    from groklab.store import Store
+    from groklab.sweeps import run_sweep, spec_from_cli, spec_from_yaml
+
+    if ns.resume is not None:
+        if ns.args or ns.grid or ns.seeds != 1:
+            raise GroklabError("--resume SWEEP takes no preset, overrides, --grid or --seeds: the sweep keeps its own")
+        store = Store(ns.runs_dir, create=False)
+        sweep_id = store.get_sweep(ns.resume)["id"]
+    else:
+        preset, overrides = _split_args(ns.args)
+        if preset and preset.endswith((".yaml", ".yml")) and _is_sweep_file(preset):
+            if overrides or ns.grid:
+                raise GroklabError(f"{preset} is a sweep file: put overrides and the grid in it")
+            spec = spec_from_yaml(preset)
+        else:
+            spec = spec_from_cli(preset, overrides, ns.grid, ns.seeds, ns.name)
+        points = spec.plan()  # every point checked before the store is touched
+        store = Store(ns.runs_dir)
+        sweep_id = store.create_sweep(spec.name, spec.as_dict(), points)
+    say = (lambda msg: None) if ns.quiet else (lambda msg: print(f"sweep {sweep_id}: {msg}", file=sys.stderr))
+    counts = run_sweep(store, sweep_id, reporter=(lambda: None) if ns.quiet else _progress, announce=say)
+    if ns.quiet:
+        print(sweep_id)
+    else:
+        print(f"sweep {sweep_id}: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
+        print(f"  next: groklab show {sweep_id}")
+    return 130 if counts.get("interrupted") else 0
+
+
+def _is_sweep_file(path: str) -> bool:
+    from groklab.config.loading import load_yaml
+
+    return "grid" in load_yaml(path) or "seeds" in load_yaml(path)
+
+
+def cmd_sweeps(ns: argparse.Namespace) -> int:
+    from groklab.store import Store
+    from groklab.sweeps import sweep_status
+
+    store = Store(ns.runs_dir, create=False)
+    rows = [
+        {
+            "id": sw["id"],
+            "name": sw["name"],
+            "points": len(sw["points"]),
+            "status": sweep_status(store, sw["id"]),
+            "spec": sw["spec"],
+            "created": sw["created"],
+        }
+        for sw in store.sweeps()
+    ]
+    if ns.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'id':9s}  {'name':16s}  {'points':>6s}  {'status':30s}  created")
+    for r in rows:
+        status = ", ".join(f"{n} {k}" for k, n in sorted(r["status"].items()))
+        print(f"{r['id']:9s}  {r['name'][:16]:16s}  {r['points']:>6d}  {status[:30]:30s}  {_when(r['created'])}")
+    return 0
+
+
+def _show_sweep(store: Any, sweep: dict[str, Any], as_json: bool) -> int:
+    linked = store.sweep_runs(sweep["id"])
+    rows = []
+    for i, point in enumerate(sweep["points"]):
+        run_id = linked.get(i)
+        row: dict[str, Any] = {"point": i, **point["values"], "run": run_id, "status": "pending"}
+        if run_id:
+            info = _show_data(store, run_id)
+            row.update(
+                status=info["run"]["status"],
+                t_fit=info["events"].get("t_fit", {}).get("step"),
+                t_grok=info["events"].get("t_grok", {}).get("step"),
+                train_acc=info["final"].get("train_acc"),
+                test_acc=info["final"].get("test_acc"),
+            )
+        rows.append(row)
+    if as_json:
+        print(json.dumps({"sweep": {k: sweep[k] for k in ("id", "name", "spec", "created")}, "points": rows}, indent=2))
+        return 0
+    print(f"sweep {sweep['id']}  name {sweep['name']}  {len(rows)} points  created {_when(sweep['created'])}")
+    keys = list(sweep["points"][0]["values"]) if rows else []
+    cols = ["point", *keys, "run", "status", "t_fit", "t_grok", "train_acc", "test_acc"]
+    print("  ".join(f"{c:>12s}" for c in cols))
+    for r in rows:
+        cells = [r.get(c) for c in cols]
+        print("  ".join(f"{'-' if v is None else (f'{v:.4g}' if isinstance(v, float) else str(v)):>12s}" for v in cells))
+    return 0
 
 
 def cmd_resume(ns: argparse.Namespace) -> int:
@@ -174,6 +290,8 @@ def cmd_show(ns: argparse.Namespace) -> int:
     from groklab.store import Store
 
     store = Store(ns.runs_dir, create=False)
+    if ns.run.startswith("s") and any(sw["id"].startswith(ns.run) for sw in store.sweeps()):
+        return _show_sweep(store, store.get_sweep(ns.run), ns.json)
     info = _show_data(store, store.get(ns.run).id)
     if ns.json:
         print(json.dumps(info, indent=2, default=_json_default))
@@ -283,6 +401,8 @@ def cmd_export(ns: argparse.Namespace) -> int:
 
 
 COMMANDS = {
+    "sweep": cmd_sweep,
+    "sweeps": cmd_sweeps,
     "run": cmd_run,
     "resume": cmd_resume,
     "presets": cmd_presets,

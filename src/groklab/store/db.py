@@ -44,6 +44,19 @@ CREATE TABLE IF NOT EXISTS metrics (
     value REAL,
     PRIMARY KEY (run_id, name, step)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sweeps (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    points TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sweep_runs (
+    sweep_id TEXT NOT NULL REFERENCES sweeps(id),
+    point INTEGER NOT NULL,
+    run_id TEXT NOT NULL UNIQUE REFERENCES runs(id),
+    PRIMARY KEY (sweep_id, point)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS events (
     run_id TEXT NOT NULL REFERENCES runs(id),
     name TEXT NOT NULL,
@@ -74,6 +87,19 @@ class RunRecord:
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+def is_live(rec: RunRecord) -> bool:
+    """Is this `running` run being trained right now by another process on this host?"""
+    if rec.status != "running" or rec.host != socket.gethostname() or rec.pid <= 0 or rec.pid == os.getpid():
+        return False  # os.kill(0 or -1, ...) would address a whole process group
+    try:
+        os.kill(rec.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def default_runs_dir() -> Path:
@@ -123,26 +149,33 @@ class Store:
     def run_dir(self, run_id: str) -> Path:
         return self.root / "runs" / run_id
 
-    def create_run(self, config: dict[str, Any], name: str, preset: str, version: str, device: str) -> str:
+    def create_run(
+        self, config: dict[str, Any], name: str, preset: str, version: str, device: str, sweep: tuple[str, int] | None = None
+    ) -> str:
+        """A new run row (and, for a sweep's point, its link to the sweep in the same transaction)."""
         run_id = secrets.token_hex(4)
         while self.conn.execute("SELECT 1 FROM runs WHERE id=?", (run_id,)).fetchone():
             run_id = secrets.token_hex(4)
         self.run_dir(run_id).mkdir(parents=True, exist_ok=True)
-        self.conn.execute(
-            "INSERT INTO runs (id, name, preset, status, created, config, version, device, host, pid) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (
-                run_id,
-                name or run_id,
-                preset,
-                "running",
-                time.time(),
-                json.dumps(config),
-                version,
-                device,
-                socket.gethostname(),
-                os.getpid(),
-            ),
+        row = (
+            run_id,
+            name or run_id,
+            preset,
+            "running",
+            time.time(),
+            json.dumps(config),
+            version,
+            device,
+            socket.gethostname(),
+            os.getpid(),
         )
+        with self.conn:
+            self.conn.execute("BEGIN")
+            self.conn.execute(
+                "INSERT INTO runs (id, name, preset, status, created, config, version, device, host, pid) VALUES (?,?,?,?,?,?,?,?,?,?)", row
+            )
+            if sweep is not None:
+                self.conn.execute("INSERT INTO sweep_runs (sweep_id, point, run_id) VALUES (?,?,?)", (*sweep, run_id))
         return run_id
 
     def claim(self, run_id: str, device: str) -> None:
@@ -223,6 +256,36 @@ class Store:
             (s, n, float("nan") if v is None else v)
             for s, n, v in self.conn.execute("SELECT step, name, value FROM metrics WHERE run_id=? ORDER BY step, name", (run_id,))
         ]
+
+    # ----- sweeps ------------------------------------------------------------------------------
+    def create_sweep(self, name: str, spec: dict[str, Any], points: list[dict[str, Any]]) -> str:
+        """A sweep row: its spec and its planned points (runs are linked as they start). Ids start with 's'."""
+        sweep_id = "s" + secrets.token_hex(4)[:7]
+        while self.conn.execute("SELECT 1 FROM sweeps WHERE id=?", (sweep_id,)).fetchone():
+            sweep_id = "s" + secrets.token_hex(4)[:7]
+        self.conn.execute(
+            "INSERT INTO sweeps (id, name, spec, points, created) VALUES (?,?,?,?,?)",
+            (sweep_id, name or sweep_id, json.dumps(spec), json.dumps(points), time.time()),
+        )
+        return sweep_id
+
+    def sweeps(self) -> list[dict[str, Any]]:
+        rows = self.conn.execute("SELECT id, name, spec, points, created FROM sweeps ORDER BY created").fetchall()
+        return [{"id": i, "name": n, "spec": json.loads(s), "points": json.loads(p), "created": c} for i, n, s, p, c in rows]
+
+    def get_sweep(self, ref: str) -> dict[str, Any]:
+        """A sweep by id, unique id prefix, or name."""
+        matches = [s for s in self.sweeps() if s["id"] == ref]
+        matches = matches or [s for s in self.sweeps() if s["id"].startswith(ref)] or [s for s in self.sweeps() if s["name"] == ref]
+        if not matches:
+            raise GroklabError(f"sweep {ref!r}: no such sweep id or name in {str(self.root)!r}; see `groklab sweeps`")
+        if len(matches) > 1:
+            raise GroklabError(f"sweep {ref!r} is ambiguous: it matches {', '.join(s['id'] for s in matches[:5])}")
+        return matches[0]
+
+    def sweep_runs(self, sweep_id: str) -> dict[int, str]:
+        """point index -> run id, for the points that have started."""
+        return dict(self.conn.execute("SELECT point, run_id FROM sweep_runs WHERE sweep_id=?", (sweep_id,)).fetchall())
 
     # ----- events ------------------------------------------------------------------------------
     def set_events(self, run_id: str, events: dict[str, tuple[int | None, float | None]]) -> None:

@@ -207,10 +207,10 @@ def events_of(store: Store, run_id: str, cfg: ExperimentConfig) -> dict[str, tup
     return grokking_events(m.get("train_acc", empty), m.get("test_acc", empty), cfg.events.fit_threshold, cfg.events.grok_threshold)
 
 
-def start_run(prep: Prepared, store: Store, reporter: Reporter | None = None) -> tuple[str, str]:
-    """Create the run in the store and train it. Returns (run_id, status)."""
+def start_run(prep: Prepared, store: Store, reporter: Reporter | None = None, sweep: tuple[str, int] | None = None) -> tuple[str, str]:
+    """Create the run in the store (as point `sweep[1]` of sweep `sweep[0]`, if given) and train it. Returns (run_id, status)."""
     cfg = prep.cfg
-    run_id = store.create_run(to_dict(cfg), cfg.run.name, cfg.preset, __version__, str(prep.device))
+    run_id = store.create_run(to_dict(cfg), cfg.run.name, cfg.preset, __version__, str(prep.device), sweep)
     (store.run_dir(run_id) / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
     trainer = Trainer(prep, store, run_id, reporter)
     return run_id, _guarded(trainer)

@@ -1,0 +1,162 @@
+"""What a sweep is: a preset, fixed overrides, a grid of values per key, and a number of seeds.
+
+Grid values are written as a list (`0.1,0.3,1.0`), an inclusive integer range
+(`1:149:2` is 1, 3, ..., 149) or an inclusive log range (`log:1e-4:1:9` is nine
+values from 1e-4 to 1, evenly spaced in log scale). Seeds set `run.seed` to
+0..N-1. Every point's config is resolved and checked before anything runs.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from groklab.config import ExperimentConfig, resolve_config, to_dict
+from groklab.config.loading import Raw, load_yaml
+from groklab.errors import ConfigError, GroklabError
+
+
+def parse_values(key: str, text: str) -> list[Any]:
+    """The values of one grid key from its command-line form (see the module docstring)."""
+    text = text.strip()
+    where = f"--grid {key}"
+    if text.startswith("log:"):
+        parts = text[4:].split(":")
+        if len(parts) != 3:
+            raise ConfigError(where, f"log range {text!r} must look like log:START:STOP:COUNT")
+        try:
+            start, stop, count = float(parts[0]), float(parts[1]), int(parts[2])
+        except ValueError:
+            raise ConfigError(where, f"log range {text!r} must look like log:START:STOP:COUNT (numbers)") from None
+        if start <= 0 or stop <= 0 or count < 1:
+            raise ConfigError(where, f"log range {text!r} needs START, STOP > 0 and COUNT >= 1")
+        if count == 1:
+            return [start]
+        lo, hi = math.log10(start), math.log10(stop)
+        return [float(f"{10 ** (lo + (hi - lo) * i / (count - 1)):.6g}") for i in range(count)]
+    if ":" in text and all(p.strip().lstrip("-").isdigit() for p in text.split(":")):
+        parts = [int(p) for p in text.split(":")]
+        if len(parts) not in (2, 3):
+            raise ConfigError(where, f"range {text!r} must look like START:STOP or START:STOP:STEP")
+        start, stop, step = (*parts, 1) if len(parts) == 2 else parts
+        if step == 0 or (stop - start) * step < 0:
+            raise ConfigError(where, f"range {text!r} is empty or never reaches {stop}")
+        return list(range(start, stop + (1 if step > 0 else -1), step))
+    if ":" in text and text.split(":")[0].strip().lstrip("-").replace(".", "", 1).isdigit():
+        raise ConfigError(where, f"malformed range {text!r}; integer ranges look like 1:149:2, log ranges like log:1e-4:1:9")
+    values = [v.strip() for v in text.split(",")]
+    if not text or any(v == "" for v in values):
+        raise ConfigError(where, f"empty value in {text!r}; give a list like 0.1,0.3,1.0")
+    return [Raw(v) for v in values]
+
+
+@dataclass
+class SweepSpec:
+    """A sweep before it runs: enough to rebuild every point's config."""
+
+    preset: str = ""
+    overrides: list[str] = field(default_factory=list)
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+    seeds: int = 1
+    name: str = ""
+
+    def points(self) -> list[dict[str, Any]]:
+        """One mapping of dotted key -> value per run: the grid's cartesian product, then the seeds."""
+        keys = list(self.grid)
+        out = []
+        for combo in itertools.product(*(self.grid[k] for k in keys)):
+            for seed in range(self.seeds):
+                out.append({**dict(zip(keys, combo, strict=True)), "run.seed": seed})
+        return out
+
+    def plan(self) -> list[dict[str, Any]]:
+        """Every point as {"values": its grid values and seed, "config": its resolved config as data}."""
+        out = []
+        for point, cfg in zip(self.points(), self.configs(), strict=True):
+            data = to_dict(cfg)
+            out.append({"values": {k: _lookup(data, k) for k in point}, "config": data})  # values as the config typed them
+        return out
+
+    def configs(self) -> list[ExperimentConfig]:
+        """Every point's resolved, validated config (an error names the key and the bad value)."""
+        if self.seeds < 1:
+            raise ConfigError("--seeds", f"must be >= 1, got {self.seeds}")
+        if not self.grid and self.seeds == 1:
+            raise ConfigError("--grid", "the sweep is empty: give at least one --grid KEY=VALUES or --seeds N > 1")
+        for key, values in self.grid.items():
+            if not values:
+                raise ConfigError(f"--grid {key}", "has no values")
+        out = []
+        for point in self.points():
+            overrides = [*self.overrides, *(f"{k}={v}" for k, v in point.items())]
+            cfg = resolve_config(self.preset or None, overrides)
+            out.append(cfg)
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "preset": self.preset,
+            "overrides": list(self.overrides),
+            "grid": {k: [_plain(v) for v in vs] for k, vs in self.grid.items()},
+            "seeds": self.seeds,
+            "name": self.name,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SweepSpec:
+        return cls(
+            data.get("preset", ""),
+            list(data.get("overrides", [])),
+            {k: list(v) for k, v in data.get("grid", {}).items()},
+            int(data.get("seeds", 1)),
+            data.get("name", ""),
+        )
+
+
+def _lookup(data: dict[str, Any], dotted: str) -> Any:
+    for part in dotted.split("."):
+        data = data[part]
+    return data
+
+
+def _plain(v: Any) -> Any:
+    return str(v) if isinstance(v, Raw) else v
+
+
+def spec_from_cli(preset: str | None, overrides: list[str], grid: list[str], seeds: int, name: str = "") -> SweepSpec:
+    """Build a spec from `groklab sweep` arguments; `--grid KEY=VALUES` may repeat."""
+    table: dict[str, list[Any]] = {}
+    for item in grid:
+        key, sep, values = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError("--grid", f"{item!r} must look like KEY=VALUES, e.g. optim.weight_decay=0.1,0.3,1")
+        if key in table:
+            raise ConfigError(f"--grid {key}", "is given twice")
+        table[key] = parse_values(key, values)
+    return SweepSpec(preset or "", overrides, table, seeds, name)
+
+
+def spec_from_yaml(path: str | Path) -> SweepSpec:
+    """A sweep file: `preset`, `overrides` (mapping or list), `grid` (key: list or range string), `seeds`, `name`."""
+    data = load_yaml(path)
+    unknown = set(data) - {"preset", "overrides", "grid", "seeds", "name"}
+    if unknown:
+        raise GroklabError(
+            f"sweep file {str(path)!r}: unknown key(s) {', '.join(sorted(unknown))}; allowed: preset, overrides, grid, seeds, name"
+        )
+    overrides = data.get("overrides") or []
+    if isinstance(overrides, dict):
+        overrides = [f"{k}={yaml.safe_dump(v, default_flow_style=True).strip().removesuffix('...').strip()}" for k, v in overrides.items()]
+    grid: dict[str, list[Any]] = {}
+    for key, values in (data.get("grid") or {}).items():
+        grid[key] = parse_values(key, values) if isinstance(values, str) else list(values if isinstance(values, list) else [values])
+    seeds = data.get("seeds", 1)
+    if not isinstance(seeds, int) or isinstance(seeds, bool):
+        raise ConfigError("seeds", f"must be an integer >= 1, got {seeds!r}")
+    return SweepSpec(str(data.get("preset", "")), [str(o) for o in overrides], grid, seeds, str(data.get("name", "")))

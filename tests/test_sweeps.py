@@ -1,0 +1,221 @@
+"""Sweeps: grid parsing, planning, the local executor, resume, and bad input through the CLI."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import signal
+import sqlite3
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from groklab.cli.main import main
+from groklab.errors import ConfigError
+from groklab.store import Store
+from groklab.sweeps import SweepSpec, parse_values, run_sweep, spec_from_cli, spec_from_yaml
+
+
+def test_list_values_are_parsed_by_the_field_type():
+    spec = spec_from_cli(None, ["task.p=13"], ["optim.weight_decay=0.1,0.3,1", "run.name=a,b"], 1)
+    cfgs = spec.configs()
+    assert [c.optim.weight_decay for c in cfgs] == [0.1, 0.1, 0.3, 0.3, 1.0, 1.0]
+    assert [c.run.name for c in cfgs[:2]] == ["a", "b"]
+
+
+@settings(max_examples=50, deadline=None)
+@given(start=st.integers(-50, 50), n=st.integers(0, 40), step=st.integers(1, 7))
+def test_integer_ranges_are_inclusive(start, n, step):
+    stop = start + n * step
+    assert parse_values("k", f"{start}:{stop}:{step}") == list(range(start, stop + 1, step))
+    assert parse_values("k", f"{start}:{stop}") == list(range(start, stop + 1))
+
+
+@settings(max_examples=50, deadline=None)
+@given(lo=st.integers(-6, 2), span=st.integers(1, 4), count=st.integers(2, 12))
+def test_log_ranges_are_inclusive_and_geometric(lo, span, count):
+    start, stop = 10.0**lo, 10.0 ** (lo + span)
+    values = parse_values("k", f"log:{start:g}:{stop:g}:{count}")
+    assert len(values) == count
+    assert values[0] == pytest.approx(start) and values[-1] == pytest.approx(stop)
+    ratios = [b / a for a, b in itertools.pairwise(values)]
+    assert all(r == pytest.approx(ratios[0], rel=1e-4) for r in ratios)
+
+
+def test_paper_style_ranges():
+    assert parse_values("model.d_model", "1:149:2")[:3] == [1, 3, 5] and parse_values("model.d_model", "1:149:2")[-1] == 149
+    assert parse_values("w", "log:1e-4:1:5") == [1e-4, 1e-3, 1e-2, 1e-1, 1.0]
+
+
+@pytest.mark.parametrize("text", ["1:x", "5:1:1", "1:10:0", "log:1:2", "log:0:1:3", "log:a:b:c", "0.1,,3", "", "1.5:3"])
+def test_malformed_values(text):
+    with pytest.raises(ConfigError, match="--grid k"):
+        parse_values("k", text)
+
+
+def test_points_are_grid_times_seeds():
+    spec = SweepSpec(grid={"a.x": [1, 2], "b.y": [3]}, seeds=3)
+    pts = spec.points()
+    assert len(pts) == 6
+    assert pts[0] == {"a.x": 1, "b.y": 3, "run.seed": 0} and pts[-1] == {"a.x": 2, "b.y": 3, "run.seed": 2}
+
+
+def test_yaml_sweep_file(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "preset: gu2025\nname: wd\noverrides: {task.p: 13, schedule.steps: 10}\ngrid:\n  optim.weight_decay: [0.1, 1.0]\n"
+        "  model.d_model: '32:64:32'\nseeds: 2\n"
+    )
+    spec = spec_from_yaml(path)
+    cfgs = spec.configs()
+    assert len(cfgs) == 2 * 2 * 2
+    assert {(c.optim.weight_decay, c.model.d_model, c.run.seed) for c in cfgs} == {
+        (w, d, s) for w in (0.1, 1.0) for d in (32, 64) for s in (0, 1)
+    }
+    assert all(c.task.p == 13 and c.preset == "gu2025" for c in cfgs)
+
+
+TINY = [
+    "task.p=13",
+    "task.train_frac=0.5",
+    "model.d_model=32",
+    "model.n_heads=2",
+    "model.d_mlp=64",
+    "schedule.steps=40",
+    "schedule.checkpoint_every=20",
+    "run.device=cpu",
+]
+
+
+def cli(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_sweep_end_to_end(capsys, tmp_path):
+    runs = str(tmp_path / "runs")
+    code, out, err = cli(capsys, "sweep", *TINY, "--grid", "optim.weight_decay=0.1,1", "--seeds", "2", "--quiet", "--runs-dir", runs)
+    assert code == 0, err
+    sweep_id = out.strip()
+    code, out, _ = cli(capsys, "show", sweep_id, "--json", "--runs-dir", runs)
+    info = json.loads(out)
+    assert [(p["optim.weight_decay"], p["run.seed"], p["status"]) for p in info["points"]] == [
+        (0.1, 0, "finished"),
+        (0.1, 1, "finished"),
+        (1.0, 0, "finished"),
+        (1.0, 1, "finished"),
+    ]
+    assert len({p["run"] for p in info["points"]}) == 4
+    code, out, _ = cli(capsys, "sweeps", "--json", "--runs-dir", runs)
+    assert json.loads(out)[0]["status"] == {"finished": 4}
+    # each point is an ordinary run too
+    code, out, _ = cli(capsys, "runs", "--json", "--runs-dir", runs)
+    assert len(json.loads(out)) == 4
+
+
+def test_sweep_resume_after_interrupt_runs_nothing_twice(tmp_path):
+    store = Store(tmp_path)
+    spec = spec_from_cli(None, [*TINY, "schedule.steps=60"], ["optim.weight_decay=0.5,1"], 2)
+    sweep_id = store.create_sweep("", spec.as_dict(), spec.plan())
+
+    class StopInSecondPoint:
+        calls = 0
+
+        def start(self, *a):
+            StopInSecondPoint.calls += 1
+
+        def evaluated(self, *a): ...
+        def close(self): ...
+        def step(self, step):
+            if StopInSecondPoint.calls == 2 and step == 33:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    counts = run_sweep(store, sweep_id, reporter=StopInSecondPoint)
+    assert counts == {"finished": 1, "interrupted": 1, "pending": 2}
+    first_run = store.sweep_runs(sweep_id)[0]
+    first_rows = store.metric_rows(first_run)
+    counts = run_sweep(store, sweep_id)
+    assert counts == {"finished": 4}
+    linked = store.sweep_runs(sweep_id)
+    assert linked[0] == first_run and store.metric_rows(first_run) == first_rows  # kept, not rerun
+    with sqlite3.connect(tmp_path / "groklab.db") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 4
+    # the interrupted point resumed to the same rows as a point trained in one go
+    alone = Store(tmp_path / "alone")
+    solo = alone.create_sweep("", spec.as_dict(), spec.plan())
+    run_sweep(alone, solo)
+    assert alone.metric_rows(alone.sweep_runs(solo)[1]) == store.metric_rows(linked[1])
+    assert all(math.isfinite(v) for _, _, v in store.metric_rows(linked[1]))
+
+
+BAD = [
+    (["--grid", "optim.nope=1,2"], "optim.nope"),
+    (["--grid", "model.d_model=1:x"], "--grid model.d_model"),
+    (["--grid", "optim.lr=log:1:2"], "--grid optim.lr"),
+    ([], "--grid"),
+    (["--grid", "model.d_model=a,b"], "model.d_model"),
+    (["--grid", "optim.lr=0.1", "--seeds", "0"], "--seeds"),
+    (["--grid", "optim.lr=-1,1"], "optim.lr"),
+    (["--grid", "optim.lr"], "--grid"),
+]
+
+
+@pytest.mark.parametrize("args,field", BAD)
+def test_bad_sweep_input(capsys, tmp_path, args, field):
+    runs = tmp_path / "runs"
+    code, _, err = cli(capsys, "sweep", *TINY, *args, "--runs-dir", str(runs))
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith(f"groklab: error: {field}"), err
+    assert not runs.exists()
+
+
+def test_unknown_sweep_id(capsys, tmp_path):
+    runs = str(tmp_path / "runs")
+    assert cli(capsys, "sweep", *TINY, "--seeds", "2", "--quiet", "--runs-dir", runs)[0] == 0
+    code, _, err = cli(capsys, "sweep", "--resume", "snothere", "--runs-dir", runs)
+    assert code == 2 and "no such sweep" in err and err.count("\n") == 1
+
+
+def test_sweep_resume_after_sigkill(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    runs = tmp_path / "runs"
+    args = [*TINY, "schedule.steps=500", "schedule.checkpoint_every=100", "--grid", "optim.weight_decay=0.5,1", "--quiet"]
+    proc = subprocess.Popen([sys.executable, "-m", "groklab", "sweep", *args, "--runs-dir", str(runs)], stdout=subprocess.PIPE)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:  # wait until the second point has a checkpoint or two
+            try:
+                with sqlite3.connect(runs / "groklab.db") as conn:
+                    rows = conn.execute("SELECT r.step FROM sweep_runs s JOIN runs r ON r.id = s.run_id WHERE s.point = 1").fetchall()
+            except sqlite3.Error:
+                rows = []
+            if rows and rows[0][0] >= 250:
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the sweep did not reach its second point in time")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    store = Store(runs, create=False)
+    (sweep,) = store.sweeps()
+    assert store.get(store.sweep_runs(sweep["id"])[1]).status == "running"  # killed: never marked
+    assert main(["sweep", "--resume", sweep["id"][:4], "--quiet", "--runs-dir", str(runs)]) == 0
+    linked = store.sweep_runs(sweep["id"])
+    assert len(linked) == 2 and all(store.get(r).status == "finished" for r in linked.values())
+    with sqlite3.connect(runs / "groklab.db") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 2
+    alone = Store(tmp_path / "alone")
+    spec = spec_from_cli(None, [*TINY, "schedule.steps=500", "schedule.checkpoint_every=100"], ["optim.weight_decay=0.5,1"], 1)
+    solo = alone.create_sweep("", spec.as_dict(), spec.plan())
+    run_sweep(alone, solo)
+    for point in (0, 1):
+        assert alone.metric_rows(alone.sweep_runs(solo)[point]) == store.metric_rows(linked[point])
