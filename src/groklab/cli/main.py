@@ -96,8 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     _runs_dir_arg(p)
 
-    p = sub.add_parser("plot", help="draw the standard grokking figure of a run (PNG, SVG or PDF)")
-    p.add_argument("run", metavar="RUN")
+    p = sub.add_parser("plot", help="draw the standard grokking figure of a run, or a sweep's figures (PNG, SVG or PDF)")
+    p.add_argument("run", metavar="RUN|SWEEP")
+    p.add_argument("--x", default=None, metavar="KEY", help="for a sweep: the swept key on the x axis (default: the only one)")
     p.add_argument("-o", "--output", default=None, help="output file (default: RUNS_DIR/runs/ID/figure.png)")
     _runs_dir_arg(p)
 
@@ -208,6 +209,11 @@ def cmd_sweeps(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _is_sweep_ref(store: Any, ref: str) -> bool:
+    """Sweep ids start with 's' (run ids are hex), so a prefix of one is never a run's."""
+    return ref.startswith("s") and any(sw["id"].startswith(ref) for sw in store.sweeps())
+
+
 def _show_sweep(store: Any, sweep: dict[str, Any], as_json: bool) -> int:
     linked = store.sweep_runs(sweep["id"])
     rows = []
@@ -224,8 +230,12 @@ def _show_sweep(store: Any, sweep: dict[str, Any], as_json: bool) -> int:
                 test_acc=info["final"].get("test_acc"),
             )
         rows.append(row)
+    from groklab.sweeps.results import summarize
+
+    summary = summarize(store, sweep)
     if as_json:
-        print(json.dumps({"sweep": {k: sweep[k] for k in ("id", "name", "spec", "created")}, "points": rows}, indent=2))
+        head = {k: sweep[k] for k in ("id", "name", "spec", "created")}
+        print(json.dumps({"sweep": head, "points": rows, "summary": summary}, indent=2, default=_json_default))
         return 0
     print(f"sweep {sweep['id']}  name {sweep['name']}  {len(rows)} points  created {_when(sweep['created'])}")
     keys = list(sweep["points"][0]["values"]) if rows else []
@@ -234,6 +244,20 @@ def _show_sweep(store: Any, sweep: dict[str, Any], as_json: bool) -> int:
     for r in rows:
         cells = [r.get(c) for c in cols]
         print("  ".join(f"{'-' if v is None else (f'{v:.4g}' if isinstance(v, float) else str(v)):>12s}" for v in cells))
+    print("across seeds (mean [95% CI]):")
+    for row in summary:
+        label = " ".join(f"{k}={v}" for k, v in row["values"].items()) or "(all)"
+        ev = row["events"]
+        parts = [f"{len(row['runs'])} runs"]
+        for name in ("train_acc", "test_acc"):
+            if name in row["final"]:
+                m, lo, hi = row["final"][name]
+                parts.append(f"final {name} {m:.3f} [{lo:.3f}, {hi:.3f}]")
+        for name in ("t_fit", "t_grok"):
+            e = ev[name]
+            parts.append(f"{name} " + ("-" if not e["mean_ci"] else f"{e['mean_ci'][0]:.0f} ({e['reached']}/{ev['n']})"))
+        parts.append(f"grokked {ev['grokked_fraction']:.0%}" if ev["n"] else "grokked -")
+        print(f"  {label}: " + ", ".join(parts))
     return 0
 
 
@@ -290,7 +314,7 @@ def cmd_show(ns: argparse.Namespace) -> int:
     from groklab.store import Store
 
     store = Store(ns.runs_dir, create=False)
-    if ns.run.startswith("s") and any(sw["id"].startswith(ns.run) for sw in store.sweeps()):
+    if _is_sweep_ref(store, ns.run):
         return _show_sweep(store, store.get_sweep(ns.run), ns.json)
     info = _show_data(store, store.get(ns.run).id)
     if ns.json:
@@ -383,6 +407,11 @@ def cmd_plot(ns: argparse.Namespace) -> int:
     from groklab.store import Store
 
     store = Store(ns.runs_dir, create=False)
+    if _is_sweep_ref(store, ns.run):
+        from groklab.plots import plot_sweep
+
+        print(plot_sweep(store, store.get_sweep(ns.run), ns.x, ns.output))
+        return 0
     rec = store.get(ns.run)
     path = plot_run(store, rec.id, ns.output)
     print(path)

@@ -1,0 +1,85 @@
+"""Statistics across seeds: means and confidence intervals of curves and of grokking events.
+
+The interval is Student's t at 95%: mean ± t(n−1) · s / √n, with s the sample
+standard deviation; a single seed gives an interval of zero width.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+# Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom; 1.96 beyond.
+_T95 = [
+    12.706,
+    4.303,
+    3.182,
+    2.776,
+    2.571,
+    2.447,
+    2.365,
+    2.306,
+    2.262,
+    2.228,
+    2.201,
+    2.179,
+    2.160,
+    2.145,
+    2.131,
+    2.120,
+    2.110,
+    2.101,
+    2.093,
+    2.086,
+    2.080,
+    2.074,
+    2.069,
+    2.064,
+    2.060,
+    2.056,
+    2.052,
+    2.048,
+    2.045,
+    2.042,
+]
+
+
+def t95(dof: int) -> float:
+    return _T95[dof - 1] if dof <= len(_T95) else 1.96
+
+
+def mean_ci(values: Sequence[float]) -> tuple[float, float, float]:
+    """(mean, low, high) of the 95% confidence interval of the mean; NaNs are left out."""
+    xs = [v for v in values if v == v]
+    if not xs:
+        return math.nan, math.nan, math.nan
+    n = len(xs)
+    mean = sum(xs) / n
+    if n == 1:
+        return mean, mean, mean
+    sd = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1))
+    half = t95(n - 1) * sd / math.sqrt(n)
+    return mean, mean - half, mean + half
+
+
+def aggregate_curves(curves: Sequence[tuple[Sequence[int], Sequence[float]]]) -> tuple[list[int], list[tuple[float, float, float]]]:
+    """Mean and CI at each step logged by every curve (seeds of one config share the schedule)."""
+    if not curves:
+        return [], []
+    common = set(curves[0][0])
+    for steps, _ in curves[1:]:
+        common &= set(steps)
+    steps = sorted(common)
+    lookups = [dict(zip(s, v, strict=True)) for s, v in curves]
+    return steps, [mean_ci([lk[t] for lk in lookups]) for t in steps]
+
+
+def aggregate_events(events: Sequence[dict[str, tuple[int | None, float | None]]]) -> dict[str, object]:
+    """Across seeds: mean/CI of t_fit, t_grok and delay over the seeds that reached them, and the fraction that grokked."""
+    out: dict[str, object] = {"n": len(events)}
+    for name in ("t_fit", "t_grok", "delay"):
+        reached = [float(e[name][0]) for e in events if e.get(name, (None, None))[0] is not None]
+        out[name] = {"reached": len(reached), "mean_ci": mean_ci(reached) if reached else None}
+    grokked = sum(1 for e in events if e.get("t_grok", (None, None))[0] is not None)
+    out["grokked_fraction"] = grokked / len(events) if events else math.nan
+    return out

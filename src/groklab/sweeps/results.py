@@ -1,0 +1,58 @@
+"""A stored sweep's results: its points grouped by grid values (seeds pooled), with statistics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from groklab.analysis.aggregate import aggregate_curves, aggregate_events, mean_ci
+from groklab.config import from_dict
+from groklab.store import Store
+from groklab.training.trainer import events_of
+
+
+@dataclass
+class Group:
+    """The seeds of one grid point."""
+
+    values: dict[str, Any]  # the grid values, run.seed left out
+    run_ids: list[str] = field(default_factory=list)
+
+    def label(self) -> str:
+        return " ".join(f"{k}={v}" for k, v in self.values.items()) or "(all)"
+
+
+def groups(store: Store, sweep: dict[str, Any]) -> list[Group]:
+    """Points with the same grid values, in sweep order; only points whose run has started have run ids."""
+    linked = store.sweep_runs(sweep["id"])
+    out: dict[tuple, Group] = {}
+    for i, point in enumerate(sweep["points"]):
+        values = {k: v for k, v in point["values"].items() if k != "run.seed"}
+        key = tuple(sorted((k, repr(v)) for k, v in values.items()))
+        group = out.setdefault(key, Group(values))
+        if i in linked:
+            group.run_ids.append(linked[i])
+    return list(out.values())
+
+
+def summarize(store: Store, sweep: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per group: seeds run, final train/test accuracy and loss (mean and 95% CI), and the aggregated events."""
+    rows = []
+    for g in groups(store, sweep):
+        finals: dict[str, list[float]] = {}
+        evs = []
+        for rid in g.run_ids:
+            rec = store.get(rid)
+            for name, (_, values) in store.metrics(rid, ["train_acc", "test_acc", "train_loss", "test_loss"]).items():
+                finals.setdefault(name, []).append(values[-1])
+            evs.append(store.events(rid) or events_of(store, rid, from_dict(rec.config)))
+        row: dict[str, Any] = {"values": g.values, "runs": g.run_ids, "final": {k: mean_ci(v) for k, v in sorted(finals.items())}}
+        row["events"] = aggregate_events(evs)
+        rows.append(row)
+    return rows
+
+
+def curves(store: Store, run_ids: list[str], name: str) -> tuple[list[int], list[tuple[float, float, float]]]:
+    """Mean and CI over seeds of one metric's curve."""
+    data = [store.metrics(rid, [name]).get(name) for rid in run_ids]
+    return aggregate_curves([d for d in data if d])

@@ -1,0 +1,94 @@
+"""Statistics across seeds against direct computations, and the sweep figures end to end."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from groklab.analysis.aggregate import aggregate_curves, aggregate_events, mean_ci, t95
+from groklab.cli.main import main
+
+
+@settings(max_examples=60, deadline=None)
+@given(xs=st.lists(st.floats(-1e3, 1e3), min_size=2, max_size=40))
+def test_mean_ci_is_the_t_interval(xs):
+    m, lo, hi = mean_ci(xs)
+    assert m == pytest.approx(statistics.fmean(xs), abs=1e-9)
+    half = t95(len(xs) - 1) * statistics.stdev(xs) / math.sqrt(len(xs))
+    assert hi - m == pytest.approx(half, abs=1e-6) and m - lo == pytest.approx(half, abs=1e-6)
+
+
+def test_mean_ci_known_values():
+    # n=3: mean 2, s=1, t(2)=4.303 -> half-width 4.303/sqrt(3)
+    m, lo, hi = mean_ci([1.0, 2.0, 3.0])
+    assert (m, hi - m, m - lo) == (2.0, pytest.approx(4.303 / math.sqrt(3)), pytest.approx(4.303 / math.sqrt(3)))
+    assert mean_ci([5.0]) == (5.0, 5.0, 5.0)
+    assert mean_ci([float("nan"), 4.0, 6.0])[0] == 5.0
+    assert all(math.isnan(v) for v in mean_ci([]))
+
+
+def test_aggregate_curves_on_common_steps():
+    steps, stats = aggregate_curves([([0, 10, 20], [0.0, 0.5, 1.0]), ([0, 10, 20, 30], [0.2, 0.7, 1.0, 1.0])])
+    assert steps == [0, 10, 20]
+    assert [s[0] for s in stats] == pytest.approx([0.1, 0.6, 1.0])
+
+
+def test_aggregate_events_counts_what_was_reached():
+    evs = [
+        {"t_fit": (10, 0.99), "t_grok": (100, 0.99), "delay": (90, None)},
+        {"t_fit": (20, 0.99), "t_grok": (300, 0.99), "delay": (280, None)},
+        {"t_fit": (30, 0.99), "t_grok": (None, 0.99), "delay": (None, None)},
+    ]
+    agg = aggregate_events(evs)
+    assert agg["n"] == 3 and agg["grokked_fraction"] == pytest.approx(2 / 3)
+    assert agg["t_fit"]["reached"] == 3 and agg["t_fit"]["mean_ci"][0] == 20
+    assert agg["t_grok"]["reached"] == 2 and agg["t_grok"]["mean_ci"][0] == 200
+    assert agg["delay"]["mean_ci"][0] == 185
+
+
+TINY = ["task.p=13", "task.train_frac=0.5", "model.d_model=32", "model.n_heads=2", "model.d_mlp=64", "schedule.steps=30", "run.device=cpu"]
+
+
+def test_sweep_summary_and_figures(capsys, tmp_path):
+    runs = str(tmp_path / "runs")
+    assert (
+        main(
+            [
+                "sweep",
+                *TINY,
+                "--grid",
+                "optim.weight_decay=0.1,1",
+                "--grid",
+                "model.d_mlp=32,64",
+                "--seeds",
+                "2",
+                "--quiet",
+                "--runs-dir",
+                runs,
+            ]
+        )
+        == 0
+    )
+    sweep_id = capsys.readouterr().out.strip()
+    assert main(["show", sweep_id, "--json", "--runs-dir", runs]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert len(info["summary"]) == 4 and all(len(row["runs"]) == 2 for row in info["summary"])
+    row = info["summary"][0]
+    finals = [
+        p["test_acc"]
+        for p in info["points"]
+        if p["optim.weight_decay"] == row["values"]["optim.weight_decay"] and p["model.d_mlp"] == row["values"]["model.d_mlp"]
+    ]
+    assert row["final"]["test_acc"][0] == pytest.approx(statistics.fmean(finals))
+    out = tmp_path / "sweep.svg"
+    assert main(["plot", sweep_id, "--x", "optim.weight_decay", "-o", str(out), "--runs-dir", runs]) == 0
+    assert out.stat().st_size > 5000
+    code = main(["plot", sweep_id, "--runs-dir", runs])  # two swept keys: --x is needed
+    assert code == 2 and "--x" in capsys.readouterr().err
+    code = main(["plot", sweep_id, "--x", "optim.lr", "--runs-dir", runs])
+    assert code == 2 and "not a swept key" in capsys.readouterr().err
