@@ -167,14 +167,33 @@ def cmd_sweep(ns: argparse.Namespace) -> int:
         points = spec.plan()  # every point checked before the store is touched
         store = Store(ns.runs_dir)
         sweep_id = store.create_sweep(spec.name, spec.as_dict(), points)
-    say = (lambda msg: None) if ns.quiet else (lambda msg: print(f"sweep {sweep_id}: {msg}", file=sys.stderr))
-    counts = run_sweep(store, sweep_id, reporter=(lambda: None) if ns.quiet else _progress, announce=say)
+    if ns.quiet:
+        counts = run_sweep(store, sweep_id)
+    else:
+        bar = _sweep_progress(store, sweep_id)
+        try:
+            counts = run_sweep(store, sweep_id, reporter=bar.for_point, announce=bar.note)
+        finally:
+            bar.finish()
     if ns.quiet:
         print(sweep_id)
     else:
         print(f"sweep {sweep_id}: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
         print(f"  next: groklab show {sweep_id}")
     return 130 if counts.get("interrupted") else 0
+
+
+def _sweep_progress(store: Any, sweep_id: str) -> Any:
+    from groklab.cli.progress import SweepProgress
+
+    sweep = store.get_sweep(sweep_id)
+    linked = store.sweep_runs(sweep_id)
+    steps = [p["config"]["schedule"]["steps"] for p in sweep["points"]]
+    done = []
+    for i, total in enumerate(steps):
+        rec = store.get(linked[i]) if i in linked else None
+        done.append(0 if rec is None else total if rec.status in ("finished", "stopped", "diverged") else rec.step)
+    return SweepProgress(sweep_id, steps, done)
 
 
 def _is_sweep_file(path: str) -> bool:

@@ -37,3 +37,45 @@ class ProgressBar:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+class SweepProgress:
+    """One bar for a whole sweep: steps over all its points (so the ETA covers the sweep), the point
+    being trained, and its latest accuracies."""
+
+    def __init__(self, sweep_id: str, steps_per_point: list[int], done: list[int]) -> None:
+        interval = 0.5 if sys.stderr.isatty() else 30.0
+        total, initial = sum(steps_per_point), sum(done)
+        self.steps_per_point = steps_per_point
+        self.bar = tqdm(
+            total=total, initial=initial, desc=f"sweep {sweep_id}", unit="step", file=sys.stderr, dynamic_ncols=True, mininterval=interval
+        )
+        self.point, self.label, self.last = 0, "", 0
+
+    def for_point(self, point: int, label: str) -> SweepProgress:
+        self.point, self.label = point, label
+        return self
+
+    def start(self, run_id: str, total: int, step: int) -> None:
+        self.last = step
+        self.bar.set_postfix_str(f"point {self.point + 1}/{len(self.steps_per_point)} {self.label}", refresh=False)
+
+    def step(self, step: int) -> None:
+        self.bar.update(step - self.last)
+        self.last = step
+
+    def evaluated(self, step: int, metrics: dict[str, float]) -> None:
+        if "train_acc" in metrics:
+            where = f"point {self.point + 1}/{len(self.steps_per_point)} {self.label}"
+            self.bar.set_postfix_str(f"{where} train {metrics['train_acc']:.3f} test {metrics['test_acc']:.3f}", refresh=False)
+
+    def close(self) -> None:
+        # A point ended (possibly early): count its remaining steps as done so the bar and ETA stay true.
+        self.bar.update(self.steps_per_point[self.point] - self.last)
+        self.last = self.steps_per_point[self.point]
+
+    def note(self, message: str) -> None:
+        self.bar.write(message, file=sys.stderr)
+
+    def finish(self) -> None:
+        self.bar.close()

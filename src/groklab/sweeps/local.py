@@ -22,10 +22,13 @@ DONE = ("finished", "stopped", "diverged")
 def run_sweep(
     store: Store,
     sweep_id: str,
-    reporter: Callable[[], Reporter | None] = lambda: None,
+    reporter: Callable[[int, str], Reporter | None] = lambda i, label: None,
     announce: Callable[[str], Any] = lambda msg: None,
 ) -> dict[str, int]:
-    """Train every unfinished point of a stored sweep; returns the count of runs per final status."""
+    """Train every unfinished point of a stored sweep; returns the count of runs per final status.
+
+    `reporter(point, label)` gives each run's progress reporter; `announce` receives one line per point.
+    """
     sweep = store.get_sweep(sweep_id)
     points = sweep["points"]
     for i, point in enumerate(points):
@@ -41,10 +44,10 @@ def run_sweep(
         prep = prepare(cfg)
         if rec is None:
             announce(f"point {i + 1}/{len(points)}: {label}")
-            run_id, status = start_run(prep, store, reporter(), sweep=(sweep_id, i))
+            run_id, status = start_run(prep, store, reporter(i, label), sweep=(sweep_id, i))
         else:
             announce(f"point {i + 1}/{len(points)}: {label} (resuming run {rec.id})")
-            status = resume_run(prep, store, rec.id, reporter())
+            status = resume_run(prep, store, rec.id, reporter(i, label))
         if status == "interrupted":
             break
     return sweep_status(store, sweep_id)
