@@ -134,7 +134,7 @@ def test_sweep_resume_after_interrupt_runs_nothing_twice(tmp_path):
             if StopInSecondPoint.calls == 2 and step == 33:
                 os.kill(os.getpid(), signal.SIGINT)
 
-    counts = run_sweep(store, sweep_id, reporter=StopInSecondPoint)
+    counts = run_sweep(store, sweep_id, reporter=lambda point, label: StopInSecondPoint())
     assert counts == {"finished": 1, "interrupted": 1, "pending": 2}
     first_run = store.sweep_runs(sweep_id)[0]
     first_rows = store.metric_rows(first_run)
