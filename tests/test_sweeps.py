@@ -219,3 +219,26 @@ def test_sweep_resume_after_sigkill(tmp_path):
     run_sweep(alone, solo)
     for point in (0, 1):
         assert alone.metric_rows(alone.sweep_runs(solo)[point]) == store.metric_rows(linked[point])
+
+
+def test_workers_train_every_point_once(capsys, tmp_path):
+    runs = str(tmp_path / "runs")
+    args = [*TINY, "--grid", "optim.weight_decay=0.1,1", "--seeds", "2", "--quiet"]
+    assert main(["sweep", *args, "--workers", "2", "--runs-dir", runs]) == 0
+    sweep_id = capsys.readouterr().out.strip()
+    assert main(["sweep", *args, "--runs-dir", str(tmp_path / "seq")]) == 0
+    seq_id = capsys.readouterr().out.strip()
+    par, seq = Store(runs, create=False), Store(tmp_path / "seq", create=False)
+    assert sorted(par.sweep_runs(sweep_id)) == [0, 1, 2, 3]
+    with sqlite3.connect(tmp_path / "runs" / "groklab.db") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM runs WHERE status = 'finished'").fetchone()[0] == 4
+    for point in range(4):  # one thread per worker vs two in-process: equal up to float reassociation
+        a = par.metrics(par.sweep_runs(sweep_id)[point], ["train_loss"])["train_loss"]
+        b = seq.metrics(seq.sweep_runs(seq_id)[point], ["train_loss"])["train_loss"]
+        assert a[0] == b[0] and a[1] == pytest.approx(b[1], rel=1e-3, abs=1e-5)
+
+
+def test_bad_workers(capsys, tmp_path):
+    code, _, err = cli(capsys, "sweep", *TINY, "--seeds", "2", "--workers", "0", "--runs-dir", str(tmp_path / "r"))
+    assert code == 2 and err.startswith("groklab: error: --workers")
+    assert not (tmp_path / "r").exists()

@@ -75,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=1, help="seeds per grid point: run.seed = 0..N-1 (default 1)")
     p.add_argument("--name", default="", help="a name for the sweep")
     p.add_argument("--resume", metavar="SWEEP", default=None, help="continue an interrupted sweep")
+    p.add_argument("--workers", type=int, default=1, help="train points in N processes, sharing the CPU threads (default 1)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress output; print only the sweep id")
     _runs_dir_arg(p)
 
@@ -151,6 +152,8 @@ def cmd_sweep(ns: argparse.Namespace) -> int:
     from groklab.store import Store
     from groklab.sweeps import run_sweep, spec_from_cli, spec_from_yaml
 
+    if ns.workers < 1:
+        raise GroklabError(f"--workers: must be >= 1, got {ns.workers}")
     if ns.resume is not None:
         if ns.args or ns.grid or ns.seeds != 1:
             raise GroklabError("--resume SWEEP takes no preset, overrides, --grid or --seeds: the sweep keeps its own")
@@ -168,11 +171,18 @@ def cmd_sweep(ns: argparse.Namespace) -> int:
         store = Store(ns.runs_dir)
         sweep_id = store.create_sweep(spec.name, spec.as_dict(), points)
     if ns.quiet:
-        counts = run_sweep(store, sweep_id)
+        counts = run_sweep(store, sweep_id, workers=ns.workers)
     else:
         bar = _sweep_progress(store, sweep_id)
         try:
-            counts = run_sweep(store, sweep_id, reporter=bar.for_point, announce=bar.note)
+            counts = run_sweep(
+                store,
+                sweep_id,
+                reporter=bar.for_point,
+                announce=bar.note,
+                workers=ns.workers,
+                poll=lambda: bar.sync(_steps_done(store, sweep_id)),
+            )
         finally:
             bar.finish()
     if ns.quiet:
@@ -186,14 +196,19 @@ def cmd_sweep(ns: argparse.Namespace) -> int:
 def _sweep_progress(store: Any, sweep_id: str) -> Any:
     from groklab.cli.progress import SweepProgress
 
-    sweep = store.get_sweep(sweep_id)
+    steps = [p["config"]["schedule"]["steps"] for p in store.get_sweep(sweep_id)["points"]]
+    return SweepProgress(sweep_id, steps, _steps_done(store, sweep_id))
+
+
+def _steps_done(store: Any, sweep_id: str) -> list[int]:
+    """Per point, the steps trained so far (all of them once its run has ended)."""
     linked = store.sweep_runs(sweep_id)
-    steps = [p["config"]["schedule"]["steps"] for p in sweep["points"]]
     done = []
-    for i, total in enumerate(steps):
+    for i, point in enumerate(store.get_sweep(sweep_id)["points"]):
         rec = store.get(linked[i]) if i in linked else None
+        total = point["config"]["schedule"]["steps"]
         done.append(0 if rec is None else total if rec.status in ("finished", "stopped", "diverged") else rec.step)
-    return SweepProgress(sweep_id, steps, done)
+    return done
 
 
 def _is_sweep_file(path: str) -> bool:

@@ -74,6 +74,10 @@ class SweepProgress:
         self.bar.update(self.steps_per_point[self.point] - self.last)
         self.last = self.steps_per_point[self.point]
 
+    def sync(self, done: list[int]) -> None:
+        """Set the bar from the steps each point has done (worker processes report through the store)."""
+        self.bar.update(sum(done) - self.bar.n)
+
     def note(self, message: str) -> None:
         self.bar.write(message, file=sys.stderr)
 
