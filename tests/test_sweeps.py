@@ -17,6 +17,7 @@ from groklab.cli.main import main
 from groklab.errors import ConfigError
 from groklab.store import Store
 from groklab.sweeps import SweepSpec, parse_values, run_sweep, spec_from_cli, spec_from_yaml
+from groklab.sweeps.local import plan_batches
 
 
 def test_list_values_are_parsed_by_the_field_type():
@@ -134,11 +135,11 @@ def test_sweep_resume_after_interrupt_runs_nothing_twice(tmp_path):
             if StopInSecondPoint.calls == 2 and step == 33:
                 os.kill(os.getpid(), signal.SIGINT)
 
-    counts = run_sweep(store, sweep_id, reporter=lambda point, label: StopInSecondPoint())
+    counts = run_sweep(store, sweep_id, reporter=lambda points, label: StopInSecondPoint(), max_ensemble=1)
     assert counts == {"finished": 1, "interrupted": 1, "pending": 2}
     first_run = store.sweep_runs(sweep_id)[0]
     first_rows = store.metric_rows(first_run)
-    counts = run_sweep(store, sweep_id)
+    counts = run_sweep(store, sweep_id, max_ensemble=1)
     assert counts == {"finished": 4}
     linked = store.sweep_runs(sweep_id)
     assert linked[0] == first_run and store.metric_rows(first_run) == first_rows  # kept, not rerun
@@ -147,7 +148,7 @@ def test_sweep_resume_after_interrupt_runs_nothing_twice(tmp_path):
     # the interrupted point resumed to the same rows as a point trained in one go
     alone = Store(tmp_path / "alone")
     solo = alone.create_sweep("", spec.as_dict(), spec.plan())
-    run_sweep(alone, solo)
+    run_sweep(alone, solo, max_ensemble=1)
     assert alone.metric_rows(alone.sweep_runs(solo)[1]) == store.metric_rows(linked[1])
     assert all(math.isfinite(v) for _, _, v in store.metric_rows(linked[1]))
 
@@ -186,7 +187,16 @@ def test_sweep_resume_after_sigkill(tmp_path):
     import time
 
     runs = tmp_path / "runs"
-    args = [*TINY, "schedule.steps=500", "schedule.checkpoint_every=100", "--grid", "optim.weight_decay=0.5,1", "--quiet"]
+    args = [
+        *TINY,
+        "schedule.steps=500",
+        "schedule.checkpoint_every=100",
+        "--grid",
+        "optim.weight_decay=0.5,1",
+        "--quiet",
+        "--max-ensemble",
+        "1",
+    ]
     proc = subprocess.Popen([sys.executable, "-m", "groklab", "sweep", *args, "--runs-dir", str(runs)], stdout=subprocess.PIPE)
     try:
         deadline = time.time() + 120
@@ -208,7 +218,7 @@ def test_sweep_resume_after_sigkill(tmp_path):
     store = Store(runs, create=False)
     (sweep,) = store.sweeps()
     assert store.get(store.sweep_runs(sweep["id"])[1]).status == "running"  # killed: never marked
-    assert main(["sweep", "--resume", sweep["id"][:4], "--quiet", "--runs-dir", str(runs)]) == 0
+    assert main(["sweep", "--resume", sweep["id"][:4], "--quiet", "--max-ensemble", "1", "--runs-dir", str(runs)]) == 0
     linked = store.sweep_runs(sweep["id"])
     assert len(linked) == 2 and all(store.get(r).status == "finished" for r in linked.values())
     with sqlite3.connect(runs / "groklab.db") as conn:
@@ -216,7 +226,7 @@ def test_sweep_resume_after_sigkill(tmp_path):
     alone = Store(tmp_path / "alone")
     spec = spec_from_cli(None, [*TINY, "schedule.steps=500", "schedule.checkpoint_every=100"], ["optim.weight_decay=0.5,1"], 1)
     solo = alone.create_sweep("", spec.as_dict(), spec.plan())
-    run_sweep(alone, solo)
+    run_sweep(alone, solo, max_ensemble=1)
     for point in (0, 1):
         assert alone.metric_rows(alone.sweep_runs(solo)[point]) == store.metric_rows(linked[point])
 
@@ -224,9 +234,9 @@ def test_sweep_resume_after_sigkill(tmp_path):
 def test_workers_train_every_point_once(capsys, tmp_path):
     runs = str(tmp_path / "runs")
     args = [*TINY, "--grid", "optim.weight_decay=0.1,1", "--seeds", "2", "--quiet"]
-    assert main(["sweep", *args, "--workers", "2", "--runs-dir", runs]) == 0
+    assert main(["sweep", *args, "--workers", "2", "--max-ensemble", "2", "--runs-dir", runs]) == 0
     sweep_id = capsys.readouterr().out.strip()
-    assert main(["sweep", *args, "--runs-dir", str(tmp_path / "seq")]) == 0
+    assert main(["sweep", *args, "--max-ensemble", "1", "--runs-dir", str(tmp_path / "seq")]) == 0
     seq_id = capsys.readouterr().out.strip()
     par, seq = Store(runs, create=False), Store(tmp_path / "seq", create=False)
     assert sorted(par.sweep_runs(sweep_id)) == [0, 1, 2, 3]
@@ -242,3 +252,33 @@ def test_bad_workers(capsys, tmp_path):
     code, _, err = cli(capsys, "sweep", *TINY, "--seeds", "2", "--workers", "0", "--runs-dir", str(tmp_path / "r"))
     assert code == 2 and err.startswith("groklab: error: --workers")
     assert not (tmp_path / "r").exists()
+
+
+def test_compatible_points_train_as_one_ensemble_and_resume_alone(tmp_path):
+    store = Store(tmp_path)
+    spec = spec_from_cli(None, [*TINY, "schedule.steps=60"], ["optim.weight_decay=0.5,1", "model.d_mlp=32,64"], 2)
+    sweep_id = store.create_sweep("", spec.as_dict(), spec.plan())
+    sweep = store.get_sweep(sweep_id)
+    assert plan_batches(store, sweep, list(range(8)), None) == [[0, 1, 4, 5], [2, 3, 6, 7]]  # grouped by d_mlp
+    assert plan_batches(store, sweep, list(range(8)), 3) == [[0, 1, 4], [2, 3, 6], [5], [7]]
+
+    class StopAt:
+        def start(self, *a): ...
+        def evaluated(self, *a): ...
+        def close(self): ...
+        def step(self, step):
+            if step == 33:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    counts = run_sweep(store, sweep_id, reporter=lambda points, label: StopAt())
+    assert counts == {"interrupted": 4, "pending": 4}  # the first ensemble stopped together
+    assert run_sweep(store, sweep_id) == {"finished": 8}
+    with sqlite3.connect(tmp_path / "groklab.db") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 8
+    alone = Store(tmp_path / "alone")
+    ref = alone.create_sweep("", spec.as_dict(), spec.plan())
+    run_sweep(alone, ref, max_ensemble=1)
+    for point in range(8):
+        a, b = store.metric_rows(store.sweep_runs(sweep_id)[point]), alone.metric_rows(alone.sweep_runs(ref)[point])
+        assert [r[:2] for r in a] == [r[:2] for r in b]
+        assert [r[2] for r in a] == pytest.approx([r[2] for r in b], rel=2e-4, abs=2e-5)

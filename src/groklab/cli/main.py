@@ -76,6 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default="", help="a name for the sweep")
     p.add_argument("--resume", metavar="SWEEP", default=None, help="continue an interrupted sweep")
     p.add_argument("--workers", type=int, default=1, help="train points in N processes, sharing the CPU threads (default 1)")
+    p.add_argument(
+        "--max-ensemble",
+        type=int,
+        default=None,
+        metavar="K",
+        help="at most K points per vectorized ensemble (default: from free memory; 1 trains every point alone)",
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress output; print only the sweep id")
     _runs_dir_arg(p)
 
@@ -154,6 +161,8 @@ def cmd_sweep(ns: argparse.Namespace) -> int:
 
     if ns.workers < 1:
         raise GroklabError(f"--workers: must be >= 1, got {ns.workers}")
+    if ns.max_ensemble is not None and ns.max_ensemble < 1:
+        raise GroklabError(f"--max-ensemble: must be >= 1, got {ns.max_ensemble}")
     if ns.resume is not None:
         if ns.args or ns.grid or ns.seeds != 1:
             raise GroklabError("--resume SWEEP takes no preset, overrides, --grid or --seeds: the sweep keeps its own")
@@ -171,17 +180,18 @@ def cmd_sweep(ns: argparse.Namespace) -> int:
         store = Store(ns.runs_dir)
         sweep_id = store.create_sweep(spec.name, spec.as_dict(), points)
     if ns.quiet:
-        counts = run_sweep(store, sweep_id, workers=ns.workers)
+        counts = run_sweep(store, sweep_id, workers=ns.workers, max_ensemble=ns.max_ensemble)
     else:
         bar = _sweep_progress(store, sweep_id)
         try:
             counts = run_sweep(
                 store,
                 sweep_id,
-                reporter=bar.for_point,
+                reporter=bar.for_points,
                 announce=bar.note,
                 workers=ns.workers,
                 poll=lambda: bar.sync(_steps_done(store, sweep_id)),
+                max_ensemble=ns.max_ensemble,
             )
         finally:
             bar.finish()

@@ -50,29 +50,33 @@ class SweepProgress:
         self.bar = tqdm(
             total=total, initial=initial, desc=f"sweep {sweep_id}", unit="step", file=sys.stderr, dynamic_ncols=True, mininterval=interval
         )
-        self.point, self.label, self.last = 0, "", 0
+        self.points: list[int] = []
+        self.label, self.last = "", 0
 
-    def for_point(self, point: int, label: str) -> SweepProgress:
-        self.point, self.label = point, label
+    def for_points(self, points: list[int], label: str) -> SweepProgress:
+        """The reporter for a batch of points trained together (one point, or an ensemble)."""
+        self.points, self.label = points, label
         return self
+
+    def _where(self) -> str:
+        return f"point {self.points[0] + 1}/{len(self.steps_per_point)} {self.label}"
 
     def start(self, run_id: str, total: int, step: int) -> None:
         self.last = step
-        self.bar.set_postfix_str(f"point {self.point + 1}/{len(self.steps_per_point)} {self.label}", refresh=False)
+        self.bar.set_postfix_str(self._where(), refresh=False)
 
     def step(self, step: int) -> None:
-        self.bar.update(step - self.last)
+        self.bar.update((step - self.last) * len(self.points))
         self.last = step
 
     def evaluated(self, step: int, metrics: dict[str, float]) -> None:
         if "train_acc" in metrics:
-            where = f"point {self.point + 1}/{len(self.steps_per_point)} {self.label}"
-            self.bar.set_postfix_str(f"{where} train {metrics['train_acc']:.3f} test {metrics['test_acc']:.3f}", refresh=False)
+            self.bar.set_postfix_str(f"{self._where()} train {metrics['train_acc']:.3f} test {metrics['test_acc']:.3f}", refresh=False)
 
     def close(self) -> None:
-        # A point ended (possibly early): count its remaining steps as done so the bar and ETA stay true.
-        self.bar.update(self.steps_per_point[self.point] - self.last)
-        self.last = self.steps_per_point[self.point]
+        # A batch ended (possibly early): count its remaining steps as done so the bar and ETA stay true.
+        self.bar.update(sum(self.steps_per_point[i] - self.last for i in self.points))
+        self.last = 0
 
     def sync(self, done: list[int]) -> None:
         """Set the bar from the steps each point has done (worker processes report through the store)."""

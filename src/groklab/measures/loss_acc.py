@@ -37,5 +37,8 @@ class LossAccuracy(Measure):
             train_loss, train_acc = ctx.cache["train_loss"], ctx.cache["train_acc"]
         else:
             train_loss, train_acc = evaluate(ctx.model, d.train_x, d.train_y, loss)
-        test_loss, test_acc = evaluate(ctx.model, d.test_x, d.test_y, loss)
+        if "test_loss" in ctx.cache:  # an ensemble evaluated every member's test set in one vectorized pass
+            test_loss, test_acc = ctx.cache["test_loss"], ctx.cache["test_acc"]
+        else:
+            test_loss, test_acc = evaluate(ctx.model, d.test_x, d.test_y, loss)
         return {"train_loss": train_loss, "train_acc": train_acc, "test_loss": test_loss, "test_acc": test_acc}

@@ -69,15 +69,12 @@ class Attention(nn.Module):
             att = self.dropout(F.softmax(att, dim=1))
             y = (att.unsqueeze(-1) * v).sum(1).reshape(B, 1, C)  # (B, 1, C)
         else:
-            q = q.view(B, T, H, D)
-            y = F.scaled_dot_product_attention(
-                q.transpose(1, 2),  # (B, H, T, D)
-                k.transpose(1, 2),
-                v.transpose(1, 2),
-                dropout_p=self.dropout.p if self.training else 0.0,
-                is_causal=self.causal,
-            )
-            y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C)
+            q, k, v = (t.transpose(1, 2) for t in (q.view(B, T, H, D), k, v))  # each (B, H, T, D)
+            att = (q @ k.transpose(-2, -1)) / math.sqrt(D)  # (B, H, T, T); explicit, so vmap batches it
+            if self.causal:
+                att = att.masked_fill(~torch.ones(T, T, dtype=torch.bool, device=att.device).tril(), float("-inf"))
+            att = self.dropout(F.softmax(att, dim=-1))
+            y = (att @ v).transpose(1, 2).reshape(B, T, C)  # (B, T, C)
         return self.dropout(self.out_proj(y))
 
 

@@ -15,39 +15,97 @@ import signal
 from collections.abc import Callable
 from typing import Any
 
-from groklab.config import from_dict
+import torch
+
+from groklab.config import ExperimentConfig, from_dict
 from groklab.store import Store, is_live
+from groklab.training.ensemble import can_vectorize, shape_key, start_ensemble
 from groklab.training.reporter import Reporter
 from groklab.training.setup import prepare
 from groklab.training.trainer import resume_run, start_run
 
 DONE = ("finished", "stopped", "diverged")
+Reporters = Callable[[list[int], str], Reporter | None]  # (points trained together, label) -> their progress reporter
 
 
 def run_sweep(
     store: Store,
     sweep_id: str,
-    reporter: Callable[[int, str], Reporter | None] = lambda i, label: None,
+    reporter: Reporters = lambda points, label: None,
     announce: Callable[[str], Any] = lambda msg: None,
     workers: int = 1,
     poll: Callable[[], Any] = lambda: None,
+    max_ensemble: int | None = None,
 ) -> dict[str, int]:
     """Train every unfinished point of a stored sweep; returns the count of runs per final status.
 
-    With `workers` > 1 the points are shared out to that many processes, each with an equal share
-    of the CPU threads; `poll` is called about twice a second while they run (progress from the
-    store). Otherwise `reporter(point, label)` gives each run's progress reporter. `announce`
-    receives one line per point.
+    Points never started whose configs differ only in seeds, learning rate, weight decay or init
+    scale train together as vectorized ensembles of at most `max_ensemble` members (default: from
+    the device's free memory); interrupted points resume alone from their checkpoints. With
+    `workers` > 1 the batches are shared out to that many processes, each with an equal share of
+    the CPU threads, and `poll` is called about twice a second (progress from the store); otherwise
+    `reporter(points, label)` gives each batch's progress reporter. `announce` gets a line per batch.
     """
     sweep = store.get_sweep(sweep_id)
     pending = [i for i in range(len(sweep["points"])) if _needs_training(store, sweep, i, announce)]
-    if workers > 1 and len(pending) > 1:
-        _run_in_processes(store, sweep_id, pending, workers, poll)
+    batches = plan_batches(store, sweep, pending, max_ensemble)
+    if workers > 1 and len(batches) > 1:
+        _run_in_processes(store, sweep_id, batches, workers, poll)
     else:
-        for i in pending:
-            if train_point(store, sweep, i, reporter, announce) == "interrupted":
+        for batch in batches:
+            if "interrupted" in train_batch(store, sweep, batch, reporter, announce):
                 break
     return sweep_status(store, sweep_id)
+
+
+def plan_batches(store: Store, sweep: dict[str, Any], pending: list[int], max_ensemble: int | None) -> list[list[int]]:
+    """Group the pending points that can share a vectorized pass (by shape key), in sweep order."""
+    linked = store.sweep_runs(sweep["id"])
+    alone: list[list[int]] = []
+    groups: dict[str, list[int]] = {}
+    caps: dict[str, int] = {}
+    for i in pending:
+        cfg = from_dict(sweep["points"][i]["config"])
+        if i in linked or not can_vectorize(cfg) or max_ensemble == 1:
+            alone.append([i])
+            continue
+        key = shape_key(cfg)
+        groups.setdefault(key, []).append(i)
+        caps.setdefault(key, max_ensemble or memory_cap(cfg))
+    batches = alone + [members[j : j + caps[key]] for key, members in groups.items() for j in range(0, len(members), caps[key])]
+    return sorted(batches, key=lambda b: b[0])
+
+
+def memory_cap(cfg: ExperimentConfig, default_cpu: int = 32, default_gpu: int = 256) -> int:
+    """Members per ensemble: a default per device kind, lowered so that a rough estimate of the members'
+    memory (parameters, gradients, optimizer moments and the train set's activations) fits in half of
+    what the device has free. `--max-ensemble` overrides it."""
+    prep = prepare(cfg)
+    n_params = sum(p.numel() for p in prep.model.parameters())
+    widths = sum(p.shape[0] for p in prep.model.parameters() if p.dim() == 2)
+    per_member = (4 * n_params + 3 * len(prep.data.train_y) * widths) * torch.finfo(prep.dtype).bits // 8
+    if prep.device.type == "cuda":
+        free, default = torch.cuda.mem_get_info(prep.device)[0], default_gpu
+    else:
+        free, default = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"), default_cpu
+    return max(1, min(default, int(0.5 * free // max(per_member, 1))))
+
+
+def train_batch(
+    store: Store,
+    sweep: dict[str, Any],
+    batch: list[int],
+    reporter: Callable[[list[int], str], Reporter | None],
+    announce: Callable[[str], Any],
+) -> list[str]:
+    """Train one batch of points: a lone point (started or resumed), or a new vectorized ensemble."""
+    if len(batch) == 1:
+        return [train_point(store, sweep, batch[0], reporter, announce)]
+    labels = [" ".join(f"{k}={v}" for k, v in sweep["points"][i]["values"].items()) for i in batch]
+    label = f"ensemble of {len(batch)}: {labels[0]} ... {labels[-1]}"
+    announce(f"points {', '.join(str(i + 1) for i in batch)}/{len(sweep['points'])}: {label}")
+    preps = [prepare(from_dict(sweep["points"][i]["config"])) for i in batch]
+    return start_ensemble(preps, store, reporter(batch, label), sweep=(sweep["id"], batch))[1]
 
 
 def _needs_training(store: Store, sweep: dict[str, Any], i: int, announce: Callable[[str], Any]) -> bool:
@@ -61,9 +119,7 @@ def _needs_training(store: Store, sweep: dict[str, Any], i: int, announce: Calla
     return True
 
 
-def train_point(
-    store: Store, sweep: dict[str, Any], i: int, reporter: Callable[[int, str], Reporter | None], announce: Callable[[str], Any]
-) -> str:
+def train_point(store: Store, sweep: dict[str, Any], i: int, reporter: Reporters, announce: Callable[[str], Any]) -> str:
     """Start point i's run, or resume it if it has one; returns the run's status."""
     point = sweep["points"][i]
     run_id = store.sweep_runs(sweep["id"]).get(i)
@@ -72,17 +128,17 @@ def train_point(
     where = f"point {i + 1}/{len(sweep['points'])}: {label}"
     if run_id is None:
         announce(where)
-        return start_run(prep, store, reporter(i, label), sweep=(sweep["id"], i))[1]
+        return start_run(prep, store, reporter([i], label), sweep=(sweep["id"], i))[1]
     announce(f"{where} (resuming run {run_id})")
-    return resume_run(prep, store, run_id, reporter(i, label))
+    return resume_run(prep, store, run_id, reporter([i], label))
 
 
-def _run_in_processes(store: Store, sweep_id: str, pending: list[int], workers: int, poll: Callable[[], Any]) -> None:
+def _run_in_processes(store: Store, sweep_id: str, batches: list[list[int]], workers: int, poll: Callable[[], Any]) -> None:
     ctx = mp.get_context("spawn")  # a fresh interpreter: no inherited torch threads or locks
     todo = ctx.Queue()
-    for i in pending:
-        todo.put(i)
-    n = min(workers, len(pending))
+    for batch in batches:
+        todo.put(batch)
+    n = min(workers, len(batches))
     threads = max(1, (os.cpu_count() or 1) // n)
     procs = [ctx.Process(target=_worker, args=(str(store.root), sweep_id, todo, threads)) for _ in range(n)]
     for proc in procs:
@@ -100,7 +156,7 @@ def _run_in_processes(store: Store, sweep_id: str, pending: list[int], workers: 
 
 
 def _worker(root: str, sweep_id: str, todo: Any, threads: int) -> None:
-    """A worker process: take points until none are left or a run is interrupted."""
+    """A worker process: take batches of points until none are left or a run is interrupted."""
     import torch
 
     torch.set_num_threads(threads)
@@ -108,10 +164,10 @@ def _worker(root: str, sweep_id: str, todo: Any, threads: int) -> None:
     sweep = store.get_sweep(sweep_id)
     while True:
         try:
-            i = todo.get(timeout=1.0)
+            batch = todo.get(timeout=1.0)
         except queue.Empty:
             return
-        if train_point(store, sweep, i, lambda i, label: None, lambda msg: None) == "interrupted":
+        if "interrupted" in train_batch(store, sweep, batch, lambda points, label: None, lambda msg: None):
             return
 
 

@@ -31,7 +31,7 @@ from groklab.training.reporter import Reporter, SilentReporter
 from groklab.training.schedule import eval_steps, warmup_factor
 from groklab.training.setup import Prepared
 
-__all__ = ["Trainer", "events_of", "resume_run", "start_run"]
+__all__ = ["Trainer", "create_run", "events_of", "resume_run", "start_run"]
 
 
 class Trainer:
@@ -207,13 +207,18 @@ def events_of(store: Store, run_id: str, cfg: ExperimentConfig) -> dict[str, tup
     return grokking_events(m.get("train_acc", empty), m.get("test_acc", empty), cfg.events.fit_threshold, cfg.events.grok_threshold)
 
 
-def start_run(prep: Prepared, store: Store, reporter: Reporter | None = None, sweep: tuple[str, int] | None = None) -> tuple[str, str]:
-    """Create the run in the store (as point `sweep[1]` of sweep `sweep[0]`, if given) and train it. Returns (run_id, status)."""
+def create_run(prep: Prepared, store: Store, sweep: tuple[str, int] | None = None) -> str:
+    """The run's row (linked to point `sweep[1]` of sweep `sweep[0]`, if given) and its resolved config.yaml."""
     cfg = prep.cfg
     run_id = store.create_run(to_dict(cfg), cfg.run.name, cfg.preset, __version__, str(prep.device), sweep)
     (store.run_dir(run_id) / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-    trainer = Trainer(prep, store, run_id, reporter)
-    return run_id, _guarded(trainer)
+    return run_id
+
+
+def start_run(prep: Prepared, store: Store, reporter: Reporter | None = None, sweep: tuple[str, int] | None = None) -> tuple[str, str]:
+    """Create the run in the store and train it. Returns (run_id, status)."""
+    run_id = create_run(prep, store, sweep)
+    return run_id, _guarded(Trainer(prep, store, run_id, reporter))
 
 
 def resume_run(prep: Prepared, store: Store, run_id: str, reporter: Reporter | None = None) -> str:

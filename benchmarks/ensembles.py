@@ -1,0 +1,86 @@
+"""Vectorized ensembles against sequential runs: training throughput for K members of one small config.
+
+    python benchmarks/ensembles.py [--device cpu|cuda] [--ks 1,8,32] [--steps 50]
+
+For each K, K members of the MLP-on-embeddings model at p=31 (different seeds, learning rates and
+weight decays) take `--steps` training steps, once as one vectorized ensemble and once as K lone
+trainers one after another; the script prints member-steps per second of each and their ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+
+import torch
+
+from groklab.config import resolve_config
+from groklab.store import Store
+from groklab.training.allocator import tune_malloc
+from groklab.training.ensemble import EnsembleTrainer
+from groklab.training.setup import prepare
+from groklab.training.trainer import Trainer
+
+CONFIG = ["task.p=31", "task.train_frac=0.5", "model.name=mlp", "model.d_model=16", "model.d_mlp=64", "model.n_layers=1"]
+
+
+def member_configs(k: int, device: str) -> list:
+    return [
+        resolve_config(
+            None,
+            [*CONFIG, f"run.seed={i}", f"optim.lr={1e-3 * (1 + i % 4)}", f"optim.weight_decay={0.1 * (1 + i % 3)}", f"run.device={device}"],
+        )
+        for i in range(k)
+    ]
+
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def timed(step, steps: int, device: str) -> float:
+    for _ in range(5):
+        step()
+    sync(device)
+    t = time.perf_counter()
+    for _ in range(steps):
+        step()
+    sync(device)
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--ks", default="1,8,32" + (",256" if torch.cuda.is_available() else ""))
+    ap.add_argument("--steps", type=int, default=50)
+    args = ap.parse_args()
+    tune_malloc()
+    print(f"torch {torch.__version__}, device {args.device}, threads {torch.get_num_threads()}; model: {' '.join(CONFIG)}")
+    with tempfile.TemporaryDirectory() as tmp, Store(tmp) as store:
+        for k in (int(x) for x in args.ks.split(",")):
+            cfgs = member_configs(k, args.device)
+            ens = EnsembleTrainer([prepare(c) for c in cfgs], store, [f"e{i}" for i in range(k)])
+
+            def ens_step(ens: EnsembleTrainer = ens) -> None:
+                ens.train_step(record=False)
+                ens.apply_update()
+
+            t_vec = timed(ens_step, args.steps, args.device)
+            t_seq = 0.0
+            for c in cfgs:
+                lone = Trainer(prepare(c), store, "lone")
+
+                def lone_step(lone: Trainer = lone) -> None:
+                    lone.train_step(record=False)
+                    lone.apply_update()
+
+                t_seq += timed(lone_step, args.steps, args.device)
+            vec, seq = k * args.steps / t_vec, k * args.steps / t_seq
+            print(f"K={k:4d}: vectorized {vec:9.0f} member-steps/s, sequential {seq:9.0f} member-steps/s -> {vec / seq:6.2f}x")
+
+
+if __name__ == "__main__":
+    main()

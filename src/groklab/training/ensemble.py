@@ -1,0 +1,309 @@
+"""Vectorized ensembles: K runs of one shape trained together, in one pass, with stacked parameters.
+
+Members may differ in their seeds (model init, batch order, data split), learning rate, weight
+decay and init scale; everything else, shapes included, is shared (`shape_key`). The forward and
+backward passes run through torch.func.vmap over the stacked parameters, and the optimizer
+updates every member at once with its own learning rate and weight decay. Each member is still
+its own run in the store, with its own metrics, events and checkpoint, and that checkpoint has the
+single-run format: `groklab resume` continues any member alone. Member k matches the same config
+trained alone up to float reassociation.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call, stack_module_state, vmap
+
+from groklab.config.loading import to_dict
+from groklab.config.schema import ExperimentConfig
+from groklab.measures import EvalContext
+from groklab.measures.loss_acc import EVAL_CHUNK, evaluate
+from groklab.store import Store, save_checkpoint
+from groklab.tasks import TaskData
+from groklab.training.allocator import tune_malloc
+from groklab.training.grokfast import GradFilter
+from groklab.training.interrupts import stop_requests
+from groklab.training.optim import build_optimizer
+from groklab.training.reporter import Reporter, SilentReporter
+from groklab.training.schedule import eval_steps, warmup_factor
+from groklab.training.setup import Prepared
+from groklab.training.trainer import create_run, events_of
+
+# Config keys that may differ between the members of one ensemble.
+MEMBER_KEYS = (
+    ("run", "seed"),
+    ("run", "name"),
+    ("run", "notes"),
+    ("task", "seed"),
+    ("optim", "lr"),
+    ("optim", "weight_decay"),
+    ("model", "init_scale"),
+    ("preset",),
+)
+
+
+def shape_key(cfg: ExperimentConfig) -> str:
+    """Configs with equal keys can train in one ensemble."""
+    data = to_dict(cfg)
+    for path in MEMBER_KEYS:
+        node = data
+        for part in path[:-1]:
+            node = node[part]
+        node.pop(path[-1], None)
+    return json.dumps(data, sort_keys=True)
+
+
+def can_vectorize(cfg: ExperimentConfig) -> bool:
+    """Dropout draws differ from a lone run's, and early stopping ends members at different steps."""
+    return getattr(cfg.model, "dropout", 0.0) == 0.0 and cfg.schedule.stop_test_acc is None
+
+
+class EnsembleTrainer:
+    """Trains K stored runs of one shape in one vectorized pass."""
+
+    def __init__(self, preps: list[Prepared], store: Store, run_ids: list[str], reporter: Reporter | None = None) -> None:
+        if len({shape_key(p.cfg) for p in preps}) != 1 or not all(can_vectorize(p.cfg) for p in preps):
+            raise ValueError("ensemble members must share one shape key, without dropout or early stopping")
+        tune_malloc()
+        self.preps, self.store, self.run_ids = preps, store, run_ids
+        self.reporter = reporter or SilentReporter()
+        self.cfg = cfg = preps[0].cfg
+        self.K = len(preps)
+        self.device, self.dtype = preps[0].device, preps[0].dtype
+        models = [p.model.to(device=self.device, dtype=self.dtype) for p in preps]
+        self.scratch = copy.deepcopy(models[0])  # a real module: member k's weights for measures and checkpoints
+        self.template = copy.deepcopy(models[0]).to("meta")
+        params, self.buffers = stack_module_state(models)
+        self.names = list(params)
+        self.params = [params[n] for n in self.names]  # each (K, ...), a leaf that requires grad
+        stack = lambda name: torch.stack([getattr(p.data, name) for p in preps]).to(self.device)  # noqa: E731
+        try:
+            self.data = TaskData(stack("train_x"), stack("train_y"), stack("test_x"), stack("test_y"))  # (K, N, ...)
+        except RuntimeError:
+            raise ValueError("ensemble members' train/test sets differ in size") from None
+        column = lambda values: torch.tensor(values, device=self.device, dtype=self.dtype)  # noqa: E731
+        self.lr = column([p.cfg.optim.lr for p in preps])
+        self.wd = column([p.cfg.optim.weight_decay for p in preps])
+        self.state: list[dict[str, torch.Tensor]] = [{} for _ in self.params]
+        self.filter = GradFilter(self.params, cfg.optim.grokfast) if cfg.optim.grokfast.kind != "none" else None
+        self.step = self.evals_done = 0
+        s = cfg.schedule
+        n = self.data.train_y.shape[1]
+        self.batch = n if s.batch_size == 0 or s.batch_size >= n else s.batch_size
+        self.full_batch = self.batch == n
+        self.eval_at = set(eval_steps(s))
+        self.diverged: list[str] = [""] * self.K
+
+    # ----- forward ------------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(K, B, ...) inputs -> (K, B, classes) logits, member k through its own parameters."""
+
+        def one(params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], xs: torch.Tensor) -> torch.Tensor:
+            return functional_call(self.template, (params, buffers), (xs,))
+
+        return vmap(one)(dict(zip(self.names, self.params, strict=True)), self.buffers, x)
+
+    def losses(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-member mean loss, (K,)."""
+        K, B, C = logits.shape
+        if self.cfg.optim.loss == "ce":
+            return F.cross_entropy(logits.reshape(K * B, C), y.reshape(K * B), reduction="none").view(K, B).mean(1)
+        return F.mse_loss(logits, F.one_hot(y, C).to(logits.dtype), reduction="none").mean(dim=(1, 2))
+
+    # ----- one step -----------------------------------------------------------------------------
+    def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.full_batch:
+            return self.data.train_x, self.data.train_y
+        n = self.data.train_y.shape[1]
+        epoch, j = divmod(self.step, math.ceil(n / self.batch))
+        # the same permutations as each member's lone run: a function of (its seed, epoch)
+        perms = [torch.randperm(n, generator=torch.Generator().manual_seed(p.cfg.run.seed * 1_000_003 + epoch)) for p in self.preps]
+        idx = torch.stack(perms)[:, j * self.batch : (j + 1) * self.batch].to(self.device)  # (K, b)
+        rows = torch.arange(self.K, device=self.device)[:, None]
+        return self.data.train_x[rows, idx], self.data.train_y[rows, idx]
+
+    def train_step(self, record: bool) -> tuple[torch.Tensor, list[dict[str, float]]]:
+        self.template.train()
+        x, y = self._batch()
+        logits = self.forward(x)
+        losses = self.losses(logits, y)
+        losses.sum().backward()  # members share no parameters: each gets its own gradient
+        shared: list[dict[str, float]] = [{} for _ in range(self.K)]
+        if record and self.full_batch:
+            acc = (logits.detach().argmax(-1) == y).double().mean(1).tolist()
+            shared = [{"train_loss": lo, "train_acc": a} for lo, a in zip(losses.detach().double().tolist(), acc, strict=True)]
+        return losses.detach(), shared
+
+    @torch.no_grad()
+    def apply_update(self) -> None:
+        """AdamW / Adam / SGD on the stacked parameters, each member with its own lr and weight decay,
+        with the same arithmetic as torch.optim's implementations."""
+        if self.filter:
+            self.filter.apply()
+        o = self.cfg.optim
+        lr_all = self.lr * warmup_factor(self.step, o.warmup_steps)
+        for p, state in zip(self.params, self.state, strict=True):
+            g = p.grad
+            per = (self.K,) + (1,) * (p.dim() - 1)
+            lr, wd = lr_all.view(per), self.wd.view(per)
+            if o.name in ("adam", "sgd"):
+                g = g.add(p * wd)  # coupled L2
+            if o.name == "sgd":
+                if o.momentum:
+                    buf = state.get("momentum_buffer")
+                    state["momentum_buffer"] = g.clone() if buf is None else buf.mul_(o.momentum).add_(g)
+                    g = state["momentum_buffer"]
+                p.sub_(lr * g)
+                continue
+            if o.name == "adamw":
+                p.mul_(1 - lr * wd)
+            if not state:
+                state.update(step=torch.zeros(()), exp_avg=torch.zeros_like(p), exp_avg_sq=torch.zeros_like(p))
+            state["step"] += 1
+            t = float(state["step"])
+            b1, b2 = o.betas
+            state["exp_avg"].lerp_(g, 1 - b1)
+            state["exp_avg_sq"].mul_(b2).addcmul_(g, g, value=1 - b2)
+            denom = (state["exp_avg_sq"].sqrt() / math.sqrt(1 - b2**t)).add_(o.eps)
+            p.sub_((lr / (1 - b1**t)) * state["exp_avg"] / denom)
+        for p in self.params:
+            p.grad = None
+        self.step += 1
+
+    # ----- evaluation ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def _test_loss_acc(self) -> tuple[list[float], list[float]]:
+        self.template.eval()
+        x, y = self.data.test_x, self.data.test_y
+        total = torch.zeros(self.K, dtype=torch.float64, device=self.device)
+        correct = torch.zeros(self.K, dtype=torch.long, device=self.device)
+        for i in range(0, y.shape[1], EVAL_CHUNK):
+            logits = self.forward(x[:, i : i + EVAL_CHUNK])
+            yc = y[:, i : i + EVAL_CHUNK]
+            total += self.losses(logits, yc).double() * yc.shape[1]
+            correct += (logits.argmax(-1) == yc).sum(1)
+        n = y.shape[1]
+        return (total / n).tolist(), (correct.double() / n).tolist()
+
+    @torch.no_grad()
+    def load_member(self, k: int) -> torch.nn.Module:
+        """Member k's weights in the scratch module."""
+        for name, p in zip(self.names, self.params, strict=True):
+            self.scratch.get_parameter(name).copy_(p[k])
+        return self.scratch
+
+    @torch.no_grad()
+    def evaluate(self, shared: list[dict[str, float]]) -> list[dict[str, float]]:
+        test_loss, test_acc = self._test_loss_acc()
+        need_train = "train_loss" not in shared[0]
+        out = []
+        for k, prep in enumerate(self.preps):
+            model = self.load_member(k).eval()
+            data = TaskData(self.data.train_x[k], self.data.train_y[k], self.data.test_x[k], self.data.test_y[k])
+            cache = {**shared[k], "test_loss": test_loss[k], "test_acc": test_acc[k]}
+            if need_train:
+                cache["train_loss"], cache["train_acc"] = evaluate(model, data.train_x, data.train_y, self.cfg.optim.loss)
+            ctx = EvalContext(self.step, model, data, prep.spec, prep.cfg, cache)
+            metrics: dict[str, float] = {}
+            for measure, every in prep.measures:
+                if self.evals_done % every == 0:
+                    metrics.update(measure.compute(ctx))
+            out.append(metrics)
+        self.evals_done += 1
+        return out
+
+    # ----- checkpoints: one per member, in the single-run format -----------------------------------
+    def member_state(self, k: int) -> dict[str, Any]:
+        model = self.load_member(k)
+        prep = self.preps[k]
+        opt = build_optimizer(prep.cfg.optim, list(model.parameters()), self.device)
+        for p, state in zip(model.parameters(), self.state, strict=True):
+            if "exp_avg" in state:
+                opt.state[p] = {
+                    "step": torch.tensor(float(state["step"]), dtype=torch.float32, device=p.device),
+                    "exp_avg": state["exp_avg"][k].clone(),
+                    "exp_avg_sq": state["exp_avg_sq"][k].clone(),
+                }
+            elif "momentum_buffer" in state:
+                opt.state[p] = {"momentum_buffer": state["momentum_buffer"][k].clone()}
+        grokfast = {}
+        if self.filter:
+            fs = self.filter.state_dict()
+            grokfast = {"ema": [e[k].clone() for e in fs["ema"]], "window": [[g[k].clone() for g in w] for w in fs["window"]]}
+        return {
+            "step": self.step,
+            "evals_done": self.evals_done,
+            "stop_streak": 0,
+            "model": {n: t.clone() for n, t in model.state_dict().items()},
+            "optimizer": opt.state_dict(),
+            "rng_cpu": torch.get_rng_state(),
+            "grokfast": grokfast,
+        }
+
+    def checkpoint(self) -> None:
+        for k, rid in enumerate(self.run_ids):
+            if not self.diverged[k]:
+                save_checkpoint(self.store.run_dir(rid), self.member_state(k), self.step, keep=self.cfg.schedule.keep_checkpoints)
+
+    # ----- the loop -----------------------------------------------------------------------------
+    def run(self) -> list[str]:
+        s = self.cfg.schedule
+        self.reporter.start(",".join(self.run_ids), s.steps, self.step)
+        start, t0 = self.step, time.perf_counter()
+        interrupted = False
+        with stop_requests() as stop_requested:
+            try:
+                while True:
+                    if self.step % s.checkpoint_every == 0 and self.step != start:
+                        self.checkpoint()
+                    if stop_requested():
+                        interrupted = True
+                        break
+                    record = self.step in self.eval_at
+                    shared: list[dict[str, float]] = [{} for _ in range(self.K)]
+                    if self.step < s.steps:
+                        losses, shared = self.train_step(record)
+                        for k, bad in enumerate((~torch.isfinite(losses)).tolist()):
+                            if bad and not self.diverged[k]:
+                                self.diverged[k] = f"loss became {losses[k].item()} at step {self.step}"
+                    if record:
+                        for k, metrics in enumerate(self.evaluate(shared)):
+                            if not self.diverged[k]:
+                                self.store.log_metrics(self.run_ids[k], self.step, metrics)
+                                if not all(math.isfinite(metrics[n]) for n in ("train_loss", "test_loss")):
+                                    self.diverged[k] = f"non-finite loss at step {self.step}"
+                        self.reporter.evaluated(self.step, metrics)
+                    if self.step >= s.steps or all(self.diverged):
+                        break
+                    self.apply_update()
+                    self.reporter.step(self.step)
+            finally:
+                self.reporter.close()
+        self.checkpoint()
+        statuses = []
+        for k, rid in enumerate(self.run_ids):
+            if self.diverged[k]:
+                status, message = "diverged", self.diverged[k]
+            elif interrupted:
+                status, message = "interrupted", f"interrupted at step {self.step}; continue with `groklab resume {rid}`"
+            else:
+                status, message = "finished", f"{self.step - start} steps in {time.perf_counter() - t0:.1f}s (ensemble of {self.K})"
+            self.store.set_events(rid, events_of(self.store, rid, self.preps[k].cfg))
+            self.store.set_status(rid, status, self.step, message)
+            statuses.append(status)
+        return statuses
+
+
+def start_ensemble(
+    preps: list[Prepared], store: Store, reporter: Reporter | None = None, sweep: tuple[str, list[int]] | None = None
+) -> tuple[list[str], list[str]]:
+    """Create one stored run per member (linked to sweep points `sweep[1]` if given) and train them together."""
+    run_ids = [create_run(p, store, None if sweep is None else (sweep[0], sweep[1][k])) for k, p in enumerate(preps)]
+    return run_ids, EnsembleTrainer(preps, store, run_ids, reporter).run()

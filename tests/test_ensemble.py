@@ -1,0 +1,87 @@
+"""Vectorized ensembles: every member matches the same config trained alone."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+import groklab
+from groklab.api import resume
+from groklab.config import resolve_config
+from groklab.store import Store
+from groklab.training.ensemble import EnsembleTrainer, can_vectorize, shape_key, start_ensemble
+from groklab.training.setup import prepare
+
+TINY = [
+    "task.p=13",
+    "task.train_frac=0.5",
+    "model.d_model=32",
+    "model.n_heads=2",
+    "model.d_mlp=64",
+    "schedule.steps=60",
+    "schedule.checkpoint_every=20",
+    "run.device=cpu",
+]
+MEMBERS = [
+    ["run.seed=0"],
+    ["run.seed=1", "optim.lr=0.003", "optim.weight_decay=0.1"],
+    ["run.seed=2", "task.seed=5", "model.init_scale=1.5", "optim.weight_decay=2"],
+]
+
+
+def assert_same_rows(a, b):
+    assert [(s, n) for s, n, _ in a] == [(s, n) for s, n, _ in b]
+    for (s, n, va), (_, _, vb) in zip(a, b, strict=True):
+        assert va == pytest.approx(vb, rel=2e-4, abs=2e-5), (s, n)
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        [],
+        ["schedule.batch_size=16", "optim.grokfast.kind=ema"],
+        ["optim.name=adam", "optim.loss=mse", "model.act=gelu"],
+        ["optim.name=sgd", "optim.momentum=0.9", "optim.lr=0.05", "optim.grokfast.kind=ma", "optim.grokfast.window=4"],
+        ["model.n_layers=2", "model.norm=pre", "run.dtype=float64"],
+    ],
+)
+def test_members_match_lone_runs(tmp_path, variant):
+    configs = [resolve_config(None, [*TINY, *variant, *m]) for m in MEMBERS]
+    assert len({shape_key(c) for c in configs}) == 1
+    store = Store(tmp_path / "ens")
+    run_ids, statuses = start_ensemble([prepare(c) for c in configs], store)
+    assert statuses == ["finished"] * 3
+    for m, rid in zip(MEMBERS, run_ids, strict=True):
+        alone = groklab.run(None, [*TINY, *variant, *m], runs_dir=tmp_path / "alone")
+        assert_same_rows(store.metric_rows(rid), alone.store.metric_rows(alone.id))
+
+
+def test_shape_key_separates_what_cannot_share_a_pass():
+    base = resolve_config(None, TINY)
+    assert shape_key(base) == shape_key(resolve_config(None, [*TINY, "optim.lr=0.1", "run.seed=4", "model.init_scale=2"]))
+    assert shape_key(base) != shape_key(resolve_config(None, [*TINY, "model.d_model=64"]))
+    assert not can_vectorize(resolve_config(None, [*TINY, "model.dropout=0.1"]))
+    with pytest.raises(ValueError, match="shape key"):
+        EnsembleTrainer([prepare(base), prepare(resolve_config(None, [*TINY, "model.d_mlp=32"]))], Store(None), ["a", "b"])
+
+
+def test_interrupted_member_resumes_alone(tmp_path):
+    configs = [resolve_config(None, [*TINY, *m]) for m in MEMBERS[:2]]
+
+    class StopAt:
+        def start(self, *a): ...
+        def evaluated(self, *a): ...
+        def close(self): ...
+        def step(self, step):
+            if step == 33:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    store = Store(tmp_path / "ens")
+    run_ids, statuses = start_ensemble([prepare(c) for c in configs], store, StopAt())
+    assert statuses == ["interrupted", "interrupted"]
+    resumed = resume(run_ids[1], tmp_path / "ens")  # the single-run trainer takes the member's checkpoint
+    assert resumed.status == "finished"
+    alone = groklab.run(None, [*TINY, *MEMBERS[1]], runs_dir=tmp_path / "alone")
+    assert_same_rows(store.metric_rows(run_ids[1]), alone.store.metric_rows(alone.id))
