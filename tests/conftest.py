@@ -4,18 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-# A model and task small enough for unit tests, large enough to grok (see test_training).
-TINY = [
-    "task.p=13",
-    "task.train_frac=0.5",
-    "model.d_model=32",
-    "model.n_heads=2",
-    "model.d_mlp=64",
-    "schedule.steps=60",
-    "schedule.eval_every=10",
-    "schedule.checkpoint_every=20",
-    "run.device=cpu",
-]
+from helpers import TINY
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from groklab.analysis.aggregate import aggregate_curves, aggregate_events, mean_ci, t95
 from groklab.cli.main import main
+from helpers import TINY
 
 
 @settings(max_examples=60, deadline=None)
@@ -49,9 +50,6 @@ def test_aggregate_events_counts_what_was_reached():
     assert agg["t_fit"]["reached"] == 3 and agg["t_fit"]["mean_ci"][0] == 20
     assert agg["t_grok"]["reached"] == 2 and agg["t_grok"]["mean_ci"][0] == 200
     assert agg["delay"]["mean_ci"][0] == 185
-
-
-TINY = ["task.p=13", "task.train_frac=0.5", "model.d_model=32", "model.n_heads=2", "model.d_mlp=64", "schedule.steps=30", "run.device=cpu"]
 
 
 def test_sweep_summary_and_figures(capsys, tmp_path):

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-
 import pytest
 
 import groklab
@@ -13,17 +10,8 @@ from groklab.config import resolve_config
 from groklab.store import Store
 from groklab.training.ensemble import EnsembleTrainer, can_vectorize, shape_key, start_ensemble
 from groklab.training.setup import prepare
+from helpers import TINY, InterruptAt
 
-TINY = [
-    "task.p=13",
-    "task.train_frac=0.5",
-    "model.d_model=32",
-    "model.n_heads=2",
-    "model.d_mlp=64",
-    "schedule.steps=60",
-    "schedule.checkpoint_every=20",
-    "run.device=cpu",
-]
 MEMBERS = [
     ["run.seed=0"],
     ["run.seed=1", "optim.lr=0.003", "optim.weight_decay=0.1"],
@@ -70,16 +58,8 @@ def test_shape_key_separates_what_cannot_share_a_pass():
 def test_interrupted_member_resumes_alone(tmp_path):
     configs = [resolve_config(None, [*TINY, *m]) for m in MEMBERS[:2]]
 
-    class StopAt:
-        def start(self, *a): ...
-        def evaluated(self, *a): ...
-        def close(self): ...
-        def step(self, step):
-            if step == 33:
-                os.kill(os.getpid(), signal.SIGINT)
-
     store = Store(tmp_path / "ens")
-    run_ids, statuses = start_ensemble([prepare(c) for c in configs], store, StopAt())
+    run_ids, statuses = start_ensemble([prepare(c) for c in configs], store, InterruptAt(33))
     assert statuses == ["interrupted", "interrupted"]
     resumed = resume(run_ids[1], tmp_path / "ens")  # the single-run trainer takes the member's checkpoint
     assert resumed.status == "finished"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import os
 import signal
 import sqlite3
 
@@ -18,6 +17,7 @@ from groklab.errors import ConfigError
 from groklab.store import Store
 from groklab.sweeps import SweepSpec, parse_values, run_sweep, spec_from_cli, spec_from_yaml
 from groklab.sweeps.local import plan_batches
+from helpers import TINY, InterruptAt
 
 
 def test_list_values_are_parsed_by_the_field_type():
@@ -79,18 +79,6 @@ def test_yaml_sweep_file(tmp_path):
     assert all(c.task.p == 13 and c.preset == "gu2025" for c in cfgs)
 
 
-TINY = [
-    "task.p=13",
-    "task.train_frac=0.5",
-    "model.d_model=32",
-    "model.n_heads=2",
-    "model.d_mlp=64",
-    "schedule.steps=40",
-    "schedule.checkpoint_every=20",
-    "run.device=cpu",
-]
-
-
 def cli(capsys, *argv):
     code = main(list(argv))
     out, err = capsys.readouterr()
@@ -123,19 +111,8 @@ def test_sweep_resume_after_interrupt_runs_nothing_twice(tmp_path):
     spec = spec_from_cli(None, [*TINY, "schedule.steps=60"], ["optim.weight_decay=0.5,1"], 2)
     sweep_id = store.create_sweep("", spec.as_dict(), spec.plan())
 
-    class StopInSecondPoint:
-        calls = 0
-
-        def start(self, *a):
-            StopInSecondPoint.calls += 1
-
-        def evaluated(self, *a): ...
-        def close(self): ...
-        def step(self, step):
-            if StopInSecondPoint.calls == 2 and step == 33:
-                os.kill(os.getpid(), signal.SIGINT)
-
-    counts = run_sweep(store, sweep_id, reporter=lambda points, label: StopInSecondPoint(), max_ensemble=1)
+    starts = [0]
+    counts = run_sweep(store, sweep_id, reporter=lambda points, label: InterruptAt(33, nth=2, starts=starts), max_ensemble=1)
     assert counts == {"finished": 1, "interrupted": 1, "pending": 2}
     first_run = store.sweep_runs(sweep_id)[0]
     first_rows = store.metric_rows(first_run)
@@ -262,15 +239,7 @@ def test_compatible_points_train_as_one_ensemble_and_resume_alone(tmp_path):
     assert plan_batches(store, sweep, list(range(8)), None) == [[0, 1, 4, 5], [2, 3, 6, 7]]  # grouped by d_mlp
     assert plan_batches(store, sweep, list(range(8)), 3) == [[0, 1, 4], [2, 3, 6], [5], [7]]
 
-    class StopAt:
-        def start(self, *a): ...
-        def evaluated(self, *a): ...
-        def close(self): ...
-        def step(self, step):
-            if step == 33:
-                os.kill(os.getpid(), signal.SIGINT)
-
-    counts = run_sweep(store, sweep_id, reporter=lambda points, label: StopAt())
+    counts = run_sweep(store, sweep_id, reporter=lambda points, label: InterruptAt(33))
     assert counts == {"interrupted": 4, "pending": 4}  # the first ensemble stopped together
     assert run_sweep(store, sweep_id) == {"finished": 8}
     with sqlite3.connect(tmp_path / "groklab.db") as conn:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 import signal
 import sqlite3
 import subprocess
@@ -18,6 +17,7 @@ import groklab
 from groklab.api import resume
 from groklab.config import resolve_config
 from groklab.training.schedule import eval_steps, warmup_factor
+from helpers import InterruptAt
 
 GROKS = [
     "task.p=23",
@@ -128,17 +128,7 @@ def test_resume_after_interrupt_equals_uninterrupted(tiny, tmp_path, extra):
     overrides = [*tiny, "schedule.steps=100", "schedule.checkpoint_every=30", *extra]
     whole = groklab.run(None, overrides, runs_dir=tmp_path / "a")
 
-    class StopAt:
-        """A reporter that sends SIGINT to this process at step 47 (between checkpoints)."""
-
-        def start(self, *a): ...
-        def evaluated(self, *a): ...
-        def close(self): ...
-        def step(self, step):
-            if step == 47:
-                os.kill(os.getpid(), signal.SIGINT)
-
-    part = groklab.run(None, overrides, runs_dir=tmp_path / "b", reporter=StopAt())
+    part = groklab.run(None, overrides, runs_dir=tmp_path / "b", reporter=InterruptAt(47))  # between checkpoints
     assert part.status == "interrupted"
     assert part.record.step < 100
     resumed = resume(part.id, tmp_path / "b")
