@@ -306,4 +306,10 @@ def start_ensemble(
 ) -> tuple[list[str], list[str]]:
     """Create one stored run per member (linked to sweep points `sweep[1]` if given) and train them together."""
     run_ids = [create_run(p, store, None if sweep is None else (sweep[0], sweep[1][k])) for k, p in enumerate(preps)]
-    return run_ids, EnsembleTrainer(preps, store, run_ids, reporter).run()
+    trainer = EnsembleTrainer(preps, store, run_ids, reporter)
+    try:
+        return run_ids, trainer.run()
+    except Exception as exc:  # a crash is recorded on every member, then re-raised
+        for rid in run_ids:
+            store.set_status(rid, "failed", trainer.step, f"{type(exc).__name__}: {exc}")
+        raise
