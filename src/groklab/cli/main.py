@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from typing import Any, NoReturn
 
 import yaml
 
 from groklab import __version__
+from groklab.cli.common import fmt_step, json_default, progress_bar, show_data, split_args, when
+from groklab.cli.sweep_commands import cmd_sweep, cmd_sweeps, is_sweep_ref, show_sweep
 from groklab.errors import GroklabError
 
 EVENT_VALUE_LABELS = {"t_fit": "train acc >=", "t_grok": "test acc >=", "test_acc_at_fit": "test acc"}
@@ -119,19 +120,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _split_args(args: list[str]) -> tuple[str | None, list[str]]:
-    preset = None
-    overrides = []
-    for i, a in enumerate(args):
-        if "=" in a:
-            overrides.append(a)
-        elif i == 0:
-            preset = a
-        else:
-            raise GroklabError(f"unexpected argument {a!r}: give one PRESET first, then key=value overrides")
-    return preset, overrides
-
-
 # ----- commands -------------------------------------------------------------------------------------
 
 
@@ -141,11 +129,11 @@ def cmd_run(ns: argparse.Namespace) -> int:
     from groklab.training.setup import prepare
     from groklab.training.trainer import start_run
 
-    preset, overrides = _split_args(ns.args)
+    preset, overrides = split_args(ns.args)
     cfg = resolve_config(preset, overrides)
     prep = prepare(cfg)  # everything checked before the store is touched
     store = Store(ns.runs_dir)
-    reporter = None if ns.quiet else _progress()
+    reporter = None if ns.quiet else progress_bar()
     if not ns.quiet:
         print(
             f"groklab: {cfg.preset} on {prep.device} ({cfg.task.name} {_task_label(cfg)}, {cfg.model.name}); store {store.root}",
@@ -155,167 +143,11 @@ def cmd_run(ns: argparse.Namespace) -> int:
     return _report(store, run_id, ns.quiet)
 
 
-def cmd_sweep(ns: argparse.Namespace) -> int:
-    from groklab.store import Store
-    from groklab.sweeps import run_sweep, spec_from_cli, spec_from_yaml
-
-    if ns.workers < 1:
-        raise GroklabError(f"--workers: must be >= 1, got {ns.workers}")
-    if ns.max_ensemble is not None and ns.max_ensemble < 1:
-        raise GroklabError(f"--max-ensemble: must be >= 1, got {ns.max_ensemble}")
-    if ns.resume is not None:
-        if ns.args or ns.grid or ns.seeds != 1:
-            raise GroklabError("--resume SWEEP takes no preset, overrides, --grid or --seeds: the sweep keeps its own")
-        store = Store(ns.runs_dir, create=False)
-        sweep_id = store.get_sweep(ns.resume)["id"]
-    else:
-        preset, overrides = _split_args(ns.args)
-        if preset and preset.endswith((".yaml", ".yml")) and _is_sweep_file(preset):
-            if overrides or ns.grid:
-                raise GroklabError(f"{preset} is a sweep file: put overrides and the grid in it")
-            spec = spec_from_yaml(preset)
-        else:
-            spec = spec_from_cli(preset, overrides, ns.grid, ns.seeds, ns.name)
-        points = spec.plan()  # every point checked before the store is touched
-        store = Store(ns.runs_dir)
-        sweep_id = store.create_sweep(spec.name, spec.as_dict(), points)
-    if ns.quiet:
-        counts = run_sweep(store, sweep_id, workers=ns.workers, max_ensemble=ns.max_ensemble)
-    else:
-        bar = _sweep_progress(store, sweep_id)
-        try:
-            counts = run_sweep(
-                store,
-                sweep_id,
-                reporter=bar.for_points,
-                announce=bar.note,
-                workers=ns.workers,
-                poll=lambda: bar.sync(_steps_done(store, sweep_id)),
-                max_ensemble=ns.max_ensemble,
-            )
-        finally:
-            bar.finish()
-    if ns.quiet:
-        print(sweep_id)
-    else:
-        print(f"sweep {sweep_id}: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
-        print(f"  next: groklab show {sweep_id}")
-    return 130 if counts.get("interrupted") else 0
-
-
-def _sweep_progress(store: Any, sweep_id: str) -> Any:
-    from groklab.cli.progress import SweepProgress
-
-    steps = [p["config"]["schedule"]["steps"] for p in store.get_sweep(sweep_id)["points"]]
-    return SweepProgress(sweep_id, steps, _steps_done(store, sweep_id))
-
-
-def _steps_done(store: Any, sweep_id: str) -> list[int]:
-    """Per point, the steps trained so far (all of them once its run has ended)."""
-    linked = store.sweep_runs(sweep_id)
-    done = []
-    for i, point in enumerate(store.get_sweep(sweep_id)["points"]):
-        rec = store.get(linked[i]) if i in linked else None
-        total = point["config"]["schedule"]["steps"]
-        done.append(0 if rec is None else total if rec.status in ("finished", "stopped", "diverged") else rec.step)
-    return done
-
-
-def _is_sweep_file(path: str) -> bool:
-    from groklab.config.loading import load_yaml
-
-    return "grid" in load_yaml(path) or "seeds" in load_yaml(path)
-
-
-def cmd_sweeps(ns: argparse.Namespace) -> int:
-    from groklab.store import Store
-    from groklab.sweeps import sweep_status
-
-    store = Store(ns.runs_dir, create=False)
-    rows = [
-        {
-            "id": sw["id"],
-            "name": sw["name"],
-            "points": len(sw["points"]),
-            "status": sweep_status(store, sw["id"]),
-            "spec": sw["spec"],
-            "created": sw["created"],
-        }
-        for sw in store.sweeps()
-    ]
-    if ns.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    print(f"{'id':9s}  {'name':16s}  {'points':>6s}  {'status':30s}  created")
-    for r in rows:
-        status = ", ".join(f"{n} {k}" for k, n in sorted(r["status"].items()))
-        print(f"{r['id']:9s}  {r['name'][:16]:16s}  {r['points']:>6d}  {status[:30]:30s}  {_when(r['created'])}")
-    return 0
-
-
-def _is_sweep_ref(store: Any, ref: str) -> bool:
-    """Sweep ids start with 's' (run ids are hex), so a prefix of one is never a run's."""
-    return ref.startswith("s") and any(sw["id"].startswith(ref) for sw in store.sweeps())
-
-
-def _show_sweep(store: Any, sweep: dict[str, Any], as_json: bool) -> int:
-    linked = store.sweep_runs(sweep["id"])
-    rows = []
-    for i, point in enumerate(sweep["points"]):
-        run_id = linked.get(i)
-        row: dict[str, Any] = {"point": i, **point["values"], "run": run_id, "status": "pending"}
-        if run_id:
-            info = _show_data(store, run_id)
-            row.update(
-                status=info["run"]["status"],
-                t_fit=info["events"].get("t_fit", {}).get("step"),
-                t_grok=info["events"].get("t_grok", {}).get("step"),
-                train_acc=info["final"].get("train_acc"),
-                test_acc=info["final"].get("test_acc"),
-            )
-        rows.append(row)
-    from groklab.sweeps.results import summarize
-
-    summary = summarize(store, sweep)
-    if as_json:
-        head = {k: sweep[k] for k in ("id", "name", "spec", "created")}
-        print(json.dumps({"sweep": head, "points": rows, "summary": summary}, indent=2, default=_json_default))
-        return 0
-    print(f"sweep {sweep['id']}  name {sweep['name']}  {len(rows)} points  created {_when(sweep['created'])}")
-    keys = list(sweep["points"][0]["values"]) if rows else []
-    cols = ["point", *keys, "run", "status", "t_fit", "t_grok", "train_acc", "test_acc"]
-    print("  ".join(f"{c:>12s}" for c in cols))
-    for r in rows:
-        cells = [r.get(c) for c in cols]
-        print("  ".join(f"{'-' if v is None else (f'{v:.4g}' if isinstance(v, float) else str(v)):>12s}" for v in cells))
-    print("across seeds (mean [95% CI]):")
-    for row in summary:
-        label = " ".join(f"{k}={v}" for k, v in row["values"].items()) or "(all)"
-        ev = row["events"]
-        parts = [f"{len(row['runs'])} runs"]
-        for name in ("train_acc", "test_acc"):
-            if name in row["final"]:
-                m, lo, hi = row["final"][name]
-                parts.append(f"final {name} {m:.3f} [{lo:.3f}, {hi:.3f}]")
-        for name in ("t_fit", "t_grok"):
-            e = ev[name]
-            parts.append(f"{name} " + ("-" if not e["mean_ci"] else f"{e['mean_ci'][0]:.0f} ({e['reached']}/{ev['n']})"))
-        parts.append(f"grokked {ev['grokked_fraction']:.0%}" if ev["n"] else "grokked -")
-        print(f"  {label}: " + ", ".join(parts))
-    return 0
-
-
 def cmd_resume(ns: argparse.Namespace) -> int:
     from groklab.api import resume
 
-    run = resume(ns.run, ns.runs_dir, None if ns.quiet else _progress())
+    run = resume(ns.run, ns.runs_dir, None if ns.quiet else progress_bar())
     return _report(run.store, run.id, ns.quiet)
-
-
-def _progress() -> Any:
-    from groklab.cli.progress import ProgressBar
-
-    return ProgressBar()
 
 
 def _task_label(cfg: Any) -> str:
@@ -328,45 +160,30 @@ def _report(store: Any, run_id: str, quiet: bool) -> int:
     if quiet:
         print(run_id)
     else:
-        info = _show_data(store, run_id)
+        info = show_data(store, run_id)
         ev = info["events"]
         fin = info["final"]
         print(f"run {run_id}: {rec.status} at step {rec.step}" + (f" ({rec.message})" if rec.message else ""))
-        print(f"  t_fit {_fmt_step(ev.get('t_fit'))}  t_grok {_fmt_step(ev.get('t_grok'))}  delay {_fmt_step(ev.get('delay'))}")
+        print(f"  t_fit {fmt_step(ev.get('t_fit'))}  t_grok {fmt_step(ev.get('t_grok'))}  delay {fmt_step(ev.get('delay'))}")
         if fin:
             print("  final " + "  ".join(f"{k} {fin[k]:.4g}" for k in MAIN_METRICS if k in fin))
         print(f"  next: groklab show {run_id} | groklab plot {run_id}")
     return {"finished": 0, "stopped": 0, "diverged": 0, "interrupted": 130}.get(rec.status, 1)
 
 
-def _fmt_step(ev: dict[str, Any] | None) -> str:
-    return "-" if not ev or ev.get("step") is None else str(ev["step"])
-
-
-def _show_data(store: Any, run_id: str) -> dict[str, Any]:
-    from groklab.api import Run
-
-    run = Run(store, run_id)
-    rec = run.record.as_dict()
-    config = rec.pop("config")
-    events = {k: {"step": s, "value": v} for k, (s, v) in sorted(run.events().items())}
-    final = {k: v for k, v in sorted(run.final().items()) if not k.startswith("weight_norm/")}
-    return {"run": rec, "events": events, "final": final, "config": config}
-
-
 def cmd_show(ns: argparse.Namespace) -> int:
     from groklab.store import Store
 
     store = Store(ns.runs_dir, create=False)
-    if _is_sweep_ref(store, ns.run):
-        return _show_sweep(store, store.get_sweep(ns.run), ns.json)
-    info = _show_data(store, store.get(ns.run).id)
+    if is_sweep_ref(store, ns.run):
+        return show_sweep(store, store.get_sweep(ns.run), ns.json)
+    info = show_data(store, store.get(ns.run).id)
     if ns.json:
-        print(json.dumps(info, indent=2, default=_json_default))
+        print(json.dumps(info, indent=2, default=json_default))
         return 0
     r = info["run"]
     print(f"run {r['id']}  name {r['name']}  preset {r['preset']}  status {r['status']} at step {r['step']}")
-    print(f"  created {_when(r['created'])}  finished {_when(r['finished'])}  device {r['device']}  groklab {r['version']}")
+    print(f"  created {when(r['created'])}  finished {when(r['finished'])}  device {r['device']}  groklab {r['version']}")
     if r["message"]:
         print(f"  {r['message']}")
     print("events:")
@@ -380,16 +197,6 @@ def cmd_show(ns: argparse.Namespace) -> int:
     print("config:")
     print("  " + yaml.safe_dump(info["config"], sort_keys=False).replace("\n", "\n  ").rstrip())
     return 0
-
-
-def _when(t: float | None) -> str:
-    return "-" if t is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, float):
-        return None
-    raise TypeError(type(o))
 
 
 def cmd_runs(ns: argparse.Namespace) -> int:
@@ -424,7 +231,7 @@ def cmd_runs(ns: argparse.Namespace) -> int:
         step = lambda v: "-" if v is None else str(v)  # noqa: E731
         print(
             f"{r['id']:8s}  {r['name'][:16]:16s}  {r['status']:11s}  {r['preset'][:18]:18s}  {r['step']:>7d}  {step(r['t_fit']):>7s}  "
-            f"{step(r['t_grok']):>7s}  {acc(r['train_acc']):>6s}  {acc(r['test_acc']):>6s}  {_when(r['created'])}"
+            f"{step(r['t_grok']):>7s}  {acc(r['train_acc']):>6s}  {acc(r['test_acc']):>6s}  {when(r['created'])}"
         )
     return 0
 
@@ -441,7 +248,7 @@ def cmd_presets(ns: argparse.Namespace) -> int:
 def cmd_config(ns: argparse.Namespace) -> int:
     from groklab.config import resolve_config, to_dict
 
-    preset, overrides = _split_args(ns.args)
+    preset, overrides = split_args(ns.args)
     print(yaml.safe_dump(to_dict(resolve_config(preset, overrides)), sort_keys=False), end="")
     return 0
 
@@ -451,7 +258,7 @@ def cmd_plot(ns: argparse.Namespace) -> int:
     from groklab.store import Store
 
     store = Store(ns.runs_dir, create=False)
-    if _is_sweep_ref(store, ns.run):
+    if is_sweep_ref(store, ns.run):
         from groklab.plots import plot_sweep
 
         print(plot_sweep(store, store.get_sweep(ns.run), ns.x, ns.output))

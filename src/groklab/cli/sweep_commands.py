@@ -1,0 +1,160 @@
+"""The sweep commands: `groklab sweep`, `groklab sweeps`, and the sweep forms of `show` and `plot`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from groklab.cli.common import json_default, show_data, split_args, when
+from groklab.errors import GroklabError
+
+
+def cmd_sweep(ns: argparse.Namespace) -> int:
+    from groklab.store import Store
+    from groklab.sweeps import run_sweep, spec_from_cli, spec_from_yaml
+
+    if ns.workers < 1:
+        raise GroklabError(f"--workers: must be >= 1, got {ns.workers}")
+    if ns.max_ensemble is not None and ns.max_ensemble < 1:
+        raise GroklabError(f"--max-ensemble: must be >= 1, got {ns.max_ensemble}")
+    if ns.resume is not None:
+        if ns.args or ns.grid or ns.seeds != 1:
+            raise GroklabError("--resume SWEEP takes no preset, overrides, --grid or --seeds: the sweep keeps its own")
+        store = Store(ns.runs_dir, create=False)
+        sweep_id = store.get_sweep(ns.resume)["id"]
+    else:
+        preset, overrides = split_args(ns.args)
+        if preset and preset.endswith((".yaml", ".yml")) and _is_sweep_file(preset):
+            if overrides or ns.grid:
+                raise GroklabError(f"{preset} is a sweep file: put overrides and the grid in it")
+            spec = spec_from_yaml(preset)
+        else:
+            spec = spec_from_cli(preset, overrides, ns.grid, ns.seeds, ns.name)
+        points = spec.plan()  # every point checked before the store is touched
+        store = Store(ns.runs_dir)
+        sweep_id = store.create_sweep(spec.name, spec.as_dict(), points)
+    if ns.quiet:
+        counts = run_sweep(store, sweep_id, workers=ns.workers, max_ensemble=ns.max_ensemble)
+    else:
+        bar = _sweep_progress(store, sweep_id)
+        try:
+            counts = run_sweep(
+                store,
+                sweep_id,
+                reporter=bar.for_points,
+                announce=bar.note,
+                workers=ns.workers,
+                poll=lambda: bar.sync(_steps_done(store, sweep_id)),
+                max_ensemble=ns.max_ensemble,
+            )
+        finally:
+            bar.finish()
+    if ns.quiet:
+        print(sweep_id)
+    else:
+        print(f"sweep {sweep_id}: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
+        print(f"  next: groklab show {sweep_id}")
+    return 130 if counts.get("interrupted") else 0
+
+
+def _sweep_progress(store: Any, sweep_id: str) -> Any:
+    from groklab.cli.progress import SweepProgress
+
+    steps = [p["config"]["schedule"]["steps"] for p in store.get_sweep(sweep_id)["points"]]
+    return SweepProgress(sweep_id, steps, _steps_done(store, sweep_id))
+
+
+def _steps_done(store: Any, sweep_id: str) -> list[int]:
+    """Per point, the steps trained so far (all of them once its run has ended)."""
+    linked = store.sweep_runs(sweep_id)
+    done = []
+    for i, point in enumerate(store.get_sweep(sweep_id)["points"]):
+        rec = store.get(linked[i]) if i in linked else None
+        total = point["config"]["schedule"]["steps"]
+        done.append(0 if rec is None else total if rec.status in ("finished", "stopped", "diverged") else rec.step)
+    return done
+
+
+def _is_sweep_file(path: str) -> bool:
+    from groklab.config.loading import load_yaml
+
+    return "grid" in load_yaml(path) or "seeds" in load_yaml(path)
+
+
+def cmd_sweeps(ns: argparse.Namespace) -> int:
+    from groklab.store import Store
+    from groklab.sweeps import sweep_status
+
+    store = Store(ns.runs_dir, create=False)
+    rows = [
+        {
+            "id": sw["id"],
+            "name": sw["name"],
+            "points": len(sw["points"]),
+            "status": sweep_status(store, sw["id"]),
+            "spec": sw["spec"],
+            "created": sw["created"],
+        }
+        for sw in store.sweeps()
+    ]
+    if ns.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'id':9s}  {'name':16s}  {'points':>6s}  {'status':30s}  created")
+    for r in rows:
+        status = ", ".join(f"{n} {k}" for k, n in sorted(r["status"].items()))
+        print(f"{r['id']:9s}  {r['name'][:16]:16s}  {r['points']:>6d}  {status[:30]:30s}  {when(r['created'])}")
+    return 0
+
+
+def is_sweep_ref(store: Any, ref: str) -> bool:
+    """Sweep ids start with 's' (run ids are hex), so a prefix of one is never a run's."""
+    return ref.startswith("s") and any(sw["id"].startswith(ref) for sw in store.sweeps())
+
+
+def show_sweep(store: Any, sweep: dict[str, Any], as_json: bool) -> int:
+    linked = store.sweep_runs(sweep["id"])
+    rows = []
+    for i, point in enumerate(sweep["points"]):
+        run_id = linked.get(i)
+        row: dict[str, Any] = {"point": i, **point["values"], "run": run_id, "status": "pending"}
+        if run_id:
+            info = show_data(store, run_id)
+            row.update(
+                status=info["run"]["status"],
+                t_fit=info["events"].get("t_fit", {}).get("step"),
+                t_grok=info["events"].get("t_grok", {}).get("step"),
+                train_acc=info["final"].get("train_acc"),
+                test_acc=info["final"].get("test_acc"),
+            )
+        rows.append(row)
+    from groklab.sweeps.results import summarize
+
+    summary = summarize(store, sweep)
+    if as_json:
+        head = {k: sweep[k] for k in ("id", "name", "spec", "created")}
+        print(json.dumps({"sweep": head, "points": rows, "summary": summary}, indent=2, default=json_default))
+        return 0
+    print(f"sweep {sweep['id']}  name {sweep['name']}  {len(rows)} points  created {when(sweep['created'])}")
+    keys = list(sweep["points"][0]["values"]) if rows else []
+    cols = ["point", *keys, "run", "status", "t_fit", "t_grok", "train_acc", "test_acc"]
+    print("  ".join(f"{c:>12s}" for c in cols))
+    for r in rows:
+        cells = [r.get(c) for c in cols]
+        print("  ".join(f"{'-' if v is None else (f'{v:.4g}' if isinstance(v, float) else str(v)):>12s}" for v in cells))
+    print("across seeds (mean [95% CI]):")
+    for row in summary:
+        label = " ".join(f"{k}={v}" for k, v in row["values"].items()) or "(all)"
+        ev = row["events"]
+        parts = [f"{len(row['runs'])} runs"]
+        for name in ("train_acc", "test_acc"):
+            if name in row["final"]:
+                m, lo, hi = row["final"][name]
+                parts.append(f"final {name} {m:.3f} [{lo:.3f}, {hi:.3f}]")
+        for name in ("t_fit", "t_grok"):
+            e = ev[name]
+            parts.append(f"{name} " + ("-" if not e["mean_ci"] else f"{e['mean_ci'][0]:.0f} ({e['reached']}/{ev['n']})"))
+        parts.append(f"grokked {ev['grokked_fraction']:.0%}" if ev["n"] else "grokked -")
+        print(f"  {label}: " + ", ".join(parts))
+    return 0
