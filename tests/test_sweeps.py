@@ -251,3 +251,11 @@ def test_compatible_points_train_as_one_ensemble_and_resume_alone(tmp_path):
         a, b = store.metric_rows(store.sweep_runs(sweep_id)[point]), alone.metric_rows(alone.sweep_runs(ref)[point])
         assert [r[:2] for r in a] == [r[:2] for r in b]
         assert [r[2] for r in a] == pytest.approx([r[2] for r in b], rel=2e-4, abs=2e-5)
+
+
+def test_ensemble_cap_on_cpu():
+    from groklab.config import resolve_config
+    from groklab.sweeps.local import ensemble_cap
+
+    assert ensemble_cap(resolve_config("gu2025", ["run.device=cpu"])) == 1  # ~3 GFLOP a step: lone runs are as fast
+    assert 1 < ensemble_cap(resolve_config(None, TINY)) <= 32

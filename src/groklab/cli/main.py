@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         metavar="K",
-        help="at most K points per vectorized ensemble (default: from free memory; 1 trains every point alone)",
+        help="at most K points per vectorized ensemble (default: 1 for large models on a CPU, else from free memory)",
     )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress output; print only the sweep id")
     _runs_dir_arg(p)
