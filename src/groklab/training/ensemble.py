@@ -24,7 +24,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from groklab.config.loading import to_dict
 from groklab.config.schema import ExperimentConfig
 from groklab.measures import EvalContext
-from groklab.measures.loss_acc import EVAL_CHUNK, evaluate
+from groklab.measures.loss_acc import EVAL_CHUNK
 from groklab.store import Store, save_checkpoint
 from groklab.tasks import TaskData
 from groklab.training.allocator import tune_malloc
@@ -179,9 +179,9 @@ class EnsembleTrainer:
 
     # ----- evaluation ---------------------------------------------------------------------------
     @torch.no_grad()
-    def _test_loss_acc(self) -> tuple[list[float], list[float]]:
+    def _loss_acc(self, x: torch.Tensor, y: torch.Tensor) -> tuple[list[float], list[float]]:
+        """Every member's mean loss and accuracy on its own (N, ...) set, in one vectorized pass per chunk."""
         self.template.eval()
-        x, y = self.data.test_x, self.data.test_y
         total = torch.zeros(self.K, dtype=torch.float64, device=self.device)
         correct = torch.zeros(self.K, dtype=torch.long, device=self.device)
         for i in range(0, y.shape[1], EVAL_CHUNK):
@@ -201,15 +201,15 @@ class EnsembleTrainer:
 
     @torch.no_grad()
     def evaluate(self, shared: list[dict[str, float]]) -> list[dict[str, float]]:
-        test_loss, test_acc = self._test_loss_acc()
-        need_train = "train_loss" not in shared[0]
+        test_loss, test_acc = self._loss_acc(self.data.test_x, self.data.test_y)
+        if "train_loss" not in shared[0]:  # minibatches: the train set was not seen whole in this step
+            train_loss, train_acc = self._loss_acc(self.data.train_x, self.data.train_y)
+            shared = [{"train_loss": lo, "train_acc": a} for lo, a in zip(train_loss, train_acc, strict=True)]
         out = []
         for k, prep in enumerate(self.preps):
             model = self.load_member(k).eval()
             data = TaskData(self.data.train_x[k], self.data.train_y[k], self.data.test_x[k], self.data.test_y[k])
             cache = {**shared[k], "test_loss": test_loss[k], "test_acc": test_acc[k]}
-            if need_train:
-                cache["train_loss"], cache["train_acc"] = evaluate(model, data.train_x, data.train_y, self.cfg.optim.loss)
             ctx = EvalContext(self.step, model, data, prep.spec, prep.cfg, cache)
             metrics: dict[str, float] = {}
             for measure, every in prep.measures:
