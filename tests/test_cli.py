@@ -152,3 +152,15 @@ def test_real_process_bad_input_has_no_traceback(tmp_path):
     assert proc.stderr == "groklab: error: task.p: must be a prime >= 3, got 100\n"
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "home").exists()
+
+
+def test_show_json_is_strict_json_for_a_diverged_run(capsys, tiny, runs_dir):
+    code, out, _ = run_cli(capsys, "run", *tiny, "model.init_scale=1e30", "--quiet", "--runs-dir", str(runs_dir))
+    assert code == 0
+    code, out, _ = run_cli(capsys, "show", out.strip(), "--json", "--runs-dir", str(runs_dir))
+
+    def refuse(constant):
+        raise AssertionError(f"non-standard JSON constant {constant}")
+
+    info = json.loads(out, parse_constant=refuse)
+    assert info["run"]["status"] == "diverged"

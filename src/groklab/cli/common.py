@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import time
 from typing import Any
 
@@ -46,7 +48,16 @@ def when(t: float | None) -> str:
     return "-" if t is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
 
 
-def json_default(o: Any) -> Any:
-    if isinstance(o, float):
-        return None
-    raise TypeError(type(o))
+def dumps_json(obj: Any) -> str:
+    """JSON with NaN and infinities as null (json.dumps would write the invalid NaN/Infinity)."""
+
+    def clean(o: Any) -> Any:
+        if isinstance(o, float):
+            return o if math.isfinite(o) else None
+        if isinstance(o, dict):
+            return {k: clean(v) for k, v in o.items()}
+        if isinstance(o, list | tuple):
+            return [clean(v) for v in o]
+        return o
+
+    return json.dumps(clean(obj), indent=2)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any, NoReturn
 
 import yaml
 
 from groklab import __version__
-from groklab.cli.common import fmt_step, json_default, progress_bar, show_data, split_args, when
+from groklab.cli.common import dumps_json, fmt_step, progress_bar, show_data, split_args, when
 from groklab.cli.sweep_commands import cmd_sweep, cmd_sweeps, is_sweep_ref, show_sweep
 from groklab.errors import GroklabError
 
@@ -179,7 +178,7 @@ def cmd_show(ns: argparse.Namespace) -> int:
         return show_sweep(store, store.get_sweep(ns.run), ns.json)
     info = show_data(store, store.get(ns.run).id)
     if ns.json:
-        print(json.dumps(info, indent=2, default=json_default))
+        print(dumps_json(info))
         return 0
     r = info["run"]
     print(f"run {r['id']}  name {r['name']}  preset {r['preset']}  status {r['status']} at step {r['step']}")
@@ -222,7 +221,7 @@ def cmd_runs(ns: argparse.Namespace) -> int:
             }
         )
     if ns.json:
-        print(json.dumps(rows, indent=2))
+        print(dumps_json(rows))
         return 0
     print(f"{'id':8s}  {'name':16s}  {'status':11s}  {'preset':18s}  {'step':>7s}  {'t_fit':>7s}  {'t_grok':>7s}  ", end="")
     print(f"{'train':>6s}  {'test':>6s}  created")

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
-from groklab.cli.common import json_default, show_data, split_args, when
+from groklab.cli.common import dumps_json, show_data, split_args, when
 from groklab.errors import GroklabError
 
 
@@ -99,7 +98,7 @@ def cmd_sweeps(ns: argparse.Namespace) -> int:
         for sw in store.sweeps()
     ]
     if ns.json:
-        print(json.dumps(rows, indent=2))
+        print(dumps_json(rows))
         return 0
     print(f"{'id':9s}  {'name':16s}  {'points':>6s}  {'status':30s}  created")
     for r in rows:
@@ -134,7 +133,7 @@ def show_sweep(store: Any, sweep: dict[str, Any], as_json: bool) -> int:
     summary = summarize(store, sweep)
     if as_json:
         head = {k: sweep[k] for k in ("id", "name", "spec", "created")}
-        print(json.dumps({"sweep": head, "points": rows, "summary": summary}, indent=2, default=json_default))
+        print(dumps_json({"sweep": head, "points": rows, "summary": summary}))
         return 0
     print(f"sweep {sweep['id']}  name {sweep['name']}  {len(rows)} points  created {when(sweep['created'])}")
     keys = list(sweep["points"][0]["values"]) if rows else []

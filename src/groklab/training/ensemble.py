@@ -32,7 +32,7 @@ from groklab.training.grokfast import GradFilter
 from groklab.training.interrupts import stop_requests
 from groklab.training.optim import build_optimizer
 from groklab.training.reporter import Reporter, SilentReporter
-from groklab.training.schedule import eval_steps, warmup_factor
+from groklab.training.schedule import batch_indices, eval_steps, warmup_factor
 from groklab.training.setup import Prepared
 from groklab.training.trainer import create_run, events_of
 
@@ -122,10 +122,7 @@ class EnsembleTrainer:
         if self.full_batch:
             return self.data.train_x, self.data.train_y
         n = self.data.train_y.shape[1]
-        epoch, j = divmod(self.step, math.ceil(n / self.batch))
-        # the same permutations as each member's lone run: a function of (its seed, epoch)
-        perms = [torch.randperm(n, generator=torch.Generator().manual_seed(p.cfg.run.seed * 1_000_003 + epoch)) for p in self.preps]
-        idx = torch.stack(perms)[:, j * self.batch : (j + 1) * self.batch].to(self.device)  # (K, b)
+        idx = torch.stack([batch_indices(p.cfg.run.seed, self.step, n, self.batch) for p in self.preps]).to(self.device)  # (K, b)
         rows = torch.arange(self.K, device=self.device)[:, None]
         return self.data.train_x[rows, idx], self.data.train_y[rows, idx]
 

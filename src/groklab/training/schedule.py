@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import math
+
+import torch
+
 from groklab.config.schema import ScheduleConfig
 
 
@@ -31,3 +36,16 @@ def warmup_factor(step: int, warmup_steps: int) -> float:
     if warmup_steps <= 0:
         return 1.0
     return min(1.0, (step + 1) / warmup_steps)
+
+
+@functools.lru_cache(maxsize=256)
+def epoch_permutation(seed: int, epoch: int, n: int) -> torch.Tensor:
+    """The order of the n training examples in one epoch: a function of (seed, epoch) alone, so a
+    resumed run and an ensemble member see exactly the batches of the same run trained in one go."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+
+
+def batch_indices(seed: int, step: int, n: int, batch: int) -> torch.Tensor:
+    """The training examples of the minibatch at `step` (the last batch of an epoch may be smaller)."""
+    epoch, j = divmod(step, math.ceil(n / batch))
+    return epoch_permutation(seed, epoch, n)[j * batch : (j + 1) * batch]

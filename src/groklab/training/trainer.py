@@ -28,7 +28,7 @@ from groklab.training.interrupts import stop_requests
 from groklab.training.objectives import correct_count, loss_fn
 from groklab.training.optim import build_optimizer
 from groklab.training.reporter import Reporter, SilentReporter
-from groklab.training.schedule import eval_steps, warmup_factor
+from groklab.training.schedule import batch_indices, eval_steps, warmup_factor
 from groklab.training.setup import Prepared
 
 __all__ = ["Trainer", "create_run", "events_of", "resume_run", "start_run"]
@@ -55,7 +55,6 @@ class Trainer:
         n = len(self.data.train_y)
         self.batch = n if s.batch_size == 0 or s.batch_size >= n else s.batch_size
         self.full_batch = self.batch == n
-        self._perm: tuple[int, torch.Tensor] | None = None
         self.has_dropout = any(isinstance(m, nn.Dropout) and m.p > 0 for m in self.model.modules())
         self.eval_at = set(eval_steps(s))
 
@@ -98,13 +97,7 @@ class Trainer:
     def _batch_indices(self) -> torch.Tensor | None:
         if self.full_batch:
             return None
-        n = len(self.data.train_y)
-        per_epoch = math.ceil(n / self.batch)
-        epoch, j = divmod(self.step, per_epoch)
-        if self._perm is None or self._perm[0] != epoch:  # a permutation per epoch, a function of (seed, epoch)
-            gen = torch.Generator().manual_seed(self.cfg.run.seed * 1_000_003 + epoch)
-            self._perm = (epoch, torch.randperm(n, generator=gen).to(self.device))
-        return self._perm[1][j * self.batch : (j + 1) * self.batch]
+        return batch_indices(self.cfg.run.seed, self.step, len(self.data.train_y), self.batch).to(self.device)
 
     def train_step(self, record: bool) -> tuple[torch.Tensor, dict[str, Any]]:
         """One optimizer update. If `record`, also return the pre-update train metrics when the batch is the train set."""
