@@ -162,6 +162,7 @@ def test_show_json_is_strict_json_with_non_finite_values(capsys, tiny, runs_dir)
     with Store(runs_dir) as store:  # a diverging run's last evaluation: non-finite values
         store.log_metrics(run_id, 10_000, {"train_loss": float("nan"), "test_loss": float("inf")})
     code, out, _ = run_cli(capsys, "show", run_id, "--json", "--runs-dir", str(runs_dir))
+    assert code == 0
 
     def refuse(constant):
         raise AssertionError(f"non-standard JSON constant {constant}")
