@@ -78,7 +78,8 @@ def _steps_done(store: Any, sweep_id: str) -> list[int]:
 def _is_sweep_file(path: str) -> bool:
     from groklab.config.loading import load_yaml
 
-    return "grid" in load_yaml(path) or "seeds" in load_yaml(path)
+    data = load_yaml(path)
+    return "grid" in data or "seeds" in data
 
 
 def cmd_sweeps(ns: argparse.Namespace) -> int:

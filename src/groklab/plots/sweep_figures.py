@@ -65,7 +65,8 @@ def _final_vs_x(ax: Any, store: Store, series: dict[str, list[Group]], key: str)
         for metric, style in (("train_acc", "--"), ("test_acc", "-")):
             stats = []
             for g in gs:
-                finals = [store.metrics(r, [metric])[metric][1][-1] for r in g.run_ids if store.metrics(r, [metric])]
+                curves_ = [store.metrics(r, [metric]).get(metric) for r in g.run_ids]
+                finals = [c[1][-1] for c in curves_ if c]
                 stats.append(mean_ci(finals))
             m = np.array([s[0] for s in stats])[order]
             lo = np.array([s[1] for s in stats])[order]

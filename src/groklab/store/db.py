@@ -275,8 +275,9 @@ class Store:
 
     def get_sweep(self, ref: str) -> dict[str, Any]:
         """A sweep by id, unique id prefix, or name."""
-        matches = [s for s in self.sweeps() if s["id"] == ref]
-        matches = matches or [s for s in self.sweeps() if s["id"].startswith(ref)] or [s for s in self.sweeps() if s["name"] == ref]
+        sweeps = self.sweeps()
+        matches = [s for s in sweeps if s["id"] == ref]
+        matches = matches or [s for s in sweeps if s["id"].startswith(ref)] or [s for s in sweeps if s["name"] == ref]
         if not matches:
             raise GroklabError(f"sweep {ref!r}: no such sweep id or name in {str(self.root)!r}; see `groklab sweeps`")
         if len(matches) > 1:
