@@ -30,7 +30,8 @@ SWEEP_EXAMPLES = """examples:
   groklab sweep --grid optim.weight_decay=0.1,0.3,1.0 --seeds 3     the default preset, 3 x 3 runs
   groklab sweep davies2023 --grid model.d_model=1:80:2 schedule.steps=20000
   groklab sweep my-sweep.yaml                                       preset, overrides, grid, seeds in a file
-  groklab sweep --resume SWEEP                                      after Ctrl-C or a kill: nothing runs twice"""
+  groklab sweep --resume SWEEP                                      after Ctrl-C or a kill: nothing runs twice
+  groklab sweep --grid optim.weight_decay=0.3,1 --seeds 3 --executor ray --address auto   on a Ray cluster"""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -76,6 +77,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default="", help="a name for the sweep")
     p.add_argument("--resume", metavar="SWEEP", default=None, help="continue an interrupted sweep")
     p.add_argument("--workers", type=int, default=1, help="train points in N processes, sharing the CPU threads (default 1)")
+    p.add_argument("--executor", choices=("local", "ray"), default="local", help="where runs train (default local; ray needs groklab[ray])")
+    p.add_argument(
+        "--address",
+        default=None,
+        metavar="auto|HOST:PORT",
+        help="ray: the cluster to join (default: a local Ray for this sweep)",
+    )
+    p.add_argument("--cpus-per-task", type=int, default=1, metavar="N", help="ray: CPUs (torch threads) per task (default 1)")
+    p.add_argument(
+        "--gpus-per-task",
+        type=float,
+        default=None,
+        metavar="G",
+        help="ray: GPUs per task (default 1 if the cluster has GPUs)",
+    )
     p.add_argument(
         "--max-ensemble",
         type=int,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import Any
 
 from groklab.cli.common import dumps_json, show_data, split_args, when
@@ -17,11 +18,15 @@ def cmd_sweep(ns: argparse.Namespace) -> int:
         raise GroklabError(f"--workers: must be >= 1, got {ns.workers}")
     if ns.max_ensemble is not None and ns.max_ensemble < 1:
         raise GroklabError(f"--max-ensemble: must be >= 1, got {ns.max_ensemble}")
+    _check_executor(ns)
     if ns.resume is not None:
         if ns.args or ns.grid or ns.seeds != 1:
             raise GroklabError("--resume SWEEP takes no preset, overrides, --grid or --seeds: the sweep keeps its own")
         store = Store(ns.runs_dir, create=False)
         sweep_id = store.get_sweep(ns.resume)["id"]
+
+        def open_sweep() -> tuple[Any, str]:
+            return store, sweep_id
     else:
         preset, overrides = split_args(ns.args)
         if preset and preset.endswith((".yaml", ".yml")) and _is_sweep_file(preset):
@@ -31,8 +36,14 @@ def cmd_sweep(ns: argparse.Namespace) -> int:
         else:
             spec = spec_from_cli(preset, overrides, ns.grid, ns.seeds, ns.name)
         points = spec.plan()  # every point checked before the store is touched
-        store = Store(ns.runs_dir)
-        sweep_id = store.create_sweep(spec.name, spec.as_dict(), points)
+
+        def open_sweep() -> tuple[Any, str]:
+            new = Store(ns.runs_dir)
+            return new, new.create_sweep(spec.name, spec.as_dict(), points)
+
+    if ns.executor == "ray":
+        return _sweep_on_ray(ns, open_sweep)
+    store, sweep_id = open_sweep()
     if ns.quiet:
         counts = run_sweep(store, sweep_id, workers=ns.workers, max_ensemble=ns.max_ensemble)
     else:
@@ -49,6 +60,52 @@ def cmd_sweep(ns: argparse.Namespace) -> int:
             )
         finally:
             bar.finish()
+    return _summary(ns, sweep_id, counts)
+
+
+def _check_executor(ns: argparse.Namespace) -> None:
+    if ns.executor == "ray":
+        if ns.workers != 1:
+            raise GroklabError("--workers: only for the local executor; Ray runs as many tasks as its CPUs allow (see --cpus-per-task)")
+        if ns.cpus_per_task < 1:
+            raise GroklabError(f"--cpus-per-task: must be >= 1, got {ns.cpus_per_task}")
+        if ns.gpus_per_task is not None and ns.gpus_per_task < 0:
+            raise GroklabError(f"--gpus-per-task: must be >= 0, got {ns.gpus_per_task}")
+        return
+    for flag, given in (
+        ("--address", ns.address is not None),
+        ("--cpus-per-task", ns.cpus_per_task != 1),
+        ("--gpus-per-task", ns.gpus_per_task is not None),
+    ):
+        if given:
+            raise GroklabError(f"{flag}: only with --executor ray")
+
+
+def _sweep_on_ray(ns: argparse.Namespace, open_sweep: Callable[[], tuple[Any, str]]) -> int:
+    """Join (or start) Ray first, so an unreachable cluster leaves the store untouched; then create and run the sweep."""
+    from groklab.sweeps import ray_executor
+
+    started = ray_executor.connect(ns.address)
+    try:
+        store, sweep_id = open_sweep()
+        options = {"max_ensemble": ns.max_ensemble, "cpus_per_task": ns.cpus_per_task, "gpus_per_task": ns.gpus_per_task}
+        if ns.quiet:
+            counts = ray_executor.run_sweep_on_ray(store, sweep_id, **options)
+        else:
+            bar = _sweep_progress(store, sweep_id)
+            try:
+                counts = ray_executor.run_sweep_on_ray(
+                    store, sweep_id, announce=bar.note, poll=lambda: bar.sync(_steps_done(store, sweep_id)), **options
+                )
+            finally:
+                bar.finish()
+    finally:
+        if started:
+            ray_executor.shutdown()
+    return _summary(ns, sweep_id, counts)
+
+
+def _summary(ns: argparse.Namespace, sweep_id: str, counts: dict[str, int]) -> int:
     if ns.quiet:
         print(sweep_id)
     else:

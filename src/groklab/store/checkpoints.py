@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +15,19 @@ LATEST = "checkpoint.pt"
 
 def save_checkpoint(run_dir: Path, state: dict[str, Any], step: int, keep: bool = False) -> Path:
     """Write `state` to run_dir/checkpoint.pt via a temporary file, so a kill never leaves a torn file."""
+    return _write_atomic(run_dir, lambda path: torch.save(state, path), step, keep)
+
+
+def save_checkpoint_bytes(run_dir: Path, blob: bytes, step: int, keep: bool = False) -> Path:
+    """The same, for a checkpoint already serialized elsewhere (a remote worker's)."""
+    return _write_atomic(run_dir, lambda path: path.write_bytes(blob), step, keep)
+
+
+def _write_atomic(run_dir: Path, write: Callable[[Path], Any], step: int, keep: bool) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / LATEST
     tmp = run_dir / f".{LATEST}.{os.getpid()}.tmp"
-    torch.save(state, tmp)
+    write(tmp)
     os.replace(tmp, path)
     if keep:
         kept = run_dir / "checkpoints" / f"step_{step:09d}.pt"
@@ -24,8 +35,14 @@ def save_checkpoint(run_dir: Path, state: dict[str, Any], step: int, keep: bool 
         try:
             os.link(path, kept)
         except OSError:
-            torch.save(state, kept)
+            write(kept)
     return path
+
+
+def checkpoint_bytes(run_dir: Path) -> bytes | None:
+    """The latest checkpoint's file contents, or None if the run has none."""
+    path = run_dir / LATEST
+    return path.read_bytes() if path.exists() else None
 
 
 def load_checkpoint(run_dir: Path, map_location: str | torch.device = "cpu") -> dict[str, Any] | None:
@@ -34,3 +51,13 @@ def load_checkpoint(run_dir: Path, map_location: str | torch.device = "cpu") -> 
     if not path.exists():
         return None
     return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def serialize(state: dict[str, Any]) -> bytes:
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    return buf.getvalue()
+
+
+def deserialize(blob: bytes, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    return torch.load(io.BytesIO(blob), map_location=map_location, weights_only=True)

@@ -19,7 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from groklab.errors import GroklabError
+from groklab.store.checkpoints import load_checkpoint, save_checkpoint
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -148,6 +151,16 @@ class Store:
     # ----- runs --------------------------------------------------------------------------------
     def run_dir(self, run_id: str) -> Path:
         return self.root / "runs" / run_id
+
+    def write_file(self, run_id: str, name: str, text: str) -> None:
+        """A small text file beside the run's checkpoints (its resolved config.yaml)."""
+        (self.run_dir(run_id) / name).write_text(text)
+
+    def save_checkpoint(self, run_id: str, state: dict[str, Any], step: int, keep: bool = False) -> None:
+        save_checkpoint(self.run_dir(run_id), state, step, keep)
+
+    def load_checkpoint(self, run_id: str, map_location: str | torch.device = "cpu") -> dict[str, Any] | None:
+        return load_checkpoint(self.run_dir(run_id), map_location)
 
     def create_run(
         self, config: dict[str, Any], name: str, preset: str, version: str, device: str, sweep: tuple[str, int] | None = None

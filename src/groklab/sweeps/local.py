@@ -47,8 +47,7 @@ def run_sweep(
     `reporter(points, label)` gives each batch's progress reporter. `announce` gets a line per batch.
     """
     sweep = store.get_sweep(sweep_id)
-    pending = [i for i in range(len(sweep["points"])) if _needs_training(store, sweep, i, announce)]
-    batches = plan_batches(store, sweep, pending, max_ensemble)
+    batches = pending_batches(store, sweep, announce, max_ensemble)
     if workers > 1 and len(batches) > 1:
         _run_in_processes(store, sweep_id, batches, workers, poll)
     else:
@@ -56,6 +55,12 @@ def run_sweep(
             if "interrupted" in train_batch(store, sweep, batch, reporter, announce):
                 break
     return sweep_status(store, sweep_id)
+
+
+def pending_batches(store: Store, sweep: dict[str, Any], announce: Callable[[str], Any], max_ensemble: int | None) -> list[list[int]]:
+    """The batches that still need training: points not finished and not being trained right now."""
+    pending = [i for i in range(len(sweep["points"])) if _needs_training(store, sweep, i, announce)]
+    return plan_batches(store, sweep, pending, max_ensemble)
 
 
 def plan_batches(store: Store, sweep: dict[str, Any], pending: list[int], max_ensemble: int | None) -> list[list[int]]:
@@ -105,13 +110,16 @@ def ensemble_cap(cfg: ExperimentConfig, default_cpu: int = 32, default_gpu: int 
 
 
 def train_batch(
-    store: Store,
+    store: Store | Any,
     sweep: dict[str, Any],
     batch: list[int],
     reporter: Callable[[list[int], str], Reporter | None],
     announce: Callable[[str], Any],
 ) -> list[str]:
-    """Train one batch of points: a lone point (started or resumed), or a new vectorized ensemble."""
+    """Train one batch of points: a lone point (started or resumed), or a new vectorized ensemble.
+
+    `store` is a Store, or anything with the methods the trainers call (the Ray executor's remote store).
+    """
     if len(batch) == 1:
         return [train_point(store, sweep, batch[0], reporter, announce)]
     labels = [" ".join(f"{k}={v}" for k, v in sweep["points"][i]["values"].items()) for i in batch]

@@ -25,7 +25,7 @@ from groklab.config.loading import to_dict
 from groklab.config.schema import ExperimentConfig
 from groklab.measures import EvalContext
 from groklab.measures.loss_acc import EVAL_CHUNK
-from groklab.store import Store, save_checkpoint
+from groklab.store import Store
 from groklab.tasks import TaskData
 from groklab.training.allocator import tune_malloc
 from groklab.training.grokfast import GradFilter
@@ -247,7 +247,7 @@ class EnsembleTrainer:
     def checkpoint(self) -> None:
         for k, rid in enumerate(self.run_ids):
             if not self.diverged[k]:
-                save_checkpoint(self.store.run_dir(rid), self.member_state(k), self.step, keep=self.cfg.schedule.keep_checkpoints)
+                self.store.save_checkpoint(rid, self.member_state(k), self.step, keep=self.cfg.schedule.keep_checkpoints)
 
     # ----- the loop -----------------------------------------------------------------------------
     def run(self) -> list[str]:

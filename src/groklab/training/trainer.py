@@ -21,7 +21,7 @@ from groklab.analysis.events import grokking_events
 from groklab.config.loading import to_dict
 from groklab.config.schema import ExperimentConfig
 from groklab.measures import EvalContext
-from groklab.store import Store, load_checkpoint, save_checkpoint
+from groklab.store import Store
 from groklab.training.allocator import tune_malloc
 from groklab.training.grokfast import GradFilter
 from groklab.training.interrupts import stop_requests
@@ -41,7 +41,6 @@ class Trainer:
         tune_malloc()
         self.p, self.cfg, self.store, self.run_id = prep, prep.cfg, store, run_id
         self.reporter = reporter or SilentReporter()
-        self.run_dir = store.run_dir(run_id)
         self.device = prep.device
         self.model = prep.model.to(device=self.device, dtype=prep.dtype)
         self.data = prep.data.to(self.device)
@@ -84,11 +83,11 @@ class Trainer:
         self.step, self.evals_done, self.stop_streak = state["step"], state["evals_done"], state["stop_streak"]
 
     def checkpoint(self) -> None:
-        save_checkpoint(self.run_dir, self.state_dict(), self.step, keep=self.cfg.schedule.keep_checkpoints)
+        self.store.save_checkpoint(self.run_id, self.state_dict(), self.step, keep=self.cfg.schedule.keep_checkpoints)
 
     def restore(self) -> None:
         """Continue from the last checkpoint (or from scratch); drop metrics it will recompute."""
-        state = load_checkpoint(self.run_dir, map_location=self.device)
+        state = self.store.load_checkpoint(self.run_id, map_location=self.device)
         if state is not None:  # else: start over, from the same state `prepare` left the RNG in
             self.load_state_dict(state)
         self.store.truncate_metrics(self.run_id, self.step)
@@ -204,7 +203,7 @@ def create_run(prep: Prepared, store: Store, sweep: tuple[str, int] | None = Non
     """The run's row (linked to point `sweep[1]` of sweep `sweep[0]`, if given) and its resolved config.yaml."""
     cfg = prep.cfg
     run_id = store.create_run(to_dict(cfg), cfg.run.name, cfg.preset, __version__, str(prep.device), sweep)
-    (store.run_dir(run_id) / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    store.write_file(run_id, "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
     return run_id
 
 
