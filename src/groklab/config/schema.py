@@ -123,6 +123,10 @@ class MeasuresConfig:
     enabled: list[str] = field(default_factory=lambda: ["loss_acc", "weight_norm", "med"])
     every: dict[str, int] = field(default_factory=dict)
     med_wrap: bool = True  # Gu et al. Def. 4.2 wraps around at p; False = the authors' code variant
+    rank_on: Literal["test", "train"] = "test"  # the evaluation set feature rank is computed over
+    rank_rtol: float | None = None  # matrix_rank's relative tolerance; None = sigma_max * d * eps (Fan et al.)
+    tunnel_threshold: float = 0.75  # a layer is in the tunnel if its rank < this (< 1: a fraction of its width; >= 1: absolute)
+    probe_epochs: int = 30  # linear-probe training epochs (Fan et al.: Adam 1e-3, batch 512, 80/20 split)
 
     def validate(self) -> None:
         from groklab.measures import MEASURES
@@ -133,6 +137,14 @@ class MeasuresConfig:
             raise ConfigError("measures.enabled", "must include loss_acc (grokking events and progress read it)")
         if len(set(self.enabled)) != len(self.enabled):
             raise ConfigError("measures.enabled", f"lists a measure twice: {self.enabled}")
+        if self.rank_rtol is not None and not 0.0 < self.rank_rtol < 1.0:
+            raise ConfigError("measures.rank_rtol", f"must be in (0, 1) or null (the default tolerance), got {self.rank_rtol}")
+        if self.tunnel_threshold <= 0:
+            raise ConfigError(
+                "measures.tunnel_threshold", f"must be > 0 (< 1: a fraction of the width; >= 1: a rank), got {self.tunnel_threshold}"
+            )
+        if self.probe_epochs < 1:
+            raise ConfigError("measures.probe_epochs", f"must be >= 1, got {self.probe_epochs}")
         for name, k in self.every.items():
             if name not in self.enabled:
                 raise ConfigError(f"measures.every.{name}", f"is not an enabled measure; enabled: {', '.join(self.enabled)}")
@@ -146,12 +158,17 @@ class EventsConfig:
 
     fit_threshold: float = 0.99
     grok_threshold: float = 0.99
+    surge_rise: float = 0.1  # a generalization stage: test accuracy rises >= this (absolute) ...
+    surge_window: int = 10  # ... within this many evaluations, after a plateau
+    rank_prominence: float = 0.1  # rank double descent: each fall/rise at least this fraction of the rank's range
 
     def validate(self) -> None:
-        for name in ("fit_threshold", "grok_threshold"):
+        for name in ("fit_threshold", "grok_threshold", "surge_rise", "rank_prominence"):
             v = getattr(self, name)
             if not 0.0 < v <= 1.0:
                 raise ConfigError(f"events.{name}", f"must be in (0, 1], got {v}")
+        if self.surge_window < 1:
+            raise ConfigError("events.surge_window", f"must be >= 1, got {self.surge_window}")
 
 
 @dataclass
