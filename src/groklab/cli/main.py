@@ -10,6 +10,7 @@ import yaml
 
 from groklab import __version__
 from groklab.cli.common import dumps_json, fmt_step, progress_bar, show_data, split_args, when
+from groklab.cli.data_commands import add_data_parser, cmd_data
 from groklab.cli.sweep_commands import cmd_sweep, cmd_sweeps, is_sweep_ref, show_sweep
 from groklab.errors import GroklabError
 
@@ -132,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layout", choices=("wide", "long"), default="wide", help="wide: a row per step; long: (step, name, value) rows")
     p.add_argument("-o", "--output", default=None, help="output file (default: ID.csv / ID.parquet)")
     _runs_dir_arg(p)
+
+    add_data_parser(sub)
     return parser
 
 
@@ -306,6 +309,7 @@ COMMANDS = {
     "show": cmd_show,
     "plot": cmd_plot,
     "export": cmd_export,
+    "data": cmd_data,
 }
 
 

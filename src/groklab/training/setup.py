@@ -37,7 +37,9 @@ def prepare(cfg: ExperimentConfig) -> Prepared:
         raise ConfigError("run.dtype", "float64 is not supported on MPS; use float32 or run.device=cpu")
     task = build_task(cfg.task)
     spec = task.spec
-    data = task.build()
+    raw = task.build()
+    tensors = (raw.train_x, raw.train_y, raw.test_x, raw.test_y)
+    data = TaskData(*(t.to(dtype) if t.is_floating_point() else t for t in tensors))  # vector inputs in the model's dtype
     torch.manual_seed(cfg.run.seed)
     model = build_model(cfg.model, spec)
     measures = []

@@ -1,0 +1,1 @@
+"""Datasets read from files: the IDX reader and the MNIST files."""
