@@ -11,6 +11,7 @@ import yaml
 from groklab import __version__
 from groklab.cli.common import dumps_json, fmt_step, progress_bar, show_data, split_args, when
 from groklab.cli.data_commands import add_data_parser, cmd_data
+from groklab.cli.reproduce_commands import add_reproduce_parser, cmd_reproduce
 from groklab.cli.sweep_commands import cmd_sweep, cmd_sweeps, is_sweep_ref, show_sweep
 from groklab.errors import GroklabError
 
@@ -135,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     _runs_dir_arg(p)
 
     add_data_parser(sub)
+    add_reproduce_parser(sub)
     return parser
 
 
@@ -310,12 +312,18 @@ COMMANDS = {
     "plot": cmd_plot,
     "export": cmd_export,
     "data": cmd_data,
+    "reproduce": cmd_reproduce,
 }
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        ns = build_parser().parse_args(argv)
+        parser = build_parser()
+        ns, extra = parser.parse_known_args(argv)
+        if extra:  # overrides after an option (`groklab run --quiet k=v`) join the other positionals
+            if not hasattr(ns, "args") or any(x.startswith("-") or "=" not in x for x in extra):
+                raise GroklabError(f"unrecognized arguments: {' '.join(extra)} (overrides look like key=value)")
+            ns.args = [*ns.args, *extra]
         return COMMANDS[ns.command](ns)
     except GroklabError as exc:
         print(f"groklab: error: {exc}", file=sys.stderr)

@@ -1,0 +1,67 @@
+"""`groklab reproduce PAPER [--quick]`: train a paper's sweeps, draw its figures, print its claim table."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from groklab.errors import GroklabError
+
+PAPERS = ("deep-grokking",)
+
+
+def add_reproduce_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("reproduce", help="reproduce a paper: its sweeps, figures and a PASS/FAIL table of its claims")
+    p.add_argument("args", nargs="+", metavar="PAPER [key=value ...]", help=f"one of {', '.join(PAPERS)}, then overrides for every run")
+    p.add_argument("--quick", action="store_true", help="a reduced version for a CPU (minutes, not hours)")
+    p.add_argument("--seeds", type=int, default=1, help="seeds per point (the paper reports one)")
+    p.add_argument("--workers", type=int, default=1, help="train points in N processes")
+    p.add_argument("--out", default=None, help="where the figures and claims.json go (default: RUNS_DIR/reproduce/PAPER)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    p.add_argument("--runs-dir", default=None, help="the runs directory (default: $GROKLAB_HOME, else ./groklab-runs)")
+
+
+def cmd_reproduce(ns: argparse.Namespace) -> int:
+    from groklab.cli.sweep_commands import _steps_done, _sweep_progress
+    from groklab.reproduce import RECIPES
+    from groklab.store import Store
+    from groklab.sweeps import run_sweep
+
+    paper, overrides = ns.args[0], ns.args[1:]
+    if paper not in PAPERS:
+        raise GroklabError(f"paper: unknown paper {paper!r}; choose one of {', '.join(PAPERS)}")
+    if ns.seeds < 1:
+        raise GroklabError(f"--seeds: must be >= 1, got {ns.seeds}")
+    if ns.workers < 1:
+        raise GroklabError(f"--workers: must be >= 1, got {ns.workers}")
+    bad = [o for o in overrides if "=" not in o]
+    if bad:
+        raise GroklabError(f"overrides: {bad[0]!r} must look like key=value")
+    recipe = RECIPES[paper]
+    recipe.check(ns.quick, overrides)  # bad overrides or missing data: fail before anything is written
+    store = Store(ns.runs_dir)
+    out = Path(ns.out) if ns.out else store.root / "reproduce" / (paper + ("-quick" if ns.quick else ""))
+
+    def train(store: Store, sweep_id: str) -> None:
+        if ns.quiet:
+            run_sweep(store, sweep_id, workers=ns.workers)
+            return
+        bar = _sweep_progress(store, sweep_id)
+        try:
+            run_sweep(
+                store,
+                sweep_id,
+                reporter=bar.for_points,
+                announce=bar.note,
+                workers=ns.workers,
+                poll=lambda: bar.sync(_steps_done(store, sweep_id)),
+            )
+        finally:
+            bar.finish()
+
+    rows = recipe.reproduce(store, ns.quick, ns.seeds, out, train=train, overrides=overrides)
+    print(recipe.format_table(rows))
+    passed = sum(r["result"] == "PASS" for r in rows)
+    failed = sum(r["result"] == "FAIL" for r in rows)
+    print(f"{passed} PASS, {failed} FAIL, {len(rows) - passed - failed} n/a; figures and claims.json in {out}")
+    return 0

@@ -1,0 +1,97 @@
+"""The deep-grokking reproduction: its claim checks on runs with known curves, and the command end to end
+on a tiny budget (the real runs are the reproduction itself, not a test)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from groklab.cli.main import main
+from groklab.reproduce.deep_grokking import FULL, QUICK, RunView, claims, classify
+from test_mnist import REAL, needs_real
+
+
+def sigmoid_curve(at: float, lo: float = 0.1, hi: float = 0.95, width: float = 150.0, steps: range = range(0, 8001, 100)):
+    s = list(steps)
+    return s, [lo + (hi - lo) / (1 + math.exp(-(x - at) / width)) for x in s]
+
+
+def two_stage_curve(first: float, second: float):
+    s = list(range(0, 8001, 100))
+    a, b = sigmoid_curve(first, 0.1, 0.55)[1], sigmoid_curve(second, 0.0, 0.4)[1]
+    return s, [x + y for x, y in zip(a, b, strict=True)]
+
+
+def view(depth: int, n: int, test, rank=None, wd: float = 0.01, seed: int = 0, train_at: float = 500.0) -> RunView:
+    m = {"test_acc": test, "train_acc": sigmoid_curve(train_at, 0.1, 1.0, 50.0)}
+    if rank is not None:
+        m[f"rank/L{depth - 1}"] = rank
+    return RunView(f"r{depth}{n}{wd}{seed}", depth, n, wd, seed, m)
+
+
+def falling_rank(at: float, hi: float = 120.0, lo: float = 40.0):
+    s, up = sigmoid_curve(at, 0.0, 1.0)
+    return s, [hi - (hi - lo) * u for u in up]
+
+
+def test_claim_a_passes_when_the_rise_is_delayed_with_depth_and_fails_otherwise():
+    ordered = [view(d, 2000, sigmoid_curve(at), falling_rank(at - 200)) for d, at in ((4, 1000), (8, 2500), (12, 4000))]
+    rows = {r["claim"][:3]: r for r in claims(ordered, [], QUICK, 0.1, 10)}
+    assert rows["(a)"]["result"] == "PASS" and rows["(c)"]["result"] == "PASS"
+    swapped = [view(d, 2000, sigmoid_curve(at), falling_rank(at + 1500)) for d, at in ((4, 1000), (8, 4000), (12, 2500))]
+    rows = {r["claim"][:3]: r for r in claims(swapped, [], QUICK, 0.1, 10)}
+    assert rows["(a)"]["result"] == "FAIL"
+    assert rows["(c)"]["result"] == "FAIL"  # the rank falls only after the test accuracy has risen
+    assert rows["(d)"]["result"] == "n/a" and rows["(f)"]["result"] == "n/a"
+
+
+def test_claim_b_counts_stages_per_depth():
+    views = [view(4, 7000, sigmoid_curve(1000)), view(8, 7000, two_stage_curve(1500, 5000)), view(12, 7000, two_stage_curve(2500, 6000))]
+    views += [view(d, 5000, sigmoid_curve(1000 * d)) for d in (4, 8, 12)]
+    rows = {r["claim"][:3]: r for r in claims(views, [], FULL, 0.1, 10)}
+    assert rows["(b)"]["result"] == "PASS", rows["(b)"]
+    views[0] = view(4, 7000, two_stage_curve(1000, 5000))  # now the 4-layer net shows two stages too
+    rows = {r["claim"][:3]: r for r in claims(views, [], FULL, 0.1, 10)}
+    assert rows["(b)"]["result"] == "FAIL"
+
+
+def test_weight_decay_vocabulary():
+    assert classify(view(12, 2000, sigmoid_curve(3000, hi=0.3)), 0.1, 10) == "no generalization"
+    assert classify(view(12, 2000, two_stage_curve(1500, 5000)), 0.1, 10) == "two-stage"
+    assert classify(view(12, 2000, sigmoid_curve(3000), train_at=500), 0.1, 10) == "grokking"
+    assert classify(view(12, 2000, sigmoid_curve(400), train_at=1500), 0.1, 10) == "generalization without grokking"
+
+
+def test_bad_reproduce_input_writes_nothing(capsys, tmp_path):
+    for argv, field in (
+        (["--seeds", "0"], "--seeds"),
+        (["model.depthh=3"], "model.depthh"),
+        (["task.data_dir=/nonexistent"], "task.data_dir"),
+        (["bogus"], "unrecognized arguments: bogus"),
+    ):
+        code = main(["reproduce", "deep-grokking", "--quick", *argv, "--runs-dir", str(tmp_path / "r")])
+        err = capsys.readouterr().err
+        assert code == 2 and err.startswith(f"groklab: error: {field}") and err.count("\n") == 1, err
+    code = main(["reproduce", "deep-grokking", "bogus", "--runs-dir", str(tmp_path / "r")])
+    assert code == 2 and capsys.readouterr().err.startswith("groklab: error: overrides: 'bogus' must look like key=value")
+    code = main(["reproduce", "omnigrok", "--runs-dir", str(tmp_path / "r")])
+    assert code == 2 and capsys.readouterr().err.startswith("groklab: error: paper: unknown paper 'omnigrok'")
+    assert not (tmp_path / "r").exists()
+
+
+@needs_real
+def test_quick_reproduction_runs_end_to_end_on_a_tiny_budget(capsys, tmp_path):
+    tiny = [f"task.data_dir={REAL}", "model.width=8", "schedule.steps=30", "schedule.eval_every=10", "task.n_test=300"]
+    tiny.append("measures.probe_epochs=1")
+    argv = ["reproduce", "deep-grokking", "--quick", *tiny, "--quiet", "--runs-dir", str(tmp_path), "--out", str(tmp_path / "out")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "(a) N=2000" in out and ("PASS" in out or "FAIL" in out)
+    data = json.loads((tmp_path / "out" / "claims.json").read_text())
+    assert [r["claim"][:3] for r in data["claims"]] == ["(a)", "(b)", "(c)", "(d)", "(d)", "(e)", "(f)"]
+    assert (tmp_path / "out" / "rank_d12_n2000_wd0.1_s0.png").stat().st_size > 0
+    assert (tmp_path / "out" / "depth_sweep.png").exists()
+    assert main(argv) == 0  # run again: the stored sweep is reused, nothing trains twice
+    from groklab.store import Store
+
+    assert len(Store(tmp_path, create=False).runs()) == 3
