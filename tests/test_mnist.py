@@ -217,6 +217,7 @@ def test_checksum_mismatch_through_the_cli(capsys, tmp_path):
 def test_tiny_deep_mlp_run_learns_mnist(capsys, tmp_path, subset):
     args = [*SMALL, f"task.data_dir={REAL}", "task.n_train=300", f"task.subset={subset}", "task.n_test=1000"]
     args += ["model.depth=4", "model.width=64", "optim.lr=1e-3", "schedule.steps=300", "schedule.batch_size=100", "schedule.eval_every=50"]
+    args += ["measures.enabled=[loss_acc,weight_norm,feature_rank,probe]", "measures.every.feature_rank=1", "measures.probe_epochs=2"]
     assert main(["run", *args, "--quiet", "--runs-dir", str(tmp_path)]) == 0
     from groklab.store import Store
 
@@ -225,6 +226,13 @@ def test_tiny_deep_mlp_run_learns_mnist(capsys, tmp_path, subset):
     m = store.metrics(run_id)
     assert m["train_acc"][1][-1] > 0.95 and m["test_acc"][1][-1] > 0.6  # far above chance (0.1)
     assert store.get(run_id).config["task"]["n_train"] == 300
+    assert {f"rank/L{i}" for i in range(1, 5)} <= set(m) and "tunnel_length" in m and "probe_acc/L3" in m
+    assert m["rank/L4"][1][-1] <= 10  # the 10-way output layer
+    events = store.events(run_id)
+    assert events["n_stages"][1] >= 1 and "rank_lag/L3" in events
+    for kind in ("standard", "stages", "rank", "probes"):
+        assert main(["plot", run_id, "--kind", kind, "-o", str(tmp_path / f"{kind}.png"), "--runs-dir", str(tmp_path)]) == 0
+        assert (tmp_path / f"{kind}.png").stat().st_size > 0
 
 
 @needs_real

@@ -123,9 +123,16 @@ def build_parser() -> argparse.ArgumentParser:
     _runs_dir_arg(p)
 
     p = sub.add_parser("plot", help="draw the standard grokking figure of a run, or a sweep's figures (PNG, SVG or PDF)")
-    p.add_argument("run", metavar="RUN|SWEEP")
+    p.add_argument("run", metavar="RUN|SWEEP", nargs="+", help="a run or sweep; several runs with --kind rank-vs-norm")
     p.add_argument("--x", default=None, metavar="KEY", help="for a sweep: the swept key on the x axis (default: the only one)")
-    p.add_argument("-o", "--output", default=None, help="output file (default: RUNS_DIR/runs/ID/figure.png)")
+    p.add_argument(
+        "--kind",
+        choices=("standard", "stages", "rank", "probes", "rank-vs-norm"),
+        default="standard",
+        help="for runs: the standard figure, accuracy with generalization stages, the feature-rank heatmap, "
+        "probe accuracy per layer, or (several runs) second-to-last-layer rank against weight norm",
+    )
+    p.add_argument("-o", "--output", default=None, help="output file (default: in the run's folder)")
     _runs_dir_arg(p)
 
     p = sub.add_parser("export", help="write a run's metrics as CSV or Parquet")
@@ -274,18 +281,24 @@ def cmd_config(ns: argparse.Namespace) -> int:
 
 
 def cmd_plot(ns: argparse.Namespace) -> int:
+    from groklab.plots import deep_figures as deep
     from groklab.plots import plot_run
     from groklab.store import Store
 
     store = Store(ns.runs_dir, create=False)
-    if is_sweep_ref(store, ns.run):
+    if len(ns.run) > 1 and ns.kind != "rank-vs-norm":
+        raise GroklabError("RUN: several runs only with --kind rank-vs-norm")
+    if is_sweep_ref(store, ns.run[0]):
         from groklab.plots import plot_sweep
 
-        print(plot_sweep(store, store.get_sweep(ns.run), ns.x, ns.output))
+        print(plot_sweep(store, store.get_sweep(ns.run[0]), ns.x, ns.output))
         return 0
-    rec = store.get(ns.run)
-    path = plot_run(store, rec.id, ns.output)
-    print(path)
+    ids = [store.get(ref).id for ref in ns.run]
+    if ns.kind == "rank-vs-norm":
+        print(deep.plot_rank_vs_norm(store, ids, ns.output or store.run_dir(ids[0]) / "rank_vs_norm.png"))
+        return 0
+    draw = {"standard": plot_run, "stages": deep.plot_stages, "rank": deep.plot_rank_heatmap, "probes": deep.plot_probes}[ns.kind]
+    print(draw(store, ids[0], ns.output))
     return 0
 
 

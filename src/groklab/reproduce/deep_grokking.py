@@ -9,7 +9,7 @@ The full version is the paper's setup (preset `fan2024`: width 400, alpha 8, Ada
 MSE, batch 200, 1e5 steps, float64), meant for a GPU. `--quick` is a reduced version for a 2-core
 CPU: width 128, 8,000 steps, float32, and weight decay 0.1 (10x the paper's: the decay of the
 weight norm that drives grokking is set by lr x wd, so the paper's ~5e4-step dynamics fit in 8e3).
-It runs the depth grid at N=2000 only, which checks claims (a) and (c).
+It runs the depth grid at N=2000 and 5000, which checks claims (a), (c) and (e).
 """
 
 from __future__ import annotations
@@ -69,10 +69,10 @@ QUICK = Plan(
         "measures.every.probe=8",
         "measures.tunnel_threshold=0.75",
     ],
-    sizes=(2000,),
+    sizes=(2000, 5000),
     wd_sizes=(),
     weight_decays=(),
-    note="quick: width 128, wd 0.1, 8,000 steps, float32, N=2000 only",
+    note="quick: width 128, wd 0.1, 8,000 steps, float32, N=2000 and 5000",
 )
 
 

@@ -1,0 +1,133 @@
+"""Deep-grokking performance figures: the 12-layer MLP's training step, one feature-rank evaluation,
+and (optionally) the wall-clock of `groklab reproduce deep-grokking --quick`.
+
+    python benchmarks/deep_grokking.py [--device cpu|cuda] [--reps 30] [--reproduce]
+
+Printed:
+  1. the machine's float32 matmul throughput (best square size) and float64 throughput;
+  2. for the 12-layer, width-400, batch-200 MLP (fan2024): ms per training step in float32 and float64,
+     FLOPs per step (FlopCounterMode) and the achieved fraction of the matmul throughput of that dtype;
+  3. the time of one feature-rank evaluation of all 12 layers on the 10,000 test images (float64 model);
+  4. with --reproduce: the wall-clock of the quick reproduction in a temporary runs directory.
+
+Needs the MNIST files (task.data_dir, $GROKLAB_DATA, or `groklab data fetch mnist`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from groklab.config import resolve_config
+from groklab.measures import EvalContext
+from groklab.measures.feature_rank import FeatureRank
+from groklab.store import Store
+from groklab.training.allocator import tune_malloc
+from groklab.training.setup import prepare
+from groklab.training.trainer import Trainer
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_throughput(device: torch.device, dtype: torch.dtype, sizes: tuple[int, ...] = (1024, 2048)) -> float:
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+    best = 0.0
+    for n in sizes:
+        a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+        for _ in range(3):
+            a @ b
+        sync(device)
+        reps = max(3, int(1e10 / (2 * n**3)))
+        t = time.perf_counter()
+        for _ in range(reps):
+            a @ b
+        sync(device)
+        best = max(best, 2 * n**3 * reps / (time.perf_counter() - t))
+    return best
+
+
+def step_cost(dtype: str, device: torch.device, reps: int) -> tuple[float, float]:
+    cfg = resolve_config("fan2024", [f"run.dtype={dtype}", f"run.device={device.type}", "measures.enabled=[loss_acc]"])
+    with tempfile.TemporaryDirectory() as tmp, Store(tmp) as store:
+        trainer = Trainer(prepare(cfg), store, "bench")
+
+        def one_step() -> None:
+            trainer.train_step(record=False)
+            trainer.apply_update()
+
+        with FlopCounterMode(display=False) as counter:
+            one_step()
+        for _ in range(5):
+            one_step()
+        sync(device)
+        times = []
+        for _ in range(reps):
+            t = time.perf_counter()
+            one_step()
+            sync(device)
+            times.append(time.perf_counter() - t)
+    return statistics.median(times), counter.get_total_flops()
+
+
+def rank_cost(device: torch.device, reps: int = 3) -> float:
+    cfg = resolve_config("fan2024", [f"run.device={device.type}"])
+    prep = prepare(cfg)
+    model = prep.model.to(device=device, dtype=prep.dtype).eval()
+    data = prep.data.to(device)
+    ctx = EvalContext(0, model, data, prep.spec, cfg, {})
+    measure = FeatureRank()
+    measure.compute(ctx)
+    times = []
+    for _ in range(reps):
+        sync(device)
+        t = time.perf_counter()
+        measure.compute(ctx)
+        sync(device)
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--reps", type=int, default=30)
+    ap.add_argument("--reproduce", action="store_true", help="also time `groklab reproduce deep-grokking --quick`")
+    args = ap.parse_args()
+    device = torch.device(args.device)
+    tune_malloc()
+    print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}")
+    peaks = {}
+    for name, dt in (("float32", torch.float32), ("float64", torch.float64)):
+        peaks[name] = matmul_throughput(device, dt)
+        print(f"[1] {name} matmul throughput: {peaks[name] / 1e9:.1f} GFLOP/s")
+    for name in ("float32", "float64"):
+        sec, flops = step_cost(name, device, args.reps)
+        print(
+            f"[2] fan2024 step (12 x 400, batch 200), {name}: {sec * 1e3:.2f} ms, {flops / 1e9:.3f} GFLOP, "
+            f"{flops / sec / 1e9:.1f} GFLOP/s = {flops / sec / peaks[name]:.0%} of the {name} matmul throughput"
+        )
+    print(f"[3] feature rank of all 12 layers on 10,000 test images (float64 model): {rank_cost(device):.3f} s")
+    if args.reproduce:
+        with tempfile.TemporaryDirectory() as tmp:
+            t = time.perf_counter()
+            cmd = [sys.executable, "-m", "groklab", "reproduce", "deep-grokking", "--quick", "--quiet", "--runs-dir", tmp]
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            took = time.perf_counter() - t
+            print(done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr.strip())
+            print(f"[4] groklab reproduce deep-grokking --quick: {took:.0f} s wall-clock (exit {done.returncode})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
