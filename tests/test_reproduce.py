@@ -35,10 +35,10 @@ def falling_rank(at: float, hi: float = 120.0, lo: float = 40.0):
 
 
 def test_claim_a_passes_when_the_rise_is_delayed_with_depth_and_fails_otherwise():
-    ordered = [view(d, 2000, sigmoid_curve(at), falling_rank(at - 200)) for d, at in ((4, 1000), (8, 2500), (12, 4000))]
+    ordered = [view(d, 5000, sigmoid_curve(at), falling_rank(at - 200)) for d, at in ((4, 1000), (8, 2500), (12, 4000))]
     rows = {r["claim"][:3]: r for r in claims(ordered, [], QUICK, 0.1, 10)}
     assert rows["(a)"]["result"] == "PASS" and rows["(c)"]["result"] == "PASS"
-    swapped = [view(d, 2000, sigmoid_curve(at), falling_rank(at + 1500)) for d, at in ((4, 1000), (8, 4000), (12, 2500))]
+    swapped = [view(d, 5000, sigmoid_curve(at), falling_rank(at + 1500)) for d, at in ((4, 1000), (8, 4000), (12, 2500))]
     rows = {r["claim"][:3]: r for r in claims(swapped, [], QUICK, 0.1, 10)}
     assert rows["(a)"]["result"] == "FAIL"
     assert rows["(c)"]["result"] == "FAIL"  # the rank falls only after the test accuracy has risen
@@ -86,7 +86,7 @@ def test_quick_reproduction_runs_end_to_end_on_a_tiny_budget(capsys, tmp_path):
     argv = ["reproduce", "deep-grokking", "--quick", *tiny, "--quiet", "--runs-dir", str(tmp_path), "--out", str(tmp_path / "out")]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "(a) N=2000" in out and ("PASS" in out or "FAIL" in out)
+    assert "(a) N=5000" in out and ("PASS" in out or "FAIL" in out)
     data = json.loads((tmp_path / "out" / "claims.json").read_text())
     assert [r["claim"][:3] for r in data["claims"]] == ["(a)", "(b)", "(c)", "(d)", "(d)", "(e)", "(f)"]
     assert (tmp_path / "out" / "rank_d12_n2000_wd0.1_s0.png").stat().st_size > 0
@@ -94,4 +94,4 @@ def test_quick_reproduction_runs_end_to_end_on_a_tiny_budget(capsys, tmp_path):
     assert main(argv) == 0  # run again: the stored sweep is reused, nothing trains twice
     from groklab.store import Store
 
-    assert len(Store(tmp_path, create=False).runs()) == 3
+    assert len(Store(tmp_path, create=False).runs()) == 6  # depth 4, 8, 12 x N 2000, 5000
