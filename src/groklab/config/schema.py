@@ -146,8 +146,8 @@ class MeasuresConfig:
         if self.probe_epochs < 1:
             raise ConfigError("measures.probe_epochs", f"must be >= 1, got {self.probe_epochs}")
         for name, k in self.every.items():
-            if name not in self.enabled:
-                raise ConfigError(f"measures.every.{name}", f"is not an enabled measure; enabled: {', '.join(self.enabled)}")
+            if name not in MEASURES:  # a cadence for a known but disabled measure is kept, unused
+                raise ConfigError(f"measures.every.{name}", f"is not a measure; choose one of {', '.join(MEASURES)}")
             if not isinstance(k, int) or isinstance(k, bool) or k < 1:
                 raise ConfigError(f"measures.every.{name}", f"must be an integer >= 1, got {k!r}")
 
