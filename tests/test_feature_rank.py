@@ -296,3 +296,21 @@ def test_measure_leaves_the_global_rng_alone():
     state = torch.get_rng_state()
     FeatureRank().compute(ctx)
     assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_feature_rank_shares_loss_accs_forward_pass_with_identical_numbers():
+    torch.manual_seed(0)
+    model = mlp()
+    base = context(model, torch.randn(30, 20), torch.randn(40, 20))
+    data = TaskData(base.data.train_x, torch.randint(0, 3, (30,)), base.data.test_x, torch.randint(0, 3, (40,)))
+    alone = MEASURES.get("loss_acc")().compute(EvalContext(0, model, data, base.spec, base.cfg, {}))
+    calls = []
+    handle = model.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        ctx = EvalContext(0, model, data, base.spec, base.cfg, {})
+        MEASURES.get("feature_rank")().compute(ctx)
+        shared = MEASURES.get("loss_acc")().compute(ctx)
+    finally:
+        handle.remove()
+    assert shared == alone  # the same chunked evaluation, bit for bit
+    assert len(calls) == 2  # one pass over the test set (ranks and test loss), one over the train set (train loss)

@@ -35,6 +35,7 @@ class Measure:
     name: ClassVar[str] = ""
     every: ClassVar[int] = 1
     summary: ClassVar[str] = ""
+    fills_cache: ClassVar[bool] = False  # runs first: its forward pass leaves loss/accuracy in ctx.cache for loss_acc
 
     @classmethod
     def not_applicable(cls, model: nn.Module, spec: TaskSpec) -> str | None:

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from groklab.measures.base import MEASURES, EvalContext, Measure
+from groklab.measures.loss_acc import evaluate
 from groklab.tasks.base import TaskSpec
 
 CHUNK = 4096
@@ -71,12 +72,13 @@ class LinearTaps:
 
         return hook
 
-    def run(self, x: torch.Tensor) -> None:
-        """One forward pass of `x` (no grad), feeding the sink."""
+    def run(self, x: torch.Tensor) -> torch.Tensor:
+        """One forward pass of `x` (no grad), feeding the sink; returns the model's output."""
         self._rows, self._calls = len(x), [0] * len(self.layers)
         with torch.no_grad():
-            self.model(x)
+            out = self.model(x)
         self.invalid.update(i for i, c in enumerate(self._calls) if c != 1)
+        return out
 
     @property
     def valid(self) -> list[int]:
@@ -131,6 +133,14 @@ def layer_outputs_stats(model: nn.Module, x: torch.Tensor, chunk: int = CHUNK) -
 
     One no-grad forward pass in chunks of `chunk` rows; the hooks are always removed.
     """
+    return stats_and_loss_acc(model, x, None, "ce", chunk)[0]
+
+
+def stats_and_loss_acc(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, loss: str, chunk: int = CHUNK
+) -> tuple[dict[int, CovarianceAccumulator], tuple[float, float] | None]:
+    """The layer statistics and, given labels, the mean loss and accuracy from the same forward pass
+    (loss_acc's own chunked evaluation, so the numbers are identical to the ones it would compute)."""
     accs: dict[int, CovarianceAccumulator] = {}
 
     def sink(i: int, out: torch.Tensor) -> None:
@@ -138,10 +148,14 @@ def layer_outputs_stats(model: nn.Module, x: torch.Tensor, chunk: int = CHUNK) -
             accs[i] = CovarianceAccumulator(out.shape[1], out.device)
         accs[i].update(out)
 
+    result = None
     with LinearTaps(model, sink) as taps:
-        for s in range(0, len(x), chunk):
-            taps.run(x[s : s + chunk])
-    return {i + 1: accs[i] for i in taps.valid if i in accs}
+        if y is None:
+            for s in range(0, len(x), chunk):
+                taps.run(x[s : s + chunk])
+        else:
+            result = evaluate(model, x, y, loss, forward=taps.run)
+    return {i + 1: accs[i] for i in taps.valid if i in accs}, result
 
 
 def covariance_spectrum(cov: torch.Tensor) -> torch.Tensor:
@@ -181,6 +195,7 @@ class FeatureRank(Measure):
 
     name = "feature_rank"
     every = 5
+    fills_cache = True
     summary = "rank/L<i>, erank/L<i>: (effective) rank of each Linear output's covariance; tunnel_length (Fan et al. 2024)"
 
     @classmethod
@@ -192,10 +207,15 @@ class FeatureRank(Measure):
     @torch.no_grad()
     def compute(self, ctx: EvalContext) -> dict[str, float]:
         m = ctx.cfg.measures
-        x = ctx.data.test_x if m.rank_on == "test" else ctx.data.train_x
+        split = m.rank_on
+        x, y = (ctx.data.test_x, ctx.data.test_y) if split == "test" else (ctx.data.train_x, ctx.data.train_y)
+        shared = f"{split}_loss" not in ctx.cache  # then this pass is also loss_acc's, which runs later
+        stats, loss_acc = stats_and_loss_acc(ctx.model, x, y if shared else None, ctx.cfg.optim.loss)
+        if loss_acc is not None:
+            ctx.cache[f"{split}_loss"], ctx.cache[f"{split}_acc"] = loss_acc
         out: dict[str, float] = {}
         ranks, widths = [], []
-        for i, acc in layer_outputs_stats(ctx.model, x).items():
+        for i, acc in stats.items():
             s = covariance_spectrum(acc.covariance())
             r = rank_from_spectrum(s, acc.width, m.rank_rtol)
             out[f"rank/L{i}"] = float(r)

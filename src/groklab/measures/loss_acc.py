@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -12,12 +14,17 @@ EVAL_CHUNK = 16384
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: str) -> tuple[float, float]:
-    """Mean loss and accuracy of `model` on (x, y), in chunks so large sets fit in memory."""
+def evaluate(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: str, forward: Callable[[torch.Tensor], torch.Tensor] | None = None
+) -> tuple[float, float]:
+    """Mean loss and accuracy of `model` on (x, y), in chunks so large sets fit in memory.
+
+    `forward` replaces `model(chunk)`: a measure that hooks the same pass (feature rank) gets these
+    numbers for free, identical to the ones loss_acc would compute."""
     total_loss = torch.zeros((), dtype=torch.float64, device=y.device)
     correct = torch.zeros((), dtype=torch.long, device=y.device)
     for i in range(0, len(y), EVAL_CHUNK):
-        logits = model(x[i : i + EVAL_CHUNK])
+        logits = (forward or model)(x[i : i + EVAL_CHUNK])
         yc = y[i : i + EVAL_CHUNK]
         total_loss += loss_fn(logits, yc, loss).double() * len(yc)
         correct += correct_count(logits, yc)

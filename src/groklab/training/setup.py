@@ -49,4 +49,5 @@ def prepare(cfg: ExperimentConfig) -> Prepared:
         if why:
             raise ConfigError("measures.enabled", f"{name!r} does not apply to model {cfg.model.name!r} on task {cfg.task.name!r}: {why}")
         measures.append((cls(), cfg.measures.every.get(name, cls.every)))
+    measures.sort(key=lambda pair: not pair[0].fills_cache)  # stable: otherwise in the configured order
     return Prepared(cfg, task, spec, data, model, measures, device, dtype)
