@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from groklab.measures.base import MEASURES, EvalContext, Measure
-from groklab.measures.loss_acc import evaluate
+from groklab.measures.loss_acc import EVAL_CHUNK, eval_chunk, evaluate
 from groklab.tasks.base import TaskSpec
 
 CHUNK = 4096
@@ -137,7 +137,7 @@ def layer_outputs_stats(model: nn.Module, x: torch.Tensor, chunk: int = CHUNK) -
 
 
 def stats_and_loss_acc(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, loss: str, chunk: int = CHUNK
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, loss: str, chunk: int = CHUNK, eval_rows: int = EVAL_CHUNK
 ) -> tuple[dict[int, CovarianceAccumulator], tuple[float, float] | None]:
     """The layer statistics and, given labels, the mean loss and accuracy from the same forward pass
     (loss_acc's own chunked evaluation, so the numbers are identical to the ones it would compute)."""
@@ -154,7 +154,7 @@ def stats_and_loss_acc(
             for s in range(0, len(x), chunk):
                 taps.run(x[s : s + chunk])
         else:
-            result = evaluate(model, x, y, loss, forward=taps.run)
+            result = evaluate(model, x, y, loss, forward=taps.run, chunk=eval_rows)
     return {i + 1: accs[i] for i in taps.valid if i in accs}, result
 
 
@@ -210,7 +210,7 @@ class FeatureRank(Measure):
         split = m.rank_on
         x, y = (ctx.data.test_x, ctx.data.test_y) if split == "test" else (ctx.data.train_x, ctx.data.train_y)
         shared = f"{split}_loss" not in ctx.cache  # then this pass is also loss_acc's, which runs later
-        stats, loss_acc = stats_and_loss_acc(ctx.model, x, y if shared else None, ctx.cfg.optim.loss)
+        stats, loss_acc = stats_and_loss_acc(ctx.model, x, y if shared else None, ctx.cfg.optim.loss, eval_rows=eval_chunk(ctx.cfg))
         if loss_acc is not None:
             ctx.cache[f"{split}_loss"], ctx.cache[f"{split}_acc"] = loss_acc
         out: dict[str, float] = {}

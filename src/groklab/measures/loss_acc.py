@@ -7,15 +7,26 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from groklab.config.schema import ExperimentConfig
 from groklab.measures.base import MEASURES, EvalContext, Measure
 from groklab.training.objectives import correct_count, loss_fn
 
 EVAL_CHUNK = 16384
 
 
+def eval_chunk(cfg: ExperimentConfig) -> int:
+    """Rows per evaluation forward pass (schedule.eval_batch_size, 0 = EVAL_CHUNK)."""
+    return cfg.schedule.eval_batch_size or EVAL_CHUNK
+
+
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: str, forward: Callable[[torch.Tensor], torch.Tensor] | None = None
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    loss: str,
+    forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    chunk: int = EVAL_CHUNK,
 ) -> tuple[float, float]:
     """Mean loss and accuracy of `model` on (x, y), in chunks so large sets fit in memory.
 
@@ -23,9 +34,9 @@ def evaluate(
     numbers for free, identical to the ones loss_acc would compute."""
     total_loss = torch.zeros((), dtype=torch.float64, device=y.device)
     correct = torch.zeros((), dtype=torch.long, device=y.device)
-    for i in range(0, len(y), EVAL_CHUNK):
-        logits = (forward or model)(x[i : i + EVAL_CHUNK])
-        yc = y[i : i + EVAL_CHUNK]
+    for i in range(0, len(y), chunk):
+        logits = (forward or model)(x[i : i + chunk])
+        yc = y[i : i + chunk]
         total_loss += loss_fn(logits, yc, loss).double() * len(yc)
         correct += correct_count(logits, yc)
     return (total_loss / len(y)).item(), correct.item() / len(y)
@@ -38,14 +49,14 @@ class LossAccuracy(Measure):
 
     @torch.no_grad()
     def compute(self, ctx: EvalContext) -> dict[str, float]:
-        loss = ctx.cfg.optim.loss
+        loss, chunk = ctx.cfg.optim.loss, eval_chunk(ctx.cfg)
         d = ctx.data
         if "train_loss" in ctx.cache:  # the trainer's full-batch forward already saw the train set
             train_loss, train_acc = ctx.cache["train_loss"], ctx.cache["train_acc"]
         else:
-            train_loss, train_acc = evaluate(ctx.model, d.train_x, d.train_y, loss)
+            train_loss, train_acc = evaluate(ctx.model, d.train_x, d.train_y, loss, chunk=chunk)
         if "test_loss" in ctx.cache:  # an ensemble evaluated every member's test set in one vectorized pass
             test_loss, test_acc = ctx.cache["test_loss"], ctx.cache["test_acc"]
         else:
-            test_loss, test_acc = evaluate(ctx.model, d.test_x, d.test_y, loss)
+            test_loss, test_acc = evaluate(ctx.model, d.test_x, d.test_y, loss, chunk=chunk)
         return {"train_loss": train_loss, "train_acc": train_acc, "test_loss": test_loss, "test_acc": test_acc}

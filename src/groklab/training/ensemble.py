@@ -24,7 +24,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from groklab.config.loading import to_dict
 from groklab.config.schema import ExperimentConfig
 from groklab.measures import EvalContext
-from groklab.measures.loss_acc import EVAL_CHUNK
+from groklab.measures.loss_acc import eval_chunk
 from groklab.store import Store
 from groklab.tasks import TaskData
 from groklab.training.allocator import tune_malloc
@@ -181,9 +181,10 @@ class EnsembleTrainer:
         self.template.eval()
         total = torch.zeros(self.K, dtype=torch.float64, device=self.device)
         correct = torch.zeros(self.K, dtype=torch.long, device=self.device)
-        for i in range(0, y.shape[1], EVAL_CHUNK):
-            logits = self.forward(x[:, i : i + EVAL_CHUNK])
-            yc = y[:, i : i + EVAL_CHUNK]
+        chunk = eval_chunk(self.cfg)
+        for i in range(0, y.shape[1], chunk):
+            logits = self.forward(x[:, i : i + chunk])
+            yc = y[:, i : i + chunk]
             total += self.losses(logits, yc).double() * yc.shape[1]
             correct += (logits.argmax(-1) == yc).sum(1)
         n = y.shape[1]

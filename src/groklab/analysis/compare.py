@@ -1,0 +1,133 @@
+"""Which progress measure predicts generalization best, and how early?
+
+For each logged measure of a run: how well it tracks a target curve (the test loss by default),
+as Pearson and Spearman correlations over the evaluations both were logged at, and how early it
+moves: the step of its change point (the split of the curve into two segments of different means
+that leaves the least squared error) against the target's. A positive lead means the measure moves
+before the target does, the property that makes a measure a *progress* measure.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+# Curves that are outcomes, not progress measures; per-tensor weight norms are left out for brevity.
+OUTCOMES = ("train_loss", "train_acc", "test_loss", "test_acc")
+
+
+def default_measures(names: Sequence[str]) -> list[str]:
+    """The measures to compare: every logged curve except the outcomes and per-tensor weight norms."""
+    return sorted(n for n in names if n not in OUTCOMES and not n.startswith("weight_norm/"))
+
+
+MIN_POINTS = 5  # fewer evaluations than this give no correlation: with 3 points, +-1 is common by chance
+
+
+def pearson(x: Sequence[float], y: Sequence[float]) -> float | None:
+    """Pearson correlation, or None where it is undefined (fewer than MIN_POINTS points, or a constant curve)."""
+    n = len(x)
+    if n < MIN_POINTS or n != len(y):
+        return None
+    mx, my = sum(x) / n, sum(y) / n
+    sxy = sum((a - mx) * (b - my) for a, b in zip(x, y, strict=True))
+    sxx = sum((a - mx) ** 2 for a in x)
+    syy = sum((b - my) ** 2 for b in y)
+    if sxx <= 0 or syy <= 0:
+        return None
+    return max(-1.0, min(1.0, sxy / math.sqrt(sxx * syy)))
+
+
+def ranks(values: Sequence[float]) -> list[float]:
+    """Ranks 1..n, ties sharing their mean rank (as Spearman's rho needs)."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    out = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            out[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return out
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
+    return pearson(ranks(x), ranks(y))
+
+
+def change_point(steps: Sequence[int], values: Sequence[float]) -> int | None:
+    """The first step of the second segment in the best two-segment split (least squared error), or
+    None for fewer than MIN_POINTS points or a constant curve. O(n) with prefix sums."""
+    n = len(values)
+    if n < MIN_POINTS or max(values) == min(values):
+        return None
+    s1, s2 = [0.0], [0.0]
+    for v in values:
+        s1.append(s1[-1] + v)
+        s2.append(s2[-1] + v * v)
+
+    def sse(a: int, b: int) -> float:  # squared error of values[a:b] around their mean
+        m = b - a
+        return s2[b] - s2[a] - (s1[b] - s1[a]) ** 2 / m
+
+    best = min(range(2, n - 1), key=lambda k: sse(0, k) + sse(k, n))
+    return int(steps[best])
+
+
+@dataclass(frozen=True)
+class MeasureFit:
+    """How one measure relates to the target over one run."""
+
+    measure: str
+    points: int
+    pearson: float | None
+    spearman: float | None
+    change_step: int | None
+    lead: int | None  # target's change step minus the measure's: > 0 = the measure moves first
+
+
+def aligned(
+    measure: tuple[Sequence[int], Sequence[float]], target: tuple[Sequence[int], Sequence[float]]
+) -> tuple[list[int], list[float], list[float]]:
+    """The steps where both curves have finite values, and both curves there."""
+    t = dict(zip(*target, strict=True))
+    rows = [(s, v, t[s]) for s, v in zip(*measure, strict=True) if s in t and math.isfinite(v) and math.isfinite(t[s])]
+    return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
+
+
+def fit_step(metrics: dict[str, tuple[list[int], list[float]]], threshold: float = 0.99) -> int | None:
+    """The first step with train accuracy >= threshold (t_fit), or None."""
+    steps, acc = metrics.get("train_acc", ([], []))
+    return next((s for s, a in zip(steps, acc, strict=True) if a >= threshold), None)
+
+
+def window(metrics: dict[str, tuple[list[int], list[float]]], start: int) -> dict[str, tuple[list[int], list[float]]]:
+    """Every curve from step `start` on."""
+    out = {}
+    for name, (steps, values) in metrics.items():
+        kept = [(s, v) for s, v in zip(steps, values, strict=True) if s >= start]
+        out[name] = ([s for s, _ in kept], [v for _, v in kept])
+    return out
+
+
+def compare(
+    metrics: dict[str, tuple[list[int], list[float]]], target: str = "test_loss", measures: Sequence[str] | None = None, start: int = 0
+) -> list[MeasureFit]:
+    """One MeasureFit per measure over the evaluations from step `start` on, ordered by |Spearman|
+    (best first, undefined last). Starting at t_fit leaves out the early transient of the loss
+    (large at a large init scale), so the change points are those of the generalization phase."""
+    if target not in metrics:
+        return []
+    metrics = window(metrics, start) if start > 0 else metrics
+    t_change = change_point(*aligned(metrics[target], metrics[target])[:2])
+    fits = []
+    for name in measures if measures is not None else default_measures(list(metrics)):
+        if name not in metrics or name == target:
+            continue
+        steps, m, t = aligned(metrics[name], metrics[target])
+        c = change_point(steps, m)
+        fits.append(MeasureFit(name, len(steps), pearson(m, t), spearman(m, t), c, None if c is None or t_change is None else t_change - c))
+    return sorted(fits, key=lambda f: -abs(f.spearman) if f.spearman is not None else 1.0)

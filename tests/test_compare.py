@@ -1,0 +1,79 @@
+"""compare-measures: correlations, change points and leads on synthetic curves with known answers, and the command."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from groklab.analysis.compare import change_point, compare, pearson, ranks, spearman
+from groklab.cli.main import main
+from helpers import TINY
+
+STEPS = list(range(0, 5001, 50))
+
+
+def sigmoid_down(at: float, width: float = 80.0) -> list[float]:
+    return [1.0 / (1 + math.exp((s - at) / width)) for s in STEPS]
+
+
+def test_pearson_and_spearman_known_values():
+    assert pearson([1, 2, 3, 4, 5], [2, 4, 6, 8, 10]) == pytest.approx(1.0)
+    assert pearson([1, 2, 3, 4, 5], [5, 4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert spearman([1, 2, 3, 4, 5], [1, 4, 9, 16, 25]) == pytest.approx(1.0)  # monotone, not linear
+    assert pearson([1, 2, 3, 4, 5], [1, 4, 9, 16, 25]) < 0.99
+    assert pearson([1, 2, 3, 4, 5], [3, 3, 3, 3, 3]) is None  # a constant curve has no correlation
+    assert pearson([1, 2, 3], [1, 2, 3]) is None  # too few points to mean anything
+    assert ranks([10, 20, 20, 30]) == [1.0, 2.5, 2.5, 4.0]  # ties share their mean rank
+
+
+@settings(max_examples=40, deadline=None)
+@given(at=st.integers(8, 90), low=st.floats(-5, 5), jump=st.floats(0.5, 10))
+def test_change_point_of_a_step_is_the_step(at, low, jump):
+    steps = list(range(0, 1000, 10))
+    values = [low + (jump if i >= at else 0.0) for i in range(len(steps))]
+    assert change_point(steps, values) == steps[at]
+
+
+def test_a_measure_that_moves_earlier_leads_by_the_shift():
+    rng = random.Random(0)
+    metrics = {
+        "test_loss": (STEPS, sigmoid_down(2520)),
+        "early": (STEPS, sigmoid_down(2020)),
+        "mirror": (STEPS, [1 - v for v in sigmoid_down(2520)]),
+        "noise": (STEPS, [rng.random() for _ in STEPS]),
+        "test_acc": (STEPS, [0.0] * len(STEPS)),  # an outcome: never compared
+    }
+    fits = {f.measure: f for f in compare(metrics)}
+    assert set(fits) == {"early", "mirror", "noise"}
+    assert abs(fits["early"].lead - 500) <= 100 and fits["early"].spearman > 0.9  # within two evaluations
+    assert fits["mirror"].lead == 0 and fits["mirror"].spearman == pytest.approx(-1.0)
+    assert abs(fits["noise"].spearman) < 0.3
+    assert [f.measure for f in compare(metrics)][-1] == "noise"  # ordered by |spearman|
+
+
+def test_start_leaves_out_the_early_transient():
+    transient = [100.0 if s < 200 else v for s, v in zip(STEPS, sigmoid_down(3000), strict=True)]
+    metrics = {"test_loss": (STEPS, transient), "m": (STEPS, sigmoid_down(2800))}
+    assert compare(metrics)[0].lead < 0  # the whole run: the transient is the target's change point
+    assert abs(compare(metrics, start=500)[0].lead - 200) <= 100
+
+
+def test_compare_measures_command(capsys, tmp_path):
+    runs = str(tmp_path)
+    assert main(["run", *TINY, "schedule.steps=200", "--quiet", "--runs-dir", runs]) == 0
+    run_id = capsys.readouterr().out.strip()
+    assert main(["compare-measures", run_id, "--from", "0", "--json", "--runs-dir", runs]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert {r["measure"] for r in data["measures"]} >= {"weight_norm", "med"}
+    assert all(-1 <= r["spearman"][0] <= 1 for r in data["measures"] if r["spearman"])
+    assert data["figures"] and (tmp_path / "runs" / run_id / "measures.png").exists()
+    bad = ((["--measures", "weight_norm,fourier"], "--measures"), (["--target", "nope"], "--target"), (["--from", "x"], "--from"))
+    for argv, field in bad:
+        assert main(["compare-measures", run_id, *argv, "--runs-dir", runs]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"groklab: error: {field}") and err.count("\n") == 1
