@@ -11,12 +11,16 @@ from torch import nn
 from groklab.config.schema import ModelConfig
 from groklab.errors import ConfigError
 from groklab.models.base import MODELS, ModelEntry
+from groklab.models.embedding_init import EMBED_INITS, apply_embed_init
 from groklab.models.transformer import ACTIVATIONS
 from groklab.tasks.base import TaskSpec
 
 
 class EmbeddingMLP(nn.Module):
-    """Embed each of T tokens in C dims, concatenate, then n_layers hidden layers of width W: (B, T) -> (B, K)."""
+    """Embed each of T tokens in C dims, concatenate, then n_layers hidden layers of width W: (B, T) -> (B, K).
+
+    `embed_init="toeplitz"` makes rows 0..n_number_tokens-1 (0 = all) of the token embedding one Toeplitz matrix.
+    """
 
     def __init__(
         self,
@@ -28,6 +32,8 @@ class EmbeddingMLP(nn.Module):
         n_layers: int = 1,
         act: str = "relu",
         dropout: float = 0.0,
+        embed_init: str = "default",
+        n_number_tokens: int = 0,
     ) -> None:
         super().__init__()
         self.d_model = d_model
@@ -40,6 +46,7 @@ class EmbeddingMLP(nn.Module):
         layers.append(nn.Linear(width, n_classes))
         self.net = nn.Sequential(*layers)
         nn.init.normal_(self.tok_emb.weight, std=1.0 / math.sqrt(d_model))
+        apply_embed_init(self.tok_emb.weight, embed_init, n_number_tokens, 1.0 / math.sqrt(d_model))  # drawn last: the rest is unchanged
 
     @property
     def token_embedding(self) -> torch.Tensor:
@@ -63,6 +70,7 @@ class MLPConfig(ModelConfig):
     n_layers: int = 1  # hidden layers
     act: str = "relu"
     dropout: float = 0.0
+    embed_init: str = "default"  # default | toeplitz: number-token embeddings as one Toeplitz matrix (Gu et al. App. E)
 
     def validate(self) -> None:
         super().validate()
@@ -75,10 +83,23 @@ class MLPConfig(ModelConfig):
             raise ConfigError("model.act", f"unknown activation {self.act!r}; choose one of {', '.join(ACTIVATIONS)}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError("model.dropout", f"must be in [0, 1), got {self.dropout}")
+        if self.embed_init not in EMBED_INITS:
+            raise ConfigError("model.embed_init", f"unknown embedding init {self.embed_init!r}; choose default or toeplitz")
 
 
 def _build(cfg: MLPConfig, spec: TaskSpec) -> EmbeddingMLP:
-    return EmbeddingMLP(spec.vocab_size, spec.seq_len, spec.n_classes, cfg.d_model, cfg.d_mlp, cfg.n_layers, cfg.act, cfg.dropout)
+    return EmbeddingMLP(
+        spec.vocab_size,
+        spec.seq_len,
+        spec.n_classes,
+        cfg.d_model,
+        cfg.d_mlp,
+        cfg.n_layers,
+        cfg.act,
+        cfg.dropout,
+        embed_init=cfg.embed_init,
+        n_number_tokens=spec.n_operand_tokens,
+    )
 
 
 MODELS.register("mlp")(ModelEntry(MLPConfig, _build, "MLP on concatenated token embeddings"))

@@ -19,6 +19,7 @@ from torch import nn
 from groklab.config.schema import ModelConfig
 from groklab.errors import ConfigError
 from groklab.models.base import MODELS, ModelEntry
+from groklab.models.embedding_init import EMBED_INITS, apply_embed_init
 from groklab.tasks.base import TaskSpec
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiLU}
@@ -42,6 +43,8 @@ class TransformerShape:
     causal: bool = True
     mlp_bias: bool = True
     init: str = "nanda"  # nanda: every matrix N(0, 1/d_model); torch: PyTorch's layer defaults (embeddings N(0, 1))
+    embed_init: str = "default"  # default: as `init`; toeplitz: number-token rows from one random vector (Gu et al. App. E)
+    n_number_tokens: int = 0  # the first tokens that stand for numbers, which embed_init structures; 0 = the whole vocabulary
 
 
 class Attention(nn.Module):
@@ -131,6 +134,9 @@ class Transformer(nn.Module):
         self.unembed = nn.Linear(s.d_model, s.n_classes, bias=False)
         if s.init == "nanda":
             self.reset_parameters()  # else keep the PyTorch defaults each layer drew at construction
+        # Drawn last, so every other parameter is the same as under embed_init=default with the same seed.
+        emb_std = 1.0 / math.sqrt(s.d_model) if s.init == "nanda" else 1.0  # the std the default init gave these rows
+        apply_embed_init(self.tok_emb.weight, s.embed_init, s.n_number_tokens, emb_std)
 
     def reset_parameters(self) -> None:
         """Nanda et al.'s scheme: every weight matrix N(0, 1/d_model), biases 0, LayerNorm (1, 0)."""
@@ -198,6 +204,7 @@ class TransformerConfig(ModelConfig):
     causal: bool = True
     mlp_bias: bool = True
     init: str = "nanda"  # nanda: every matrix N(0, 1/d_model); torch: PyTorch's layer defaults (embeddings N(0, 1))
+    embed_init: str = "default"  # default | toeplitz: number-token embeddings as one Toeplitz matrix (Gu et al. App. E)
 
     def validate(self) -> None:
         super().validate()
@@ -212,12 +219,19 @@ class TransformerConfig(ModelConfig):
             raise ConfigError("model.norm", f"unknown LayerNorm placement {self.norm!r}; choose none, pre or post")
         if self.init not in ("nanda", "torch"):
             raise ConfigError("model.init", f"unknown init scheme {self.init!r}; choose nanda or torch")
+        if self.embed_init not in EMBED_INITS:
+            raise ConfigError("model.embed_init", f"unknown embedding init {self.embed_init!r}; choose default or toeplitz")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError("model.dropout", f"must be in [0, 1), got {self.dropout}")
 
 
 def _build(cfg: TransformerConfig, spec: TaskSpec) -> Transformer:
-    from_task = {"vocab_size": spec.vocab_size, "n_classes": spec.n_classes, "seq_len": spec.seq_len}
+    from_task = {
+        "vocab_size": spec.vocab_size,
+        "n_classes": spec.n_classes,
+        "seq_len": spec.seq_len,
+        "n_number_tokens": spec.n_operand_tokens,
+    }
     from_cfg = {f.name: getattr(cfg, f.name) for f in fields(TransformerShape) if f.name not in from_task}
     return Transformer(TransformerShape(**from_task, **from_cfg))
 
