@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
+
 from groklab.cli.main import main
 from groklab.reproduce.deep_grokking import FULL, QUICK, RunView, claims, classify
 from test_mnist import REAL, needs_real
@@ -95,3 +97,61 @@ def test_quick_reproduction_runs_end_to_end_on_a_tiny_budget(capsys, tmp_path):
     from groklab.store import Store
 
     assert len(Store(tmp_path, create=False).runs()) == 6  # depth 4, 8, 12 x N 2000, 5000
+
+
+# ----- progress-measures (Gu et al. 2025) -----------------------------------------------------------
+
+
+def test_table1_outcome_reads_u_acc_l_acc_and_the_start():
+    from groklab.reproduce.progress_measures import Outcome
+
+    steps = list(range(0, 3000, 100))
+    acc = [0.01] * 10 + [0.2, 0.6, 0.9, 0.95] + [0.8] * 5 + [0.85] * 11  # peak 95%, then down to 80%
+    out = Outcome.of(steps, acc)
+    assert out.u_acc == pytest.approx(95.0) and out.l_acc == pytest.approx(80.0) and out.go == 1000
+    flat = Outcome.of(steps, [0.02] * len(steps))
+    assert flat.go is None  # no rise: no grokking
+
+
+def test_holdout_claims_against_table1():
+    from groklab.reproduce.progress_measures import QUICK, holdout_rows
+
+    steps = list(range(0, 2500, 100))
+
+    def run(split: str, ceiling: float):
+        acc = [min(ceiling, 0.01 + max(0, s - 1000) / 500) for s in steps]
+        return {"task": {"split": split}}, {"test_acc": (steps, acc)}
+
+    ceilings = {"square:30": 0.99, "square:40": 0.85, "square:50": 0.7, "strip:40": 0.9, "strip:50": 0.8, "strip:60": 0.3, "strip:67": 0.05}
+    rows = holdout_rows([run(s, c) for s, c in ceilings.items()], QUICK)
+    by_claim = {r["claim"]: r for r in rows}
+    assert by_claim["Table 1 square:30"]["measured"].startswith("U-Acc 99.00% (-0.04)")
+    ordering = [r for r in rows if r["claim"].startswith("the larger the")]
+    assert [r["result"] for r in ordering] == ["PASS", "PASS"]
+    assert next(r for r in rows if "widest strip" in r["claim"])["result"] == "PASS"
+    ceilings["square:50"] = 1.0  # the ceiling no longer falls with k
+    rows = holdout_rows([run(s, c) for s, c in ceilings.items()], QUICK)
+    assert next(r for r in rows if r["claim"].startswith("the larger the square"))["result"] == "FAIL"
+
+
+def test_toeplitz_ratio_claim():
+    from groklab.reproduce.progress_measures import toeplitz_rows
+
+    def run(init: str, at: int):
+        steps = list(range(0, 4000, 100))
+        return {"task": {"train_frac": 0.3}, "model": {"embed_init": init}}, {"test_acc": (steps, [1.0 if s >= at else 0.1 for s in steps])}
+
+    (row,) = toeplitz_rows([run("default", 2000), run("toeplitz", 1000)])
+    assert row["result"] == "PASS" and "ratio 0.50" in row["measured"]
+    (row,) = toeplitz_rows([run("default", 2000), run("toeplitz", 1900)])
+    assert row["result"] == "FAIL"
+
+
+def test_progress_measures_runs_end_to_end_on_a_tiny_budget(capsys, tmp_path):
+    tiny = ["schedule.steps=20", "schedule.eval_every=10", "model.d_model=16", "model.n_heads=2", "model.d_mlp=32"]
+    argv = ["reproduce", "progress-measures", "--quick", *tiny, "--quiet", "--runs-dir", str(tmp_path), "--out", str(tmp_path / "out")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "Table 1 square:30" in out and "MED traces the test loss" in out and "Toeplitz" in out
+    data = json.loads((tmp_path / "out" / "claims.json").read_text())
+    assert len(data["sweeps"]) == 3 and (tmp_path / "out" / "gu2025-holdout-quick.png").exists()

@@ -25,10 +25,10 @@ def default_measures(names: Sequence[str]) -> list[str]:
 MIN_POINTS = 5  # fewer evaluations than this give no correlation: with 3 points, +-1 is common by chance
 
 
-def pearson(x: Sequence[float], y: Sequence[float]) -> float | None:
-    """Pearson correlation, or None where it is undefined (fewer than MIN_POINTS points, or a constant curve)."""
+def pearson(x: Sequence[float], y: Sequence[float], min_points: int = MIN_POINTS) -> float | None:
+    """Pearson correlation, or None where it is undefined (fewer than min_points points, or a constant curve)."""
     n = len(x)
-    if n < MIN_POINTS or n != len(y):
+    if n < max(min_points, 2) or n != len(y):
         return None
     mx, my = sum(x) / n, sum(y) / n
     sxy = sum((a - mx) * (b - my) for a, b in zip(x, y, strict=True))
@@ -54,8 +54,8 @@ def ranks(values: Sequence[float]) -> list[float]:
     return out
 
 
-def spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
-    return pearson(ranks(x), ranks(y))
+def spearman(x: Sequence[float], y: Sequence[float], min_points: int = MIN_POINTS) -> float | None:
+    return pearson(ranks(x), ranks(y), min_points)
 
 
 def change_point(steps: Sequence[int], values: Sequence[float]) -> int | None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from groklab.errors import GroklabError
 
-PAPERS = ("deep-grokking",)
+PAPERS = ("deep-grokking", "progress-measures")
 
 
 def add_reproduce_parser(sub: argparse._SubParsersAction) -> None:
@@ -24,6 +24,7 @@ def add_reproduce_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_reproduce(ns: argparse.Namespace) -> int:
     from groklab.cli.sweep_commands import _steps_done, _sweep_progress
     from groklab.reproduce import RECIPES
+    from groklab.reproduce.common import format_table
     from groklab.store import Store
     from groklab.sweeps import run_sweep
 
@@ -60,7 +61,7 @@ def cmd_reproduce(ns: argparse.Namespace) -> int:
             bar.finish()
 
     rows = recipe.reproduce(store, ns.quick, ns.seeds, out, train=train, overrides=overrides)
-    print(recipe.format_table(rows))
+    print(format_table(rows))
     passed = sum(r["result"] == "PASS" for r in rows)
     failed = sum(r["result"] == "FAIL" for r in rows)
     print(f"{passed} PASS, {failed} FAIL, {len(rows) - passed - failed} n/a; figures and claims.json in {out}")

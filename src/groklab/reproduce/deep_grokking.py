@@ -22,8 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from groklab.analysis.stages import onset_of_fall, onset_of_rise, surges
+from groklab.plots import plot_sweep
+from groklab.reproduce.common import continue_or_create
 from groklab.store import Store
-from groklab.sweeps import run_sweep, spec_from_cli
+from groklab.sweeps import run_sweep
 
 # Fan et al. 2024, arXiv 2405.19454 v1 (../shared/reference/papers.md, section 1).
 PAPER = {
@@ -289,18 +291,6 @@ def _relative_spread(curves: list[tuple[list[int], list[float]]]) -> float:
     return statistics.mean(spreads) if spreads else 0.0
 
 
-def _sweep(store: Store, name: str, overrides: list[str], grid: list[str], seeds: int, train: Callable[[Store, str], Any]) -> str:
-    """Continue the stored sweep of this name, or create it; then train what is unfinished."""
-    existing = [sw for sw in store.sweeps() if sw["name"] == name]
-    if existing:
-        sweep_id = existing[-1]["id"]
-    else:
-        spec = spec_from_cli("fan2024", overrides, grid, seeds, name)
-        sweep_id = store.create_sweep(name, spec.as_dict(), spec.plan())
-    train(store, sweep_id)
-    return sweep_id
-
-
 def check(quick: bool, overrides: list[str]) -> None:
     """Fail early, writing nothing: bad overrides, or MNIST files that are missing or corrupt."""
     from groklab.config import resolve_config
@@ -328,8 +318,9 @@ def reproduce(
     resolve_config("fan2024", extra)  # bad overrides fail before anything is written
     suffix = "-quick" if quick else ""
     echo(f"deep-grokking reproduction ({plan.note}); {seeds} seed(s)")
-    depth_id = _sweep(
+    depth_id = continue_or_create(
         store,
+        "fan2024",
         f"deep-grokking{suffix}",
         extra,
         [f"model.depth={','.join(map(str, plan.depths))}", f"task.n_train={','.join(map(str, plan.sizes))}"],
@@ -338,8 +329,9 @@ def reproduce(
     )
     wd_id = None
     if plan.weight_decays:
-        wd_id = _sweep(
+        wd_id = continue_or_create(
             store,
+            "fan2024",
             f"deep-grokking-wd{suffix}",
             [*extra, f"model.depth={plan.wd_depth}"],
             [f"optim.weight_decay={','.join(map(str, plan.weight_decays))}", f"task.n_train={','.join(map(str, plan.wd_sizes))}"],
@@ -360,7 +352,6 @@ def reproduce(
 
 def draw(store: Store, views: list[RunView], depth_sweep: str, out_dir: Path) -> list[Path]:
     """The paper's figures: stages and rank heatmap per run, rank vs weight norm per depth across N, probes."""
-    from groklab.plots import plot_sweep
     from groklab.plots.deep_figures import plot_probes, plot_rank_heatmap, plot_rank_vs_norm, plot_stages
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -378,12 +369,3 @@ def draw(store: Store, views: list[RunView], depth_sweep: str, out_dir: Path) ->
             paths.append(plot_rank_vs_norm(store, runs, out_dir / f"rank_vs_norm_d{d}.png"))
     paths.append(plot_sweep(store, store.get_sweep(depth_sweep), "model.depth", out_dir / "depth_sweep.png"))
     return paths
-
-
-def format_table(rows: list[dict[str, str]]) -> str:
-    lines = []
-    for r in rows:
-        lines.append(f"[{r['result']:>4s}] {r['claim']}")
-        lines.append(f"         paper:    {r['paper']}")
-        lines.append(f"         measured: {r['measured']}")
-    return "\n".join(lines)

@@ -1,0 +1,33 @@
+"""What every reproduction shares: its sweeps continue where they stopped, and its claim table."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from groklab.store import Store
+from groklab.sweeps import spec_from_cli
+
+
+def continue_or_create(
+    store: Store, preset: str, name: str, overrides: list[str], grid: list[str], seeds: int, train: Callable[[Store, str], Any]
+) -> str:
+    """Continue the stored sweep of this name, or create it; then train what is unfinished."""
+    existing = [sw for sw in store.sweeps() if sw["name"] == name]
+    if existing:
+        sweep_id = existing[-1]["id"]
+    else:
+        spec = spec_from_cli(preset, overrides, grid, seeds, name)
+        sweep_id = store.create_sweep(name, spec.as_dict(), spec.plan())
+    train(store, sweep_id)
+    return sweep_id
+
+
+def format_table(rows: list[dict[str, str]]) -> str:
+    """Each claim with the paper's value, the measured one, and PASS, FAIL or n/a."""
+    lines = []
+    for r in rows:
+        lines.append(f"[{r['result']:>4s}] {r['claim']}")
+        lines.append(f"         paper:    {r['paper']}")
+        lines.append(f"         measured: {r['measured']}")
+    return "\n".join(lines)
