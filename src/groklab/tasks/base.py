@@ -23,6 +23,7 @@ class TaskSpec:
     seq_len: int = 0
     input_dim: int = 0
     n_operand_tokens: int = 0  # the first tokens of the vocabulary that stand for numbers (MED uses them)
+    image_shape: tuple[int, ...] = ()  # (C, H, W) for image tasks (inputs (N, C, H, W))
 
 
 @dataclass
