@@ -155,3 +155,20 @@ def test_progress_measures_runs_end_to_end_on_a_tiny_budget(capsys, tmp_path):
     assert "Table 1 square:30" in out and "MED traces the test loss" in out and "Toeplitz" in out
     data = json.loads((tmp_path / "out" / "claims.json").read_text())
     assert len(data["sweeps"]) == 3 and (tmp_path / "out" / "gu2025-holdout-quick.png").exists()
+
+
+def test_tunnel_lengths_are_judged_only_at_the_papers_width():
+    def with_tunnel(depth: int, tunnel: int, width: int) -> RunView:
+        v = view(depth, 5000, sigmoid_curve(1000 * depth))
+        v.m["tunnel_length"] = ([0, 8000], [0.0, float(tunnel)])
+        v.width = width
+        return v
+
+    paper = [with_tunnel(4, 1, 400), with_tunnel(8, 3, 400), with_tunnel(12, 6, 400)]
+    rows = [r for r in claims(paper, [], FULL, 0.1, 10) if r["claim"].startswith("(d) tunnel lengths at N=5000")]
+    assert rows[0]["result"] == "PASS"
+    off = [with_tunnel(4, 1, 400), with_tunnel(8, 6, 400), with_tunnel(12, 6, 400)]  # depth 8 off by 3
+    assert next(r for r in claims(off, [], FULL, 0.1, 10) if r["claim"].startswith("(d) tunnel lengths at N=5000"))["result"] == "FAIL"
+    narrow = [with_tunnel(d, t, 128) for d, t in ((4, 1), (8, 3), (12, 6))]
+    row = next(r for r in claims(narrow, [], QUICK, 0.1, 10) if r["claim"].startswith("(d) tunnel lengths at N=5000"))
+    assert row["result"] == "n/a" and "indicative" in row["measured"]

@@ -132,6 +132,7 @@ def collect(store: Store, sweep_id: str) -> list[RunView]:
                 cfg["optim"]["weight_decay"],
                 cfg["run"]["seed"],
                 store.metrics(run_id),
+                cfg["model"]["width"],
             )
         )
     return views
@@ -229,17 +230,25 @@ def claims(depth_views: list[RunView], wd_views: list[RunView], plan: Plan, rise
         ok_c and bool(parts),
     )
 
-    # (d) tunnel lengths
+    # (d) tunnel lengths: the paper's counts are at width 400 with rank < 300; at another width the
+    # counts (with the run's own threshold) are shown, but not judged
     for n, table in PAPER["tunnel"].items():
-        if n not in plan.sizes or any(v.width != 400 for v in depth_views):
-            add(f"(d) tunnel lengths at N={n}", str(table), "not in this plan (needs width 400, N=5000/7000)", None)
+        runs_n = [v for v in depth_views if v.n == n]
+        if not runs_n:
+            add(f"(d) tunnel lengths at N={n}", str(table), "not in this plan (needs N=5000/7000)", None)
             continue
         got = {d: [v.final("tunnel_length") for v in _by(depth_views, depth=d, n=n)] for d in table}
+        measured = ", ".join(f"depth {d}: {_spread(vals)}" for d, vals in got.items())
+        if any(v.width != 400 for v in runs_n):
+            add(
+                f"(d) tunnel lengths at N={n}", str(table), f"{measured} (width {runs_n[0].width}: indicative, not the paper's setup)", None
+            )
+            continue
         ok_d = all(vals and all(x is not None for x in vals) and abs(statistics.mean(vals) - table[d]) <= 1 for d, vals in got.items())  # type: ignore[arg-type]
         add(
             f"(d) tunnel lengths at N={n} (layers with rank < {PAPER['tunnel_threshold']}, final step; PASS within 1 layer)",
             ", ".join(f"depth {d}: {x}" for d, x in table.items()),
-            ", ".join(f"depth {d}: {_spread(vals)}" for d, vals in got.items()),
+            measured,
             ok_d,
         )
 
