@@ -25,35 +25,12 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import groklab
+from common import matmul_throughput, sync
 from groklab.config import resolve_config
 from groklab.store import Store
 from groklab.training.allocator import tune_malloc
 from groklab.training.setup import prepare
 from groklab.training.trainer import Trainer
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def matmul_throughput(device: torch.device, sizes: tuple[int, ...] = (1024, 2048, 4096)) -> float:
-    """Best float32 FLOP/s of square matmuls (TF32 off: the honest float32 rate)."""
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = False
-    best = 0.0
-    for n in sizes:
-        a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
-        for _ in range(3):
-            a @ b
-        sync(device)
-        reps = max(3, int(2e10 / (2 * n**3)))
-        t = time.perf_counter()
-        for _ in range(reps):
-            a @ b
-        sync(device)
-        best = max(best, 2 * n**3 * reps / (time.perf_counter() - t))
-    return best
 
 
 def shape_throughput(m: int, k: int, n: int, device: torch.device) -> float:

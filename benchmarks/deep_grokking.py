@@ -25,6 +25,7 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from common import matmul_throughput, sync
 from groklab.config import resolve_config
 from groklab.measures import EvalContext
 from groklab.measures.feature_rank import FeatureRank
@@ -33,29 +34,6 @@ from groklab.store import Store
 from groklab.training.allocator import tune_malloc
 from groklab.training.setup import prepare
 from groklab.training.trainer import Trainer
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def matmul_throughput(device: torch.device, dtype: torch.dtype, sizes: tuple[int, ...] = (1024, 2048)) -> float:
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = False
-    best = 0.0
-    for n in sizes:
-        a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
-        for _ in range(3):
-            a @ b
-        sync(device)
-        reps = max(3, int(1e10 / (2 * n**3)))
-        t = time.perf_counter()
-        for _ in range(reps):
-            a @ b
-        sync(device)
-        best = max(best, 2 * n**3 * reps / (time.perf_counter() - t))
-    return best
 
 
 def step_cost(dtype: str, device: torch.device, reps: int) -> tuple[float, float]:

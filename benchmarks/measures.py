@@ -18,6 +18,7 @@ import time
 
 import torch
 
+from common import sync
 from groklab.config import resolve_config
 from groklab.measures import MEASURES, EvalContext
 from groklab.tasks import build_task
@@ -25,11 +26,6 @@ from groklab.training.allocator import tune_malloc
 from groklab.training.schedule import eval_steps
 from groklab.training.setup import prepare
 from groklab.training.trainer import Trainer
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def timed(fn, device: torch.device, reps: int = 5) -> float:

@@ -22,11 +22,10 @@ def add_reproduce_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_reproduce(ns: argparse.Namespace) -> int:
-    from groklab.cli.sweep_commands import _steps_done, _sweep_progress
+    from groklab.cli.sweep_commands import train_locally
     from groklab.reproduce import RECIPES
     from groklab.reproduce.common import format_table
     from groklab.store import Store
-    from groklab.sweeps import run_sweep
 
     paper, overrides = ns.args[0], ns.args[1:]
     if paper not in PAPERS:
@@ -44,21 +43,7 @@ def cmd_reproduce(ns: argparse.Namespace) -> int:
     out = Path(ns.out) if ns.out else store.root / "reproduce" / (paper + ("-quick" if ns.quick else ""))
 
     def train(store: Store, sweep_id: str) -> None:
-        if ns.quiet:
-            run_sweep(store, sweep_id, workers=ns.workers)
-            return
-        bar = _sweep_progress(store, sweep_id)
-        try:
-            run_sweep(
-                store,
-                sweep_id,
-                reporter=bar.for_points,
-                announce=bar.note,
-                workers=ns.workers,
-                poll=lambda: bar.sync(_steps_done(store, sweep_id)),
-            )
-        finally:
-            bar.finish()
+        train_locally(store, sweep_id, ns.quiet, ns.workers)
 
     rows = recipe.reproduce(store, ns.quick, ns.seeds, out, train=train, overrides=overrides)
     print(format_table(rows))

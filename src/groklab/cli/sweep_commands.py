@@ -12,7 +12,7 @@ from groklab.errors import GroklabError
 
 def cmd_sweep(ns: argparse.Namespace) -> int:
     from groklab.store import Store
-    from groklab.sweeps import run_sweep, spec_from_cli, spec_from_yaml
+    from groklab.sweeps import spec_from_cli, spec_from_yaml
 
     if ns.workers < 1:
         raise GroklabError(f"--workers: must be >= 1, got {ns.workers}")
@@ -44,23 +44,28 @@ def cmd_sweep(ns: argparse.Namespace) -> int:
     if ns.executor == "ray":
         return _sweep_on_ray(ns, open_sweep)
     store, sweep_id = open_sweep()
-    if ns.quiet:
-        counts = run_sweep(store, sweep_id, workers=ns.workers, max_ensemble=ns.max_ensemble)
-    else:
-        bar = _sweep_progress(store, sweep_id)
-        try:
-            counts = run_sweep(
-                store,
-                sweep_id,
-                reporter=bar.for_points,
-                announce=bar.note,
-                workers=ns.workers,
-                poll=lambda: bar.sync(_steps_done(store, sweep_id)),
-                max_ensemble=ns.max_ensemble,
-            )
-        finally:
-            bar.finish()
-    return _summary(ns, sweep_id, counts)
+    return _summary(ns, sweep_id, train_locally(store, sweep_id, ns.quiet, ns.workers, ns.max_ensemble))
+
+
+def train_locally(store: Any, sweep_id: str, quiet: bool, workers: int = 1, max_ensemble: int | None = None) -> dict[str, int]:
+    """Run a stored sweep with the local executor, with one overall progress bar unless quiet."""
+    from groklab.sweeps import run_sweep
+
+    if quiet:
+        return run_sweep(store, sweep_id, workers=workers, max_ensemble=max_ensemble)
+    bar = _sweep_progress(store, sweep_id)
+    try:
+        return run_sweep(
+            store,
+            sweep_id,
+            reporter=bar.for_points,
+            announce=bar.note,
+            workers=workers,
+            poll=lambda: bar.sync(_steps_done(store, sweep_id)),
+            max_ensemble=max_ensemble,
+        )
+    finally:
+        bar.finish()
 
 
 def _check_executor(ns: argparse.Namespace) -> None:

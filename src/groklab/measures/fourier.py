@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from groklab.measures.base import MEASURES, EvalContext, Measure
-from groklab.measures.uniformity import needs_number_tokens
+from groklab.measures.med import needs_number_tokens
 from groklab.tasks.base import TaskSpec
 
 TOP_K = 5  # fourier_sparsity's K: Nanda et al.'s p = 113 model uses about 5 key frequencies

@@ -15,12 +15,26 @@ from groklab.measures.base import MEASURES, EvalContext, Measure
 from groklab.tasks.base import TaskSpec
 
 
+def needs_number_tokens(model: nn.Module, spec: TaskSpec, what: str) -> str | None:
+    """The one-line reason an embedding-geometry measure cannot run, or None (MED's rule)."""
+    if spec.n_operand_tokens < 3 or not hasattr(model, "token_embedding"):
+        return f"{what} needs a model with a token embedding over numbers 0..p-1 (a modular-arithmetic task)"
+    return None
+
+
+def consecutive_distances(emb: torch.Tensor, wrap: bool = True) -> torch.Tensor:
+    """‖φ(i+1) − φ(i)‖ for rows of emb (p, C), in float64, with med.py's index convention.
+
+    wrap: i = 0..p-1 with φ(p) = φ(0) (Gu et al. Def. 4.2); else i = 0..p-3, as in the authors' code.
+    """
+    e = emb.detach().double()
+    diffs = torch.roll(e, -1, dims=0) - e if wrap else e[1:-1] - e[:-2]
+    return diffs.norm(dim=1)
+
+
 def med(emb: torch.Tensor, wrap: bool = True) -> float:
     """MED of an embedding matrix (p, C) whose rows are the numbers 0..p-1 in order."""
-    e = emb.detach().double()
-    # wrap: row i is φ(i+1) − φ(i) with φ(p) = φ(0); else i = 0..p-3, as in the authors' code
-    diffs = torch.roll(e, -1, dims=0) - e if wrap else e[1:-1] - e[:-2]
-    return diffs.norm(dim=1).mean().item()
+    return consecutive_distances(emb, wrap).mean().item()
 
 
 @MEASURES.register("med")
@@ -30,9 +44,7 @@ class MeanEmbeddingDistance(Measure):
 
     @classmethod
     def not_applicable(cls, model: nn.Module, spec: TaskSpec) -> str | None:
-        if spec.n_operand_tokens < 3 or not hasattr(model, "token_embedding"):
-            return "MED needs a model with a token embedding over numbers 0..p-1 (a modular-arithmetic task)"
-        return None
+        return needs_number_tokens(model, spec, "MED")
 
     @torch.no_grad()
     def compute(self, ctx: EvalContext) -> dict[str, float]:

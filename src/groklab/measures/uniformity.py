@@ -12,24 +12,8 @@ import torch
 from torch import nn
 
 from groklab.measures.base import MEASURES, EvalContext, Measure
+from groklab.measures.med import consecutive_distances, needs_number_tokens
 from groklab.tasks.base import TaskSpec
-
-
-def needs_number_tokens(model: nn.Module, spec: TaskSpec, what: str) -> str | None:
-    """The one-line reason an embedding-geometry measure cannot run, or None (MED's rule)."""
-    if spec.n_operand_tokens < 3 or not hasattr(model, "token_embedding"):
-        return f"{what} needs a model with a token embedding over numbers 0..p-1 (a modular-arithmetic task)"
-    return None
-
-
-def consecutive_distances(emb: torch.Tensor, wrap: bool = True) -> torch.Tensor:
-    """‖φ(i+1) − φ(i)‖ for rows of emb (p, C), in float64, with med.py's index convention.
-
-    wrap: i = 0..p-1 with φ(p) = φ(0) (Gu et al. Def. 4.2); else i = 0..p-3, as in the authors' code.
-    """
-    e = emb.detach().double()
-    diffs = torch.roll(e, -1, dims=0) - e if wrap else e[1:-1] - e[:-2]
-    return diffs.norm(dim=1)
 
 
 def uniformity(emb: torch.Tensor, wrap: bool = True) -> float:
