@@ -1,10 +1,18 @@
-"""What the benchmark scripts share: device syncs and the machine's matmul throughput."""
+"""What the benchmark scripts share: device syncs, the machine's matmul throughput, the cost of a training step."""
 
 from __future__ import annotations
 
+import statistics
+import tempfile
 import time
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from groklab.config.schema import ExperimentConfig
+from groklab.store import Store
+from groklab.training.setup import prepare
+from groklab.training.trainer import Trainer
 
 
 def sync(device: torch.device) -> None:
@@ -29,3 +37,28 @@ def matmul_throughput(device: torch.device, dtype: torch.dtype = torch.float32, 
         sync(device)
         best = max(best, 2 * n**3 * reps / (time.perf_counter() - t))
     return best
+
+
+def step_cost(cfg: ExperimentConfig, device: torch.device, reps: int) -> tuple[float, float, int]:
+    """(median seconds per training step, FLOPs per step, batch size) of the real trainer on a config's model.
+
+    FLOPs are counted by torch's FlopCounterMode (matmuls, forward and backward)."""
+    with tempfile.TemporaryDirectory() as tmp, Store(tmp) as store:
+        trainer = Trainer(prepare(cfg), store, "bench")
+
+        def one_step() -> None:
+            trainer.train_step(record=False)
+            trainer.apply_update()
+
+        with FlopCounterMode(display=False) as counter:
+            one_step()
+        for _ in range(5):
+            one_step()
+        sync(device)
+        times = []
+        for _ in range(reps):
+            t = time.perf_counter()
+            one_step()
+            sync(device)
+            times.append(time.perf_counter() - t)
+        return statistics.median(times), counter.get_total_flops(), trainer.batch

@@ -16,21 +16,16 @@ Printed, in one run:
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 import time
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 import groklab
-from common import matmul_throughput, sync
+from common import matmul_throughput, step_cost, sync
 from groklab.config import resolve_config
-from groklab.store import Store
 from groklab.training.allocator import tune_malloc
-from groklab.training.setup import prepare
-from groklab.training.trainer import Trainer
 
 
 def shape_throughput(m: int, k: int, n: int, device: torch.device) -> float:
@@ -47,30 +42,11 @@ def shape_throughput(m: int, k: int, n: int, device: torch.device) -> float:
     return 2 * m * k * n * reps / (time.perf_counter() - t)
 
 
-def step_cost(preset: str, overrides: list[str], device: torch.device, reps: int) -> tuple[float, float, tuple[int, int, int]]:
+def preset_step_cost(preset: str, overrides: list[str], device: torch.device, reps: int) -> tuple[float, float, tuple[int, int, int]]:
     """(seconds per training step, FLOPs per step, the MLP's matmul shape) of the real trainer's step on a preset's model."""
     cfg = resolve_config(preset, [*overrides, f"run.device={device.type}"])
-    with tempfile.TemporaryDirectory() as tmp, Store(tmp) as store:
-        trainer = Trainer(prepare(cfg), store, "bench")
-
-        def one_step() -> None:
-            trainer.train_step(record=False)
-            trainer.apply_update()
-
-        with FlopCounterMode(display=False) as counter:
-            one_step()
-        flops = counter.get_total_flops()
-        mlp_shape = (trainer.batch, cfg.model.d_model, cfg.model.d_mlp)
-        for _ in range(5):
-            one_step()
-        sync(device)
-        times = []
-        for _ in range(reps):
-            t = time.perf_counter()
-            one_step()
-            sync(device)
-            times.append(time.perf_counter() - t)
-    return statistics.median(times), flops, mlp_shape
+    sec, flops, batch = step_cost(cfg, device, reps)
+    return sec, flops, (batch, cfg.model.d_model, cfg.model.d_mlp)
 
 
 class Clock:
@@ -105,7 +81,7 @@ def main() -> int:
     print(f"[1] float32 matmul throughput: {peak / 1e9:.1f} GFLOP/s")
 
     for preset, ov in (("gu2025", []), ("modular-addition", [])):
-        sec, flops, (m, k, n) = step_cost(preset, ov, device, args.reps)
+        sec, flops, (m, k, n) = preset_step_cost(preset, ov, device, args.reps)
         floor = flops / peak
         print(
             f"[2] {preset} training step: {sec * 1e3:.2f} ms, {flops / 1e9:.3f} GFLOP/step, "

@@ -16,47 +16,26 @@ Needs the MNIST files (task.data_dir, $GROKLAB_DATA, or `groklab data fetch mnis
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
-from common import matmul_throughput, sync
+from common import matmul_throughput, step_cost, sync
 from groklab.config import resolve_config
 from groklab.measures import EvalContext
 from groklab.measures.feature_rank import FeatureRank
 from groklab.measures.loss_acc import LossAccuracy
-from groklab.store import Store
 from groklab.training.allocator import tune_malloc
 from groklab.training.setup import prepare
-from groklab.training.trainer import Trainer
 
 
-def step_cost(dtype: str, device: torch.device, reps: int) -> tuple[float, float]:
+def fan_step_cost(dtype: str, device: torch.device, reps: int) -> tuple[float, float]:
     cfg = resolve_config("fan2024", [f"run.dtype={dtype}", f"run.device={device.type}", "measures.enabled=[loss_acc]"])
-    with tempfile.TemporaryDirectory() as tmp, Store(tmp) as store:
-        trainer = Trainer(prepare(cfg), store, "bench")
-
-        def one_step() -> None:
-            trainer.train_step(record=False)
-            trainer.apply_update()
-
-        with FlopCounterMode(display=False) as counter:
-            one_step()
-        for _ in range(5):
-            one_step()
-        sync(device)
-        times = []
-        for _ in range(reps):
-            t = time.perf_counter()
-            one_step()
-            sync(device)
-            times.append(time.perf_counter() - t)
-    return statistics.median(times), counter.get_total_flops()
+    sec, flops, _ = step_cost(cfg, device, reps)
+    return sec, flops
 
 
 def rank_cost(device: torch.device, reps: int = 3) -> tuple[float, float]:
@@ -98,7 +77,7 @@ def main() -> int:
         peaks[name] = matmul_throughput(device, dt)
         print(f"[1] {name} matmul throughput: {peaks[name] / 1e9:.1f} GFLOP/s")
     for name in ("float32", "float64"):
-        sec, flops = step_cost(name, device, args.reps)
+        sec, flops = fan_step_cost(name, device, args.reps)
         print(
             f"[2] fan2024 step (12 x 400, batch 200), {name}: {sec * 1e3:.2f} ms, {flops / 1e9:.3f} GFLOP, "
             f"{flops / sec / 1e9:.1f} GFLOP/s = {flops / sec / peaks[name]:.0%} of the {name} matmul throughput"
