@@ -268,9 +268,11 @@ def cmd_runs(ns: argparse.Namespace) -> int:
 def cmd_presets(ns: argparse.Namespace) -> int:
     from groklab.config import DEFAULT_PRESET, describe_presets
 
-    for name, desc in describe_presets():
+    presets = describe_presets()
+    width = max(len(name) for name, _ in presets)
+    for name, desc in presets:
         mark = "*" if name == DEFAULT_PRESET else " "
-        print(f"{mark} {name:18s} {desc}")
+        print(f"{mark} {name:{width}s}  {desc}")
     return 0
 
 
