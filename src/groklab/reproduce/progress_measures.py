@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from groklab.analysis.compare import spearman
-from groklab.analysis.stages import onset_of_rise
+from groklab.analysis.stages import surges
 from groklab.plots import plot_sweep
 from groklab.reproduce.common import continue_or_create
 from groklab.store import Store
@@ -95,11 +95,15 @@ class Outcome:
     go: int | None
 
     @classmethod
-    def of(cls, steps: list[int], acc: list[float]) -> Outcome:
+    def of(cls, steps: list[int], acc: list[float], rise: float = 0.1, window: int = 10) -> Outcome:
+        """GO is the start of the largest test-accuracy surge (the grokking jump, not the small
+        early rise while the train set is memorized); None if there is no surge."""
         if not acc:
             return cls(float("nan"), float("nan"), None)
         peak = max(range(len(acc)), key=lambda i: acc[i])
-        return cls(100 * acc[peak], 100 * min(acc[peak:]), onset_of_rise(steps, acc, fraction=0.1) if acc[peak] - acc[0] >= 0.1 else None)
+        jumps = surges(steps, acc, rise=rise, window=window)
+        go = max(jumps, key=lambda j: j.rise).start if jumps else None
+        return cls(100 * acc[peak], 100 * min(acc[peak:]), go)
 
 
 def _finished(store: Store, sweep_id: str) -> list[tuple[dict[str, Any], dict[str, tuple[list[int], list[float]]]]]:
