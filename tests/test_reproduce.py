@@ -103,18 +103,17 @@ def test_quick_reproduction_runs_end_to_end_on_a_tiny_budget(capsys, tmp_path):
 
 
 def test_table1_outcome_reads_u_acc_l_acc_and_the_start():
-    from groklab.analysis.stages import surges
     from groklab.reproduce.progress_measures import Outcome
 
     steps = list(range(0, 4000, 100))
-    # a small early rise while the train set is memorized, a plateau, the grokking jump to 95%, then a fall to 80%
+    # a small early rise while the train set is memorized (fit at step 500), a plateau, the climb to 95%, a fall to 80%
     acc = [0.01, 0.1, 0.2] + [0.2] * 12 + [0.3, 0.6, 0.9, 0.95] + [0.8] * 5 + [0.85] * 16
-    out = Outcome.of(steps, acc)
+    train = (steps, [min(1.0, s / 500) for s in steps])
+    out = Outcome.of(steps, acc, train)
     assert out.u_acc == pytest.approx(95.0) and out.l_acc == pytest.approx(80.0)
-    jump = max(surges(steps, acc), key=lambda j: j.rise)
-    assert out.go == jump.start and 1300 <= out.go <= 1500  # the jump, not the early rise at step 100
-    flat = Outcome.of(steps, [0.02] * len(steps))
-    assert flat.go is None  # no rise: no grokking
+    assert out.go == 1500  # the climb after the fit (0.2 -> 0.3 covers 10% of its range), not the early rise
+    assert Outcome.of(steps, acc, (steps, [0.5] * len(steps))).go is None  # never fits the train set
+    assert Outcome.of(steps, [0.02] * len(steps), train).go is None  # no climb: no grokking
 
 
 def test_holdout_claims_against_table1():

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from groklab.analysis.compare import spearman
-from groklab.analysis.stages import surges
+from groklab.analysis.stages import onset_of_rise
 from groklab.plots import plot_sweep
 from groklab.reproduce.common import continue_or_create
 from groklab.store import Store
@@ -95,18 +95,26 @@ class Outcome:
     go: int | None
 
     @classmethod
-    def of(cls, steps: list[int], acc: list[float], rise: float = 0.1, window: int = 10) -> Outcome:
-        """GO is the start of the largest test-accuracy surge (the grokking jump, not the small
-        early rise while the train set is memorized); None if there is no surge."""
+    def of(cls, steps: list[int], acc: list[float], train: tuple[list[int], list[float]] | None = None) -> Outcome:
+        """GO, the step grokking starts: after the train set is fit (train accuracy >= 99%), the first
+        step where test accuracy has climbed 10% of its remaining range above its level at the fit;
+        None if it never climbs 10 points after the fit (or the train set is never fit)."""
         if not acc:
             return cls(float("nan"), float("nan"), None)
         peak = max(range(len(acc)), key=lambda i: acc[i])
-        jumps = surges(steps, acc, rise=rise, window=window)
-        go = max(jumps, key=lambda j: j.rise).start if jumps else None
+        t_fit = 0
+        if train is not None:
+            t_fit = next((s for s, a in zip(*train, strict=True) if a >= 0.99), None)
+        go = None
+        if t_fit is not None:
+            after = [(s, a) for s, a in zip(steps, acc, strict=True) if s >= t_fit]
+            if after and max(a for _, a in after) - after[0][1] >= 0.1:
+                go = onset_of_rise([s for s, _ in after], [a for _, a in after], fraction=0.1)
         return cls(100 * acc[peak], 100 * min(acc[peak:]), go)
 
 
 def _finished(store: Store, sweep_id: str) -> list[tuple[dict[str, Any], dict[str, tuple[list[int], list[float]]]]]:
+    """(config, metrics) of each finished run of a sweep."""
     sweep = store.get_sweep(sweep_id)
     out = []
     for point, run_id in sorted(store.sweep_runs(sweep_id).items()):
@@ -169,7 +177,7 @@ def holdout_rows(runs: list[tuple[dict[str, Any], dict]], plan: Plan) -> list[di
     rows: list[dict[str, str]] = []
     by_split: dict[str, list[Outcome]] = {}
     for cfg, m in runs:
-        by_split.setdefault(cfg["task"]["split"], []).append(Outcome.of(*m.get("test_acc", ([], []))))
+        by_split.setdefault(cfg["task"]["split"], []).append(Outcome.of(*m.get("test_acc", ([], [])), m.get("train_acc")))
     u_of: dict[str, float] = {}
     for split in plan.splits:
         outs = by_split.get(split, [])
