@@ -13,6 +13,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from groklab.analysis.events import first_crossing
+
 # Curves that are outcomes, not progress measures; per-tensor weight norms are left out for brevity.
 OUTCOMES = ("train_loss", "train_acc", "test_loss", "test_acc")
 
@@ -101,7 +103,7 @@ def aligned(
 def fit_step(metrics: dict[str, tuple[list[int], list[float]]], threshold: float = 0.99) -> int | None:
     """The first step with train accuracy >= threshold (t_fit), or None."""
     steps, acc = metrics.get("train_acc", ([], []))
-    return next((s for s, a in zip(steps, acc, strict=True) if a >= threshold), None)
+    return first_crossing(steps, acc, threshold)
 
 
 def window(metrics: dict[str, tuple[list[int], list[float]]], start: int) -> dict[str, tuple[list[int], list[float]]]:

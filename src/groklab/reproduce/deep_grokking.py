@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from groklab.analysis.events import first_crossing
 from groklab.analysis.stages import onset_of_fall, onset_of_rise, surges
 from groklab.plots import plot_sweep
 from groklab.reproduce.common import continue_or_create
@@ -161,7 +162,7 @@ def classify(view: RunView, rise: float, window: int) -> str:
     n = view.n_stages(rise, window)
     if n >= 2:
         return "two-stage"
-    t_fit = next((s for s, a in zip(train_steps, train, strict=True) if a >= 0.99), None)
+    t_fit = first_crossing(train_steps, train, 0.99)
     at_fit = dict(zip(steps, acc, strict=True)).get(t_fit) if t_fit is not None else None
     if at_fit is not None and at_fit >= acc[0] + 0.8 * (max(acc) - acc[0]):
         return "generalization without grokking"  # test accuracy had already risen when the train set was fit

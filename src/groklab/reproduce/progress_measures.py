@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from groklab.analysis.compare import spearman
+from groklab.analysis.events import first_crossing
 from groklab.analysis.stages import onset_of_rise
 from groklab.plots import plot_sweep
 from groklab.reproduce.common import continue_or_create
@@ -104,7 +105,7 @@ class Outcome:
         peak = max(range(len(acc)), key=lambda i: acc[i])
         t_fit = 0
         if train is not None:
-            t_fit = next((s for s, a in zip(*train, strict=True) if a >= 0.99), None)
+            t_fit = first_crossing(*train, 0.99)
         go = None
         if t_fit is not None:
             after = [(s, a) for s, a in zip(steps, acc, strict=True) if s >= t_fit]
@@ -261,7 +262,7 @@ def toeplitz_rows(runs: list[tuple[dict[str, Any], dict]]) -> list[dict[str, str
     steps: dict[tuple[float, str], list[int]] = {}
     for cfg, m in runs:
         s, acc = m.get("test_acc", ([], []))
-        t = next((st for st, a in zip(s, acc, strict=True) if a >= 0.99), None)
+        t = first_crossing(s, acc, 0.99)
         if t is not None:
             steps.setdefault((cfg["task"]["train_frac"], cfg["model"]["embed_init"]), []).append(t)
     rows = []
