@@ -73,15 +73,21 @@ def plot_stages(store: Store, run_id: str, output: str | Path | None = None) -> 
     return _save(fig, path or store.run_dir(rec.id) / "stages.png")
 
 
+def _layer_curves(store: Store, run_id: str, prefix: str, what: str, measure: str) -> tuple[Any, dict, list[tuple[int, str]]]:
+    """The run's record, its metrics and its `prefix/L{i}` curves in layer order; a one-line error if it has none."""
+    rec = store.get(run_id)
+    m = store.metrics(rec.id)
+    layers = layer_metrics(m, prefix)
+    if not layers:
+        raise GroklabError(f"run {rec.id} has no {what} ({prefix}/L1, ...); enable {measure}")
+    return rec, m, layers
+
+
 def plot_rank_heatmap(store: Store, run_id: str, output: str | Path | None = None) -> Path:
     """Feature rank per layer (rows, L1 at the bottom) over evaluations (columns, in order, labelled by
     step), with test accuracy in a panel above on the same columns (default output: rank_heatmap.png)."""
     path = _checked(output)
-    rec = store.get(run_id)
-    m = store.metrics(rec.id)
-    layers = layer_metrics(m, "rank")
-    if not layers:
-        raise GroklabError(f"run {rec.id} has no feature-rank metrics (rank/L1, ...); enable the rank measure")
+    rec, m, layers = _layer_curves(store, run_id, "rank", "feature-rank metrics", "the rank measure")
     steps = sorted(set().union(*(m[name][0] for _, name in layers)))
     column = {s: c for c, s in enumerate(steps)}
     grid = np.full((len(layers), len(steps)), np.nan)
@@ -181,11 +187,7 @@ def plot_probes(store: Store, run_id: str, output: str | Path | None = None) -> 
     """Linear-probe test accuracy of each layer over steps (a sequential colour from input to output),
     with the model's test accuracy dashed (default output: the run's folder, probes.png)."""
     path = _checked(output)
-    rec = store.get(run_id)
-    m = store.metrics(rec.id)
-    layers = layer_metrics(m, "probe_acc")
-    if not layers:
-        raise GroklabError(f"run {rec.id} has no linear-probe metrics (probe_acc/L1, ...); enable the probe measure")
+    rec, m, layers = _layer_curves(store, run_id, "probe_acc", "linear-probe metrics", "the probe measure")
     cmap = plt.get_cmap("viridis")
     fig, ax = plt.subplots(figsize=(6.4, 4.0), constrained_layout=True)
     for n, (i, name) in enumerate(layers):
