@@ -50,9 +50,9 @@ def test_shape_key_separates_what_cannot_share_a_pass():
     base = resolve_config(None, TINY)
     assert shape_key(base) == shape_key(resolve_config(None, [*TINY, "optim.lr=0.1", "run.seed=4", "model.init_scale=2"]))
     assert shape_key(base) != shape_key(resolve_config(None, [*TINY, "model.d_model=64"]))
-    assert not can_vectorize(resolve_config(None, [*TINY, "model.dropout=0.1"]))
-    with pytest.raises(ValueError, match="shape key"):
-        EnsembleTrainer([prepare(base), prepare(resolve_config(None, [*TINY, "model.d_mlp=32"]))], Store(None), ["a", "b"])
+    assert not can_vectorize(resolve_config(None, [*TINY, "schedule.stop_test_acc=0.9"]))
+    with pytest.raises(ValueError, match="shape key"):  # widths pad; depths do not
+        EnsembleTrainer([prepare(base), prepare(resolve_config(None, [*TINY, "model.n_layers=2"]))], Store(None), ["a", "b"])
 
 
 def test_interrupted_member_resumes_alone(tmp_path):

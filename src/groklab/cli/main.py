@@ -102,6 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="K",
         help="at most K points per vectorized ensemble (default: 1 for large models on a CPU, else from free memory)",
     )
+    p.add_argument(
+        "--pad-widths",
+        action="store_true",
+        help="transformers of different d_model / d_mlp share ensembles, padded to the widest (model-wise sweeps)",
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress output; print only the sweep id")
     _runs_dir_arg(p)
 

@@ -44,15 +44,17 @@ def cmd_sweep(ns: argparse.Namespace) -> int:
     if ns.executor == "ray":
         return _sweep_on_ray(ns, open_sweep)
     store, sweep_id = open_sweep()
-    return _summary(ns, sweep_id, train_locally(store, sweep_id, ns.quiet, ns.workers, ns.max_ensemble))
+    return _summary(ns, sweep_id, train_locally(store, sweep_id, ns.quiet, ns.workers, ns.max_ensemble, ns.pad_widths))
 
 
-def train_locally(store: Any, sweep_id: str, quiet: bool, workers: int = 1, max_ensemble: int | None = None) -> dict[str, int]:
+def train_locally(
+    store: Any, sweep_id: str, quiet: bool, workers: int = 1, max_ensemble: int | None = None, pad_widths: bool = False
+) -> dict[str, int]:
     """Run a stored sweep with the local executor, with one overall progress bar unless quiet."""
     from groklab.sweeps import run_sweep
 
     if quiet:
-        return run_sweep(store, sweep_id, workers=workers, max_ensemble=max_ensemble)
+        return run_sweep(store, sweep_id, workers=workers, max_ensemble=max_ensemble, pad_widths=pad_widths)
     bar = _sweep_progress(store, sweep_id)
     try:
         return run_sweep(
@@ -63,6 +65,7 @@ def train_locally(store: Any, sweep_id: str, quiet: bool, workers: int = 1, max_
             workers=workers,
             poll=lambda: bar.sync(_steps_done(store, sweep_id)),
             max_ensemble=max_ensemble,
+            pad_widths=pad_widths,
         )
     finally:
         bar.finish()
@@ -93,7 +96,12 @@ def _sweep_on_ray(ns: argparse.Namespace, open_sweep: Callable[[], tuple[Any, st
     started = ray_executor.connect(ns.address)
     try:
         store, sweep_id = open_sweep()
-        options = {"max_ensemble": ns.max_ensemble, "cpus_per_task": ns.cpus_per_task, "gpus_per_task": ns.gpus_per_task}
+        options = {
+            "max_ensemble": ns.max_ensemble,
+            "pad_widths": ns.pad_widths,
+            "cpus_per_task": ns.cpus_per_task,
+            "gpus_per_task": ns.gpus_per_task,
+        }
         if ns.quiet:
             counts = ray_executor.run_sweep_on_ray(store, sweep_id, **options)
         else:

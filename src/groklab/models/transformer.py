@@ -45,12 +45,38 @@ class TransformerShape:
     init: str = "nanda"  # nanda: every matrix N(0, 1/d_model); torch: PyTorch's layer defaults (embeddings N(0, 1))
     embed_init: str = "default"  # default: as `init`; toeplitz: number-token rows from one random vector (Gu et al. App. E)
     n_number_tokens: int = 0  # the first tokens that stand for numbers, which embed_init structures; 0 = the whole vocabulary
+    masked_width: bool = False  # host a narrower model: LayerNorm and attention scale read per-model buffers (see width_padding)
+
+
+class MaskedLayerNorm(nn.Module):
+    """LayerNorm over the features where `mask` is 1, zero elsewhere: a narrow model's LayerNorm inside a wider one.
+
+    Parameter names match nn.LayerNorm's, so state dicts are interchangeable."""
+
+    def __init__(self, n_features: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(n_features))
+        self.bias = nn.Parameter(torch.zeros(n_features))
+        self.register_buffer("mask", torch.ones(n_features), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = self.mask.sum()
+        xc = (x - (x * self.mask).sum(-1, keepdim=True) / n) * self.mask  # (..., C), zero on inactive features
+        var = (xc * xc).sum(-1, keepdim=True) / n
+        return xc * torch.rsqrt(var + self.eps) * self.weight + self.bias
+
+
+def layer_norm(s: TransformerShape) -> nn.Module:
+    return MaskedLayerNorm(s.d_model) if s.masked_width else nn.LayerNorm(s.d_model)
 
 
 class Attention(nn.Module):
     def __init__(self, s: TransformerShape) -> None:
         super().__init__()
-        self.n_heads, self.causal = s.n_heads, s.causal
+        self.n_heads, self.causal, self.masked = s.n_heads, s.causal, s.masked_width
+        if s.masked_width:  # 1/sqrt(head size) of the hosted model, which is narrower than this one
+            self.register_buffer("scale", torch.tensor(1.0 / math.sqrt(s.d_model // s.n_heads)), persistent=False)
         self.q_proj = nn.Linear(s.d_model, s.d_model, bias=False)
         self.k_proj = nn.Linear(s.d_model, s.d_model, bias=False)
         self.v_proj = nn.Linear(s.d_model, s.d_model, bias=False)
@@ -65,15 +91,16 @@ class Attention(nn.Module):
         B, T, C = k.shape
         H, D = self.n_heads, C // self.n_heads
         k, v = k.view(B, T, H, D), v.view(B, T, H, D)
+        scale = self.scale if self.masked else 1.0 / math.sqrt(D)
         if last_only:
             # One query per sequence: scores by broadcasting, cheaper than T-long batched matmuls.
             q = q.view(B, 1, H, D)
-            att = (q * k).sum(-1) / math.sqrt(D)  # (B, T, H): the last position sees every key
+            att = (q * k).sum(-1) * scale  # (B, T, H): the last position sees every key
             att = self.dropout(F.softmax(att, dim=1))
             y = (att.unsqueeze(-1) * v).sum(1).reshape(B, 1, C)  # (B, 1, C)
         else:
             q, k, v = (t.transpose(1, 2) for t in (q.view(B, T, H, D), k, v))  # each (B, H, T, D)
-            att = (q @ k.transpose(-2, -1)) / math.sqrt(D)  # (B, H, T, T); explicit, so vmap batches it
+            att = (q @ k.transpose(-2, -1)) * scale  # (B, H, T, T); explicit, so vmap batches it
             if self.causal:
                 att = att.masked_fill(~torch.ones(T, T, dtype=torch.bool, device=att.device).tril(), float("-inf"))
             att = self.dropout(F.softmax(att, dim=-1))
@@ -101,8 +128,8 @@ class Block(nn.Module):
         self.norm = s.norm
         self.attn, self.mlp = Attention(s), MLP(s)
         use_ln = s.norm != "none"
-        self.ln_1 = nn.LayerNorm(s.d_model) if use_ln else nn.Identity()
-        self.ln_2 = nn.LayerNorm(s.d_model) if use_ln else nn.Identity()
+        self.ln_1 = layer_norm(s) if use_ln else nn.Identity()
+        self.ln_2 = layer_norm(s) if use_ln else nn.Identity()
 
     def qkv(self, x: torch.Tensor) -> QKV:
         """Attention projections of every position of x (..., C)."""
@@ -130,7 +157,7 @@ class Transformer(nn.Module):
         self.pos_emb = nn.Embedding(s.seq_len, s.d_model)
         self.drop = nn.Dropout(s.dropout)
         self.blocks = nn.ModuleList(Block(s) for _ in range(s.n_layers))
-        self.ln_f = nn.LayerNorm(s.d_model) if s.norm == "pre" else nn.Identity()
+        self.ln_f = layer_norm(s) if s.norm == "pre" else nn.Identity()
         self.unembed = nn.Linear(s.d_model, s.n_classes, bias=False)
         if s.init == "nanda":
             self.reset_parameters()  # else keep the PyTorch defaults each layer drew at construction
@@ -197,7 +224,7 @@ class TransformerConfig(ModelConfig):
     d_model: int = 128
     n_heads: int = 4
     n_layers: int = 1
-    d_mlp: int = 512
+    d_mlp: int = 512  # 0 = 4 * d_model, so a sweep over d_model scales the MLP with it (Davies et al.'s code)
     act: str = "relu"
     norm: str = "none"
     dropout: float = 0.0
@@ -208,9 +235,11 @@ class TransformerConfig(ModelConfig):
 
     def validate(self) -> None:
         super().validate()
-        for key in ("d_model", "n_heads", "n_layers", "d_mlp"):
+        for key in ("d_model", "n_heads", "n_layers"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"model.{key}", f"must be >= 1, got {getattr(self, key)}")
+        if self.d_mlp < 0:
+            raise ConfigError("model.d_mlp", f"must be >= 1, or 0 for 4 * d_model; got {self.d_mlp}")
         if self.d_model % self.n_heads:
             raise ConfigError("model.n_heads", f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
         if self.act not in ACTIVATIONS:
@@ -232,7 +261,8 @@ def _build(cfg: TransformerConfig, spec: TaskSpec) -> Transformer:
         "seq_len": spec.seq_len,
         "n_number_tokens": spec.n_operand_tokens,
     }
-    from_cfg = {f.name: getattr(cfg, f.name) for f in fields(TransformerShape) if f.name not in from_task}
+    from_cfg = {f.name: getattr(cfg, f.name) for f in fields(TransformerShape) if f.name not in from_task and hasattr(cfg, f.name)}
+    from_cfg["d_mlp"] = cfg.d_mlp or 4 * cfg.d_model
     return Transformer(TransformerShape(**from_task, **from_cfg))
 
 

@@ -19,7 +19,7 @@ import torch
 
 from groklab.config import ExperimentConfig, from_dict
 from groklab.store import Store, is_live
-from groklab.training.ensemble import can_vectorize, shape_key, start_ensemble
+from groklab.training.ensemble import can_vectorize, pad_key, shape_key, start_ensemble
 from groklab.training.reporter import Reporter
 from groklab.training.setup import prepare
 from groklab.training.trainer import resume_run, start_run
@@ -36,18 +36,20 @@ def run_sweep(
     workers: int = 1,
     poll: Callable[[], Any] = lambda: None,
     max_ensemble: int | None = None,
+    pad_widths: bool = False,
 ) -> dict[str, int]:
     """Train every unfinished point of a stored sweep; returns the count of runs per final status.
 
     Points never started whose configs differ only in seeds, learning rate, weight decay or init
     scale train together as vectorized ensembles of at most `max_ensemble` members (default:
-    `ensemble_cap`); interrupted points resume alone from their checkpoints. With
+    `ensemble_cap`); with `pad_widths`, transformers that also differ in d_model / d_mlp do too,
+    padded to the widest of their ensemble. Interrupted points resume alone from their checkpoints. With
     `workers` > 1 the batches are shared out to that many processes, each with an equal share of
     the CPU threads, and `poll` is called about twice a second (progress from the store); otherwise
     `reporter(points, label)` gives each batch's progress reporter. `announce` gets a line per batch.
     """
     sweep = store.get_sweep(sweep_id)
-    batches = pending_batches(store, sweep, announce, max_ensemble)
+    batches = pending_batches(store, sweep, announce, max_ensemble, pad_widths)
     if workers > 1 and len(batches) > 1:
         _run_in_processes(store, sweep_id, batches, workers, poll)
     else:
@@ -57,28 +59,40 @@ def run_sweep(
     return sweep_status(store, sweep_id)
 
 
-def pending_batches(store: Store, sweep: dict[str, Any], announce: Callable[[str], Any], max_ensemble: int | None) -> list[list[int]]:
+def pending_batches(
+    store: Store, sweep: dict[str, Any], announce: Callable[[str], Any], max_ensemble: int | None, pad_widths: bool = False
+) -> list[list[int]]:
     """The batches that still need training: points not finished and not being trained right now."""
     pending = [i for i in range(len(sweep["points"])) if _needs_training(store, sweep, i, announce)]
-    return plan_batches(store, sweep, pending, max_ensemble)
+    return plan_batches(store, sweep, pending, max_ensemble, pad_widths)
 
 
-def plan_batches(store: Store, sweep: dict[str, Any], pending: list[int], max_ensemble: int | None) -> list[list[int]]:
-    """Group the pending points that can share a vectorized pass (by shape key), in sweep order."""
+def plan_batches(
+    store: Store, sweep: dict[str, Any], pending: list[int], max_ensemble: int | None, pad_widths: bool = False
+) -> list[list[int]]:
+    """Group the pending points that can share a vectorized pass (by shape key, or by pad key with
+    `pad_widths`: then each group is ordered by width, so an ensemble pads its members little)."""
     linked = store.sweep_runs(sweep["id"])
     alone: list[list[int]] = []
-    groups: dict[str, list[int]] = {}
-    caps: dict[str, int] = {}
+    groups: dict[str, list[tuple[int, ExperimentConfig]]] = {}
     for i in pending:
         cfg = from_dict(sweep["points"][i]["config"])
         if i in linked or not can_vectorize(cfg) or max_ensemble == 1:
             alone.append([i])
             continue
-        key = shape_key(cfg)
-        groups.setdefault(key, []).append(i)
-        caps.setdefault(key, max_ensemble or ensemble_cap(cfg))
-    batches = alone + [members[j : j + caps[key]] for key, members in groups.items() for j in range(0, len(members), caps[key])]
+        key = (pad_widths and pad_key(cfg)) or shape_key(cfg)
+        groups.setdefault(key, []).append((i, cfg))
+    batches = list(alone)
+    for members in groups.values():
+        members.sort(key=lambda m: (_widths(m[1]), m[0]))
+        cap = max_ensemble or ensemble_cap(max(members, key=lambda m: _widths(m[1]))[1])
+        batches += [[i for i, _ in members[j : j + cap]] for j in range(0, len(members), cap)]
     return sorted(batches, key=lambda b: b[0])
+
+
+def _widths(cfg: ExperimentConfig) -> tuple[int, int]:
+    d_model = getattr(cfg.model, "d_model", 0)
+    return d_model, getattr(cfg.model, "d_mlp", 0) or 4 * d_model
 
 
 # On a CPU a member step above this many FLOPs already keeps the cores busy; stacking members then

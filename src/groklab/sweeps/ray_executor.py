@@ -131,6 +131,7 @@ def run_sweep_on_ray(
     announce: Callable[[str], Any] = lambda msg: None,
     poll: Callable[[], Any] = lambda: None,
     max_ensemble: int | None = None,
+    pad_widths: bool = False,
     cpus_per_task: int = 1,
     gpus_per_task: float | None = None,
 ) -> dict[str, int]:
@@ -144,7 +145,7 @@ def run_sweep_on_ray(
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     sweep = store.get_sweep(sweep_id)
-    batches = pending_batches(store, sweep, announce, max_ensemble)
+    batches = pending_batches(store, sweep, announce, max_ensemble, pad_widths)
     if not batches:
         return sweep_status(store, sweep_id)
     here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)

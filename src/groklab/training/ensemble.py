@@ -1,12 +1,15 @@
 """Vectorized ensembles: K runs of one shape trained together, in one pass, with stacked parameters.
 
 Members may differ in their seeds (model init, batch order, data split), learning rate, weight
-decay and init scale; everything else, shapes included, is shared (`shape_key`). The forward and
+decay and init scale; everything else is shared (`shape_key`), shapes included, except that
+transformers of different widths may train together padded into the widest (`pad_key`,
+models/width_padding.py). The forward and
 backward passes run through torch.func.vmap over the stacked parameters, and the optimizer
 updates every member at once with its own learning rate and weight decay. Each member is still
 its own run in the store, with its own metrics, events and checkpoint, and that checkpoint has the
 single-run format: `groklab resume` continues any member alone. Member k matches the same config
-trained alone up to float reassociation.
+trained alone up to float reassociation; with dropout, members draw their own masks from the
+ensemble's generator, so each is a faithful run of its config but not the bitwise twin of a lone run.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from groklab.config.loading import to_dict
 from groklab.config.schema import ExperimentConfig
 from groklab.measures import EvalContext
 from groklab.measures.loss_acc import eval_chunk
+from groklab.models.transformer import Transformer
+from groklab.models.width_padding import PADDED_FIELDS, extract, host_shape, host_state
 from groklab.store import Store
 from groklab.tasks import TaskData
 from groklab.training.allocator import tune_malloc
@@ -60,27 +65,46 @@ def shape_key(cfg: ExperimentConfig) -> str:
     return json.dumps(data, sort_keys=True)
 
 
+def pad_key(cfg: ExperimentConfig) -> str | None:
+    """Transformer configs with equal keys can train in one ensemble padded to the widest; None: not paddable."""
+    if cfg.model.name != "transformer":
+        return None
+    data = json.loads(shape_key(cfg))
+    for name in PADDED_FIELDS:
+        data["model"].pop(name, None)
+    return json.dumps(data, sort_keys=True)
+
+
 def can_vectorize(cfg: ExperimentConfig) -> bool:
-    """Dropout draws differ from a lone run's, and early stopping ends members at different steps."""
-    return getattr(cfg.model, "dropout", 0.0) == 0.0 and cfg.schedule.stop_test_acc is None
+    """Early stopping would end members at different steps."""
+    return cfg.schedule.stop_test_acc is None
 
 
 class EnsembleTrainer:
     """Trains K stored runs of one shape in one vectorized pass."""
 
     def __init__(self, preps: list[Prepared], store: Store, run_ids: list[str], reporter: Reporter | None = None) -> None:
-        if len({shape_key(p.cfg) for p in preps}) != 1 or not all(can_vectorize(p.cfg) for p in preps):
-            raise ValueError("ensemble members must share one shape key, without dropout or early stopping")
+        self.padded = len({shape_key(p.cfg) for p in preps}) > 1
+        if not all(can_vectorize(p.cfg) for p in preps) or (self.padded and len({pad_key(p.cfg) for p in preps} - {None}) != 1):
+            raise ValueError("ensemble members must share one shape key (or one pad key: widths differ), without early stopping")
         tune_malloc()
         self.preps, self.store, self.run_ids = preps, store, run_ids
         self.reporter = reporter or SilentReporter()
         self.cfg = cfg = preps[0].cfg
         self.K = len(preps)
         self.device, self.dtype = preps[0].device, preps[0].dtype
-        models = [p.model.to(device=self.device, dtype=self.dtype) for p in preps]
-        self.scratch = copy.deepcopy(models[0])  # a real module: member k's weights for measures and checkpoints
-        self.template = copy.deepcopy(models[0]).to("meta")
-        params, self.buffers = stack_module_state(models)
+        models = [p.model.to(device=self.device, dtype=self.dtype) for p in preps]  # member k's own module, for measures and checkpoints
+        if self.padded:
+            self.host = host_shape([m.shape for m in models])
+            self.template = Transformer(self.host).to("meta")
+            states = [host_state(m, self.host) for m in models]
+            params = {n: torch.stack([st[0][n] for st in states]) for n in states[0][0]}
+            self.buffers = {n: torch.stack([st[1][n] for st in states]) for n in states[0][1]}
+            for t in params.values():
+                t.requires_grad_(True)
+        else:
+            self.template = copy.deepcopy(models[0]).to("meta")
+            params, self.buffers = stack_module_state(models)
         self.names = list(params)
         self.params = [params[n] for n in self.names]  # each (K, ...), a leaf that requires grad
         stack = lambda name: torch.stack([getattr(p.data, name) for p in preps]).to(self.device)  # noqa: E731
@@ -108,7 +132,7 @@ class EnsembleTrainer:
         def one(params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], xs: torch.Tensor) -> torch.Tensor:
             return functional_call(self.template, (params, buffers), (xs,))
 
-        return vmap(one)(dict(zip(self.names, self.params, strict=True)), self.buffers, x)
+        return vmap(one, randomness="different")(dict(zip(self.names, self.params, strict=True)), self.buffers, x)
 
     def losses(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per-member mean loss, (K,)."""
@@ -190,12 +214,19 @@ class EnsembleTrainer:
         n = y.shape[1]
         return (total / n).tolist(), (correct.double() / n).tolist()
 
+    def member_view(self, k: int, name: str, stacked: torch.Tensor) -> torch.Tensor:
+        """Member k's part of a stacked parameter-shaped tensor (a parameter, an optimizer moment)."""
+        if not self.padded:
+            return stacked[k]
+        return extract(name, stacked[k], self.preps[k].model.shape, self.host)
+
     @torch.no_grad()
     def load_member(self, k: int) -> torch.nn.Module:
-        """Member k's weights in the scratch module."""
+        """Member k's own module, holding its current weights."""
+        model = self.preps[k].model
         for name, p in zip(self.names, self.params, strict=True):
-            self.scratch.get_parameter(name).copy_(p[k])
-        return self.scratch
+            model.get_parameter(name).copy_(self.member_view(k, name, p))
+        return model
 
     @torch.no_grad()
     def evaluate(self, shared: list[dict[str, float]]) -> list[dict[str, float]]:
@@ -222,19 +253,23 @@ class EnsembleTrainer:
         model = self.load_member(k)
         prep = self.preps[k]
         opt = build_optimizer(prep.cfg.optim, list(model.parameters()), self.device)
-        for p, state in zip(model.parameters(), self.state, strict=True):
+        view = lambda name, t: self.member_view(k, name, t).clone()  # noqa: E731
+        for name, p, state in zip(self.names, model.parameters(), self.state, strict=True):
             if "exp_avg" in state:
                 opt.state[p] = {
                     "step": torch.tensor(float(state["step"]), dtype=torch.float32, device=p.device),
-                    "exp_avg": state["exp_avg"][k].clone(),
-                    "exp_avg_sq": state["exp_avg_sq"][k].clone(),
+                    "exp_avg": view(name, state["exp_avg"]),
+                    "exp_avg_sq": view(name, state["exp_avg_sq"]),
                 }
             elif "momentum_buffer" in state:
-                opt.state[p] = {"momentum_buffer": state["momentum_buffer"][k].clone()}
+                opt.state[p] = {"momentum_buffer": view(name, state["momentum_buffer"])}
         grokfast = {}
         if self.filter:
             fs = self.filter.state_dict()
-            grokfast = {"ema": [e[k].clone() for e in fs["ema"]], "window": [[g[k].clone() for g in w] for w in fs["window"]]}
+            grokfast = {
+                "ema": [view(n, e) for n, e in zip(self.names, fs["ema"], strict=False)],  # [] before the first step
+                "window": [[view(n, g) for n, g in zip(self.names, w, strict=True)] for w in fs["window"]],
+            }
         return {
             "step": self.step,
             "evals_done": self.evals_done,
