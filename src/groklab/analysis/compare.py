@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from groklab.analysis.events import first_crossing
 
 # Curves that are outcomes, not progress measures; per-tensor weight norms are left out for brevity.
-OUTCOMES = ("train_loss", "train_acc", "test_loss", "test_acc")
+OUTCOMES = ("train_loss", "train_acc", "test_loss", "test_acc", "test_correct", "test_chance_correct", "test_pred_zero")
 
 
 def default_measures(names: Sequence[str]) -> list[str]:
-    """The measures to compare: every logged curve except the outcomes and per-tensor weight norms."""
-    return sorted(n for n in names if n not in OUTCOMES and not n.startswith("weight_norm/"))
+    """The measures to compare: every logged curve except the outcomes (subset accuracies included)
+    and per-tensor weight norms."""
+    return sorted(n for n in names if n not in OUTCOMES and not n.startswith(("weight_norm/", "test_acc/")))
 
 
 MIN_POINTS = 5  # fewer evaluations than this give no correlation: with 3 points, +-1 is common by chance

@@ -16,7 +16,14 @@ from groklab.cli.reproduce_commands import add_reproduce_parser, cmd_reproduce
 from groklab.cli.sweep_commands import cmd_sweep, cmd_sweeps, is_sweep_ref, show_sweep
 from groklab.errors import GroklabError
 
-EVENT_VALUE_LABELS = {"t_fit": "train acc >=", "t_grok": "test acc >=", "test_acc_at_fit": "test acc"}
+EVENT_VALUE_LABELS = {
+    "t_fit": "train acc >=",
+    "t_grok": "test acc >=",
+    "test_acc_at_fit": "test acc",
+    "dd_first_min": "test loss",
+    "dd_peak": "test loss",
+    "dd_second_min": "test loss",
+}
 MAIN_METRICS = ("train_acc", "test_acc", "train_loss", "test_loss", "weight_norm", "med")
 
 

@@ -164,12 +164,17 @@ class EventsConfig:
     surge_rise: float = 0.1  # a generalization stage: test accuracy rises >= this (absolute) ...
     surge_window: int = 10  # ... within this many evaluations, after a plateau
     rank_prominence: float = 0.1  # rank double descent: each fall/rise at least this fraction of the rank's range
+    loss_peak_prominence: float = 0.1  # test-loss double descent: the peak rises and falls >= this, in decades (log10) of the loss
 
     def validate(self) -> None:
         for name in ("fit_threshold", "grok_threshold", "surge_rise", "rank_prominence"):
             v = getattr(self, name)
             if not 0.0 < v <= 1.0:
                 raise ConfigError(f"events.{name}", f"must be in (0, 1], got {v}")
+        if not 0.0 < self.loss_peak_prominence < float("inf"):
+            raise ConfigError(
+                "events.loss_peak_prominence", f"must be > 0 and finite (decades of the loss), got {self.loss_peak_prominence}"
+            )
         if self.surge_window < 1:
             raise ConfigError("events.surge_window", f"must be >= 1, got {self.surge_window}")
 

@@ -1,5 +1,5 @@
 """The standard grokking figure of one run: accuracy and loss on a log-step axis, weight norm, MED,
-with t_fit and t_grok marked."""
+with t_fit and t_grok marked, and the test loss's double descent (its minima and peak), if any."""
 
 from __future__ import annotations
 
@@ -46,6 +46,7 @@ def plot_run(store: Store, run_id: str, output: str | Path | None = None) -> Pat
         ax.set_title(title)
         if title == "loss":
             ax.set_yscale("log")
+            _mark_double_descent(ax, events)
         if title == "accuracy":
             ax.set_ylim(-0.02, 1.02)
         for ev, style in (("t_fit", ":"), ("t_grok", "--")):
@@ -62,6 +63,18 @@ def plot_run(store: Store, run_id: str, output: str | Path | None = None) -> Pat
     fig.savefig(path, dpi=130)
     plt.close(fig)
     return path
+
+
+def _mark_double_descent(ax: plt.Axes, events: dict[str, tuple[int | None, float | None]]) -> None:
+    """The test loss's double descent, if the run has one: hollow markers on the curve at its two minima (▽, one
+    legend entry) and its peak (△)."""
+    points = {name: events.get(name, (None, None)) for name in ("dd_first_min", "dd_peak", "dd_second_min")}
+    if any(s is None or v is None or v <= 0 for s, v in points.values()):
+        return
+    (s1, v1), (sp, vp), (s2, v2) = points.values()
+    style = {"ls": "none", "ms": 7, "mfc": "none", "mec": "black", "mew": 1.2, "zorder": 5}
+    ax.plot(_log_x([s1, s2]), [v1, v2], marker="v", label=f"dd minima @ {s1}, {s2}", **style)
+    ax.plot(_log_x([sp]), [vp], marker="^", label=f"dd peak @ {sp}", **style)
 
 
 def _live_events(store: Store, run_id: str) -> dict[str, tuple[int | None, float | None]]:

@@ -24,6 +24,7 @@ class TaskSpec:
     input_dim: int = 0
     n_operand_tokens: int = 0  # the first tokens of the vocabulary that stand for numbers (MED uses them)
     image_shape: tuple[int, ...] = ()  # (C, H, W) for image tasks (inputs (N, C, H, W))
+    operation: str = ""  # modular arithmetic: task.op ("add", "div", ...); "" for tasks without one
 
 
 @dataclass

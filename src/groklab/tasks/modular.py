@@ -105,7 +105,7 @@ class ModularArithmetic(Task):
     @property
     def spec(self) -> TaskSpec:
         p = self.cfg.p
-        return TaskSpec(n_classes=p, vocab_size=p + 1, seq_len=3, n_operand_tokens=p)
+        return TaskSpec(n_classes=p, vocab_size=p + 1, seq_len=3, n_operand_tokens=p, operation=self.cfg.op)
 
     def pairs(self) -> tuple[torch.Tensor, torch.Tensor]:
         """All operand pairs (a, b) in row-major order; for div, b runs over 1..p-1."""

@@ -17,6 +17,7 @@ import yaml
 from torch import nn
 
 from groklab import __version__
+from groklab.analysis.double_descent import loss_dd_events
 from groklab.analysis.events import grokking_events
 from groklab.analysis.stages import stage_events
 from groklab.config.loading import to_dict
@@ -196,13 +197,14 @@ class Trainer:
 def events_of(store: Store, run_id: str, cfg: ExperimentConfig) -> dict[str, tuple[int | None, float | None]]:
     """The grokking events of a stored run, from its curves: t_fit, t_grok and the delay; the
     generalization stages (test-accuracy surges); per layer, rank double descent and the lag between
-    the rank's fall and the test-accuracy rise."""
+    the rank's fall and the test-accuracy rise; the test loss's double descent (dd_*), if it has one."""
     m = store.metrics(run_id)
     empty: tuple[list[int], list[float]] = ([], [])
     e = cfg.events
     events = grokking_events(m.get("train_acc", empty), m.get("test_acc", empty), e.fit_threshold, e.grok_threshold)
     curves = {k: v for k, v in m.items() if k == "test_acc" or k.startswith("rank/")}
-    return {**events, **stage_events(curves, e.surge_rise, e.surge_window, e.rank_prominence)}
+    dd = loss_dd_events(m.get("test_loss", empty), e.loss_peak_prominence)
+    return {**events, **stage_events(curves, e.surge_rise, e.surge_window, e.rank_prominence), **dd}
 
 
 def create_run(prep: Prepared, store: Store, sweep: tuple[str, int] | None = None) -> str:
