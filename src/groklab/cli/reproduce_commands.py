@@ -7,7 +7,7 @@ from pathlib import Path
 
 from groklab.errors import GroklabError
 
-PAPERS = ("deep-grokking", "progress-measures")
+PAPERS = ("deep-grokking", "progress-measures", "double-descent")
 
 
 def add_reproduce_parser(sub: argparse._SubParsersAction) -> None:
@@ -16,6 +16,9 @@ def add_reproduce_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quick", action="store_true", help="a reduced version for a CPU (minutes, not hours)")
     p.add_argument("--seeds", type=int, default=1, help="seeds per point (the paper reports one)")
     p.add_argument("--workers", type=int, default=1, help="train points in N processes")
+    p.add_argument(
+        "--dims", default=None, metavar="DIMS", help="double-descent: the embedding dimensions, e.g. 1:80 (default), 1:149 or 8,16,32"
+    )
     p.add_argument("--out", default=None, help="where the figures and claims.json go (default: RUNS_DIR/reproduce/PAPER)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     p.add_argument("--runs-dir", default=None, help="the runs directory (default: $GROKLAB_HOME, else ./groklab-runs)")
@@ -38,16 +41,43 @@ def cmd_reproduce(ns: argparse.Namespace) -> int:
     if bad:
         raise GroklabError(f"overrides: {bad[0]!r} must look like key=value")
     recipe = RECIPES[paper]
-    recipe.check(ns.quick, overrides)  # bad overrides or missing data: fail before anything is written
+    options = {}
+    if ns.dims is not None:
+        if paper != "double-descent":
+            raise GroklabError(f"--dims: only for double-descent, not {paper}")
+        options["dims"] = _dims(ns.dims)
+    recipe.check(ns.quick, overrides, **options)  # bad overrides or missing data: fail before anything is written
     store = Store(ns.runs_dir)
     out = Path(ns.out) if ns.out else store.root / "reproduce" / (paper + ("-quick" if ns.quick else ""))
 
     def train(store: Store, sweep_id: str) -> None:
-        train_locally(store, sweep_id, ns.quiet, ns.workers)
+        train_locally(store, sweep_id, ns.quiet, ns.workers, pad_widths=_pads(recipe, store, sweep_id))
 
-    rows = recipe.reproduce(store, ns.quick, ns.seeds, out, train=train, overrides=overrides)
+    rows = recipe.reproduce(store, ns.quick, ns.seeds, out, train=train, overrides=overrides, **options)
     print(format_table(rows))
     passed = sum(r["result"] == "PASS" for r in rows)
     failed = sum(r["result"] == "FAIL" for r in rows)
     print(f"{passed} PASS, {failed} FAIL, {len(rows) - passed - failed} n/a; figures and claims.json in {out}")
     return 0
+
+
+def _dims(text: str) -> tuple[int, ...]:
+    from groklab.sweeps.spec import parse_values
+
+    values = parse_values("model.d_model", text)
+    try:
+        dims = tuple(sorted({int(str(v)) for v in values}))
+    except ValueError:
+        raise GroklabError(f"--dims: {text!r} must be integers, e.g. 1:80, 1:149:2 or 8,16,32") from None
+    return dims
+
+
+def _pads(recipe: object, store: object, sweep_id: str) -> bool:
+    """Widths share padded ensembles where the recipe allows it and the runs go to a GPU: there
+    kernel launches dominate; on a CPU the arithmetic does, and padding only adds to it."""
+    from groklab.training.device import resolve_device
+
+    if not getattr(recipe, "PAD_WIDTHS", False):
+        return False
+    points = store.get_sweep(sweep_id)["points"]  # type: ignore[attr-defined]
+    return resolve_device(points[0]["config"]["run"]["device"]).type == "cuda"

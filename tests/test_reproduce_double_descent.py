@@ -1,0 +1,139 @@
+"""The double-descent reproduction: its transition and bump checks on known curves, and the command end
+to end on a tiny budget (the real sweeps are the reproduction itself, not a test)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from groklab.cli.main import main
+from groklab.plots.model_wise import WidthCurves
+from groklab.reproduce.double_descent import FULL, QUICK, Transitions, claims, transition
+from groklab.store import Store
+
+P = 97
+CHANCE = 1 / P
+
+
+def width(dim: int, train: float, test: float, loss: float, seeds: int = 1) -> WidthCurves:
+    """A dimension whose runs end at the given values (curves of two evaluations)."""
+    w = WidthCurves(dim, [f"r{dim}s{s}" for s in range(seeds)])
+    for name, final in (("train_acc", train), ("test_acc", test), ("train_loss", 0.01), ("test_loss", loss)):
+        w.curves[name] = [([0, 100], [CHANCE if name.endswith("acc") else 4.6, final]) for _ in range(seeds)]
+    return w
+
+
+def fig5_like() -> list[WidthCurves]:
+    """Fig. 5's shape: underfit, then a memorizing band with a loss peak, then generalization (one outlier)."""
+    out = []
+    for d in range(1, 81, 2):
+        if d < 21:
+            out.append(width(d, 0.2, CHANCE, 4.6))
+        elif d < 35:
+            out.append(width(d, 0.7, CHANCE, 6.0 + d / 10))
+        elif d < 41:
+            out.append(width(d, 1.0, CHANCE, 12.0 - (d - 35) * 0.1))
+        else:
+            out.append(width(d, 1.0, 0.34 if d == 45 else 1.0, 0.01))
+    return out
+
+
+def test_transition_tolerates_a_lone_outlier_but_not_a_band():
+    assert transition({1: 0.0, 3: 0.95, 5: 0.0, 7: 0.95, 9: 0.95, 11: 0.2, 13: 0.95, 15: 0.95, 17: 0.95}, 0.9) == 7
+    assert transition({1: 0.0, 3: 0.95, 5: 0.0, 7: 0.0, 9: 0.0}, 0.9) is None
+    assert transition({}, 0.9) is None
+
+
+def test_fig5_like_sweep_passes_the_full_claims():
+    t = Transitions.of(fig5_like(), CHANCE)
+    assert (t.train_fit, t.test_jump, t.loss_peak, t.half_fit) == (35, 41, 35, 21)
+    assert t.memorizing == [35, 37, 39]
+    rows = {r["claim"][:3]: r for r in claims(Store(None), fig5_like(), [], FULL, P)}
+    assert [rows[k]["result"] for k in ("(a)", "(b)", "(c)")] == ["PASS", "PASS", "PASS"]
+    assert rows["(d)"]["result"] == "n/a"  # no bump run
+
+
+def test_claims_fail_without_a_memorizing_band_or_at_other_dimensions():
+    no_band = [width(d, 1.0 if d >= 21 else 0.2, 1.0 if d >= 21 else CHANCE, 0.01 if d >= 21 else 4.6) for d in range(1, 81, 2)]
+    rows = {r["claim"][:3]: r for r in claims(Store(None), no_band, [], FULL, P)}
+    assert rows["(a)"]["result"] == "FAIL"  # generalizes as soon as it fits: no model-wise grokking
+    assert rows["(b)"]["result"] == "FAIL"  # transitions at 21, far from 35-41
+    assert rows["(c)"]["result"] == "FAIL"  # the loss is highest where nothing fits
+    quick_rows = {r["claim"][:3]: r for r in claims(Store(None), fig5_like(), [], QUICK, P)}
+    assert quick_rows["(b)"]["result"] == "n/a"  # a reduced setting's dimensions are its own
+
+
+def test_bump_claims_read_the_division_subsets(tmp_path):
+    store = Store(tmp_path / "s")
+    from groklab.config import resolve_config, to_dict
+
+    cfg = resolve_config("davies2023", ["task.p=31", "model.d_model=8"])
+    rid = store.create_run(to_dict(cfg), "", "davies2023", "test", "cpu")
+    n_test, n_zero = 465, 15  # p = 31: 930 pairs, half in test; the split puts this many 0/b there
+    from groklab.reproduce.double_descent import _zero_div_count
+
+    n_zero = _zero_div_count(store, rid)
+    chance = n_test / 31
+    expected = n_zero + (n_test - n_zero) / 31
+    steps = [0, 10, 20, 30, 40, 50]
+    correct = [chance, expected, expected - 1, chance - 5, chance - 8, n_test]
+    for s, c, a in zip(steps, correct, [0.03, 0.06, 0.06, 0.02, 0.01, 1.0], strict=True):
+        store.log_metrics(rid, s, {"test_correct": c, "test_chance_correct": chance, "test_acc": a, "test_acc/zero_div": 1.0 if s else 0.0})
+    store.set_status(rid, "finished", 50, "")
+    rows = {r["claim"][:3]: r for r in claims(store, [width(8, 1.0, 1.0, 0.01)], [rid], QUICK, 31)}
+    assert rows["(d)"]["result"] == "PASS" and f"peak {expected:.0f} correct at step 10" in rows["(d)"]["measured"]
+    assert rows["(e)"]["result"] == "PASS"  # fell to chance - 8 before generalizing
+    store.log_metrics(rid, 60, {})  # nothing new: the check is on what was logged
+    flat = Store(tmp_path / "flat")
+    rid2 = flat.create_run(to_dict(cfg), "", "davies2023", "test", "cpu")
+    for s in steps:
+        flat.log_metrics(rid2, s, {"test_correct": chance, "test_chance_correct": chance, "test_acc": 0.03, "test_acc/zero_div": 0.0})
+    rows = {r["claim"][:3]: r for r in claims(flat, [width(8, 1.0, 1.0, 0.01)], [rid2], QUICK, 31)}
+    assert rows["(d)"]["result"] == "FAIL" and rows["(e)"]["result"] == "FAIL"
+
+
+def test_bad_input_writes_nothing(capsys, tmp_path):
+    runs = tmp_path / "runs"
+    assert main(["reproduce", "double-descent", "--quick", "--dims", "3,4", "model.n_heads=2", "--runs-dir", str(runs)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--dims" in err and "3 not divisible by model.n_heads=2" in err and len(err.splitlines()) == 1
+    assert main(["reproduce", "deep-grokking", "--quick", "--dims", "1:4", "--runs-dir", str(runs)]) == 2
+    assert "--dims: only for double-descent" in capsys.readouterr().err
+    assert main(["reproduce", "double-descent", "--dims", "a,b", "--runs-dir", str(runs)]) == 2
+    assert not runs.exists()
+
+
+def test_quick_reproduction_runs_end_to_end_on_a_tiny_budget(capsys, tmp_path):
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    args = [
+        "reproduce",
+        "double-descent",
+        "--quick",
+        "--dims",
+        "2,8",
+        "schedule.steps=30",
+        "--quiet",
+        "--runs-dir",
+        str(runs),
+        "--out",
+        str(out),
+    ]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    for claim in ("(a)", "(b)", "(c)", "(d)", "(e)", "(f)"):
+        assert f"] {claim}" in printed
+    saved = json.loads((out / "claims.json").read_text())
+    assert len(saved["claims"]) == 6 and len(saved["sweeps"]) == 2
+    assert (out / "heatmaps.png").stat().st_size > 0 and (out / "final_vs_dim.png").stat().st_size > 0
+    assert list(out.glob("subsets_*.png"))
+    assert main(args) == 0  # a second call continues the stored sweeps: nothing is trained twice
+    store = Store(runs, create=False)
+    assert len(store.runs()) == 3
+
+
+@pytest.mark.parametrize("plan", [FULL, QUICK])
+def test_plans_resolve(plan):
+    from groklab.reproduce.double_descent import check
+
+    check(plan is QUICK, [])
