@@ -112,8 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--pad-widths",
-        action="store_true",
-        help="transformers of different d_model / d_mlp share ensembles, padded to the widest (model-wise sweeps)",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="transformers of different d_model / d_mlp share ensembles, padded to the widest (default: on a GPU only)",
     )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress output; print only the sweep id")
     _runs_dir_arg(p)

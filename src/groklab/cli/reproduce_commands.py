@@ -51,7 +51,7 @@ def cmd_reproduce(ns: argparse.Namespace) -> int:
     out = Path(ns.out) if ns.out else store.root / "reproduce" / (paper + ("-quick" if ns.quick else ""))
 
     def train(store: Store, sweep_id: str) -> None:
-        train_locally(store, sweep_id, ns.quiet, ns.workers, pad_widths=_pads(recipe, store, sweep_id))
+        train_locally(store, sweep_id, ns.quiet, ns.workers)
 
     rows = recipe.reproduce(store, ns.quick, ns.seeds, out, train=train, overrides=overrides, **options)
     print(format_table(rows))
@@ -70,14 +70,3 @@ def _dims(text: str) -> tuple[int, ...]:
     except ValueError:
         raise GroklabError(f"--dims: {text!r} must be integers, e.g. 1:80, 1:149:2 or 8,16,32") from None
     return dims
-
-
-def _pads(recipe: object, store: object, sweep_id: str) -> bool:
-    """Widths share padded ensembles where the recipe allows it and the runs go to a GPU: there
-    kernel launches dominate; on a CPU the arithmetic does, and padding only adds to it."""
-    from groklab.training.device import resolve_device
-
-    if not getattr(recipe, "PAD_WIDTHS", False):
-        return False
-    points = store.get_sweep(sweep_id)["points"]  # type: ignore[attr-defined]
-    return resolve_device(points[0]["config"]["run"]["device"]).type == "cuda"

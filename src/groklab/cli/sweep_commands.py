@@ -48,7 +48,7 @@ def cmd_sweep(ns: argparse.Namespace) -> int:
 
 
 def train_locally(
-    store: Any, sweep_id: str, quiet: bool, workers: int = 1, max_ensemble: int | None = None, pad_widths: bool = False
+    store: Any, sweep_id: str, quiet: bool, workers: int = 1, max_ensemble: int | None = None, pad_widths: bool | None = None
 ) -> dict[str, int]:
     """Run a stored sweep with the local executor, with one overall progress bar unless quiet."""
     from groklab.sweeps import run_sweep

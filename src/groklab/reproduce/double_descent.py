@@ -28,7 +28,6 @@ from groklab.store import Store
 from groklab.sweeps import run_sweep
 
 PRESET = "davies2023"
-PAD_WIDTHS = True  # the sweep's widths may share padded ensembles (used where that pays: on a GPU)
 
 # Davies et al. 2023, arXiv 2303.06173 (../shared/reference/papers.md, section 3), Fig. 5 at 400K steps
 # and Fig. 7; d_model ranges are where the decoded curves cross.

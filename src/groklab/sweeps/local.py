@@ -19,6 +19,7 @@ import torch
 
 from groklab.config import ExperimentConfig, from_dict
 from groklab.store import Store, is_live
+from groklab.training.device import resolve_device
 from groklab.training.ensemble import can_vectorize, pad_key, shape_key, start_ensemble
 from groklab.training.reporter import Reporter
 from groklab.training.setup import prepare
@@ -36,14 +37,14 @@ def run_sweep(
     workers: int = 1,
     poll: Callable[[], Any] = lambda: None,
     max_ensemble: int | None = None,
-    pad_widths: bool = False,
+    pad_widths: bool | None = None,
 ) -> dict[str, int]:
     """Train every unfinished point of a stored sweep; returns the count of runs per final status.
 
     Points never started whose configs differ only in seeds, learning rate, weight decay or init
     scale train together as vectorized ensembles of at most `max_ensemble` members (default:
-    `ensemble_cap`); with `pad_widths`, transformers that also differ in d_model / d_mlp do too,
-    padded to the widest of their ensemble. Interrupted points resume alone from their checkpoints. With
+    `ensemble_cap`); with `pad_widths` (None: for runs on a GPU), transformers that also differ in
+    d_model / d_mlp do too, padded to the widest of their ensemble. Interrupted points resume alone from their checkpoints. With
     `workers` > 1 the batches are shared out to that many processes, each with an equal share of
     the CPU threads, and `poll` is called about twice a second (progress from the store); otherwise
     `reporter(points, label)` gives each batch's progress reporter. `announce` gets a line per batch.
@@ -60,7 +61,7 @@ def run_sweep(
 
 
 def pending_batches(
-    store: Store, sweep: dict[str, Any], announce: Callable[[str], Any], max_ensemble: int | None, pad_widths: bool = False
+    store: Store, sweep: dict[str, Any], announce: Callable[[str], Any], max_ensemble: int | None, pad_widths: bool | None = None
 ) -> list[list[int]]:
     """The batches that still need training: points not finished and not being trained right now."""
     pending = [i for i in range(len(sweep["points"])) if _needs_training(store, sweep, i, announce)]
@@ -68,10 +69,13 @@ def pending_batches(
 
 
 def plan_batches(
-    store: Store, sweep: dict[str, Any], pending: list[int], max_ensemble: int | None, pad_widths: bool = False
+    store: Store, sweep: dict[str, Any], pending: list[int], max_ensemble: int | None, pad_widths: bool | None = None
 ) -> list[list[int]]:
     """Group the pending points that can share a vectorized pass (by shape key, or by pad key with
-    `pad_widths`: then each group is ordered by width, so an ensemble pads its members little)."""
+    `pad_widths`: then each group is ordered by width, so an ensemble pads its members little).
+
+    `pad_widths=None` pads the runs that go to a GPU, where a step of a small model costs its kernel
+    launches; on a CPU the arithmetic dominates and padding only adds to it (benchmarks/model_wise.py)."""
     linked = store.sweep_runs(sweep["id"])
     alone: list[list[int]] = []
     groups: dict[str, list[tuple[int, ExperimentConfig]]] = {}
@@ -80,7 +84,8 @@ def plan_batches(
         if i in linked or not can_vectorize(cfg) or max_ensemble == 1:
             alone.append([i])
             continue
-        key = (pad_widths and pad_key(cfg)) or shape_key(cfg)
+        pad = pad_widths if pad_widths is not None else resolve_device(cfg.run.device).type == "cuda"
+        key = (pad and pad_key(cfg)) or shape_key(cfg)
         groups.setdefault(key, []).append((i, cfg))
     batches = list(alone)
     for members in groups.values():

@@ -131,7 +131,7 @@ def run_sweep_on_ray(
     announce: Callable[[str], Any] = lambda msg: None,
     poll: Callable[[], Any] = lambda: None,
     max_ensemble: int | None = None,
-    pad_widths: bool = False,
+    pad_widths: bool | None = None,
     cpus_per_task: int = 1,
     gpus_per_task: float | None = None,
 ) -> dict[str, int]:
