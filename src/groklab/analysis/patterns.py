@@ -27,8 +27,8 @@ fixed step t is the epoch-wise curve read at c * t, which is the paper's point t
 shows up both over training time and over model size.
 
 Everything is computed in float64 torch tensors (torch is groklab's only array library); the functions on
-raw parameter tensors broadcast over leading batch dimensions, so `pattern_fit` can optimise many starting
-points at once with autograd.
+raw parameter tensors broadcast over leading batch dimensions, so `pattern_fit` can refine many starting
+points at once.
 """
 
 from __future__ import annotations
