@@ -259,3 +259,12 @@ def test_ensemble_cap_on_cpu():
 
     assert ensemble_cap(resolve_config("gu2025", ["run.device=cpu"])) == 1  # ~3 GFLOP a step: lone runs are as fast
     assert 1 < ensemble_cap(resolve_config(None, TINY)) <= 32
+
+
+def test_a_run_seed_override_moves_the_seeds_instead_of_being_overwritten():
+    spec = spec_from_cli(None, ["run.seed=5", *TINY], ["optim.weight_decay=0.1,1"], 2)
+    assert [c.run.seed for c in spec.configs()] == [5, 6, 5, 6]
+    with pytest.raises(ConfigError, match=r"--grid run\.seed"):
+        spec_from_cli(None, TINY, ["run.seed=0,1"], 1).configs()
+    with pytest.raises(ConfigError, match=r"run\.seed: must be an integer"):
+        spec_from_cli(None, ["run.seed=x"], ["optim.weight_decay=0.1,1"], 1).configs()

@@ -3,7 +3,7 @@
 Grid values are written as a list (`0.1,0.3,1.0`), an inclusive integer range
 (`1:149:2` is 1, 3, ..., 149) or an inclusive log range (`log:1e-4:1:9` is nine
 values from 1e-4 to 1, evenly spaced in log scale). Seeds set `run.seed` to
-0..N-1. Every point's config is resolved and checked before anything runs.
+S..S+N-1, where S is a `run.seed=S` override (default 0). Every point's config is resolved and checked before anything runs.
 """
 
 from __future__ import annotations
@@ -68,11 +68,24 @@ class SweepSpec:
     def points(self) -> list[dict[str, Any]]:
         """One mapping of dotted key -> value per run: the grid's cartesian product, then the seeds."""
         keys = list(self.grid)
+        first = self.first_seed()
         out = []
         for combo in itertools.product(*(self.grid[k] for k in keys)):
-            for seed in range(self.seeds):
+            for seed in range(first, first + self.seeds):
                 out.append({**dict(zip(keys, combo, strict=True)), "run.seed": seed})
         return out
+
+    def first_seed(self) -> int:
+        """The seed of each point's first run: a `run.seed=S` override moves the seeds to S..S+N-1."""
+        if "run.seed" in self.grid:
+            raise ConfigError("--grid run.seed", "seeds are not a grid key: use --seeds N (and run.seed=S to start at S)")
+        given = [o.partition("=")[2].strip() for o in self.overrides if o.partition("=")[0].strip() == "run.seed"]
+        if not given:
+            return 0
+        try:
+            return int(given[-1])
+        except ValueError:
+            raise ConfigError("run.seed", f"must be an integer, got {given[-1]!r}") from None
 
     def plan(self) -> list[dict[str, Any]]:
         """Every point as {"values": its grid values and seed, "config": its resolved config as data}."""
