@@ -53,6 +53,13 @@ def test_padded_model_computes_the_narrow_model(heads, d_half, extra, m, m_extra
         assert g.abs().sum().item() == pytest.approx(p.grad.abs().sum().item(), rel=1e-12)  # nothing outside the narrow entries
 
 
+def test_ensemble_refuses_a_non_transformer_among_padded_members():
+    transformer = prepare(resolve_config(None, [*PADDED, "model.d_model=8"]))
+    mlp = prepare(resolve_config(None, ["model.name=mlp", "model.d_model=8", *TINY[:2], "run.dtype=float64"]))
+    with pytest.raises(ValueError, match="pad key"):
+        EnsembleTrainer([transformer, mlp], Store(None), ["a", "b"])
+
+
 def test_host_shape_refuses_members_that_differ_beyond_width():
     with pytest.raises(ValueError, match="n_heads"):
         host_shape([shape(8, 16, 1, "post"), shape(8, 16, 2, "post")])

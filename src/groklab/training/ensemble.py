@@ -85,7 +85,8 @@ class EnsembleTrainer:
 
     def __init__(self, preps: list[Prepared], store: Store, run_ids: list[str], reporter: Reporter | None = None) -> None:
         self.padded = len({shape_key(p.cfg) for p in preps}) > 1
-        if not all(can_vectorize(p.cfg) for p in preps) or (self.padded and len({pad_key(p.cfg) for p in preps} - {None}) != 1):
+        pad_keys = {pad_key(p.cfg) for p in preps}
+        if not all(can_vectorize(p.cfg) for p in preps) or (self.padded and (len(pad_keys) != 1 or None in pad_keys)):
             raise ValueError("ensemble members must share one shape key (or one pad key: widths differ), without early stopping")
         tune_malloc()
         self.preps, self.store, self.run_ids = preps, store, run_ids
