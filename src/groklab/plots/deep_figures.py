@@ -16,7 +16,7 @@ import numpy as np
 
 from groklab.analysis.stages import Surge, layer_metrics, surges
 from groklab.errors import GroklabError
-from groklab.plots.run_figure import FORMATS, _log_x
+from groklab.plots.run_figure import FORMATS, _log_x, save_figure
 from groklab.store import RunRecord, Store
 
 
@@ -27,15 +27,6 @@ def _checked(output: str | Path | None) -> Path | None:
     path = Path(output)
     if path.suffix.lower() not in FORMATS:
         raise GroklabError(f"--output: unknown figure format {path.suffix or '(none)'!r}; use .png, .svg or .pdf")
-    return path
-
-
-def _save(fig: Any, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fig.savefig(path, dpi=130)
-    finally:
-        plt.close(fig)
     return path
 
 
@@ -70,7 +61,7 @@ def plot_stages(store: Store, run_id: str, output: str | Path | None = None) -> 
     ax.grid(alpha=0.3, which="both", lw=0.4)
     ax.legend(fontsize=7, loc="center left")
     ax.set_title(f"{rec.name} [{rec.id}]: {len(found)} generalization stage{'s' if len(found) != 1 else ''}", fontsize=9)
-    return _save(fig, path or store.run_dir(rec.id) / "stages.png")
+    return save_figure(fig, path or store.run_dir(rec.id) / "stages.png")
 
 
 def _layer_curves(store: Store, run_id: str, prefix: str, what: str, measure: str) -> tuple[Any, dict, list[tuple[int, str]]]:
@@ -115,7 +106,7 @@ def plot_rank_heatmap(store: Store, run_id: str, output: str | Path | None = Non
     top.set_ylabel("test accuracy")
     top.grid(alpha=0.3, lw=0.4)
     top.set_title(f"{rec.name} [{rec.id}]: feature rank per layer (dashed: stage starts)", fontsize=9)
-    return _save(fig, path or store.run_dir(rec.id) / "rank_heatmap.png")
+    return save_figure(fig, path or store.run_dir(rec.id) / "rank_heatmap.png")
 
 
 def _step_ticks(steps: list[int]) -> list[int]:
@@ -180,7 +171,7 @@ def plot_rank_vs_norm(store: Store, run_ids: Sequence[str], output: str | Path, 
         ax.set_xlabel("step")
         ax.grid(alpha=0.3, which="both", lw=0.4)
         ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_probes(store: Store, run_id: str, output: str | Path | None = None) -> Path:
@@ -201,4 +192,4 @@ def plot_probes(store: Store, run_id: str, output: str | Path | None = None) -> 
     ax.grid(alpha=0.3, which="both", lw=0.4)
     ax.legend(fontsize=7, ncol=2 if len(layers) > 6 else 1)
     ax.set_title(f"{rec.name} [{rec.id}]: linear probes per layer", fontsize=9)
-    return _save(fig, path or store.run_dir(rec.id) / "probes.png")
+    return save_figure(fig, path or store.run_dir(rec.id) / "probes.png")

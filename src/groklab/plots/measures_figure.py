@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 
 from groklab.analysis.compare import MeasureFit
 from groklab.errors import GroklabError
-from groklab.plots.run_figure import FORMATS, _log_x
+from groklab.plots.run_figure import FORMATS, _log_x, save_figure
 
 
 def _normalized(values: list[float]) -> list[float]:
@@ -41,7 +41,4 @@ def plot_measures(
     ax.set_ylabel("normalized to [0, 1]")
     ax.set_title(title or f"progress measures against {target} (dotted: change points)", fontsize=9)
     ax.legend(fontsize=7, loc="best")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from groklab.plots.run_figure import _log_x
+from groklab.plots.run_figure import _log_x, save_figure
 from groklab.store import Store
 
 PANELS = (("train_acc", "train accuracy"), ("test_acc", "test accuracy"), ("train_loss", "train loss"), ("test_loss", "test loss"))
@@ -97,7 +97,7 @@ def plot_heatmaps(widths: list[WidthCurves], output: Path, title: str = "") -> P
     axes[0].legend(loc="lower right", fontsize=7)
     if title:
         fig.suptitle(title, fontsize=9)
-    return _save(fig, output)
+    return save_figure(fig, output)
 
 
 def plot_final_vs_dim(widths: list[WidthCurves], output: Path, title: str = "", marks: dict[str, float | None] | None = None) -> Path:
@@ -122,7 +122,7 @@ def plot_final_vs_dim(widths: list[WidthCurves], output: Path, title: str = "", 
     ax_loss.set_yscale("log")
     if title:
         fig.suptitle(title, fontsize=9)
-    return _save(fig, output)
+    return save_figure(fig, output)
 
 
 def plot_subsets(store: Store, run_id: str, output: Path, title: str = "") -> Path:
@@ -144,11 +144,4 @@ def plot_subsets(store: Store, run_id: str, output: Path, title: str = "") -> Pa
         ax.set_xscale("log")
         ax.set_xlabel("step")
     fig.suptitle(title or f"run {run_id}: division subsets", fontsize=9)
-    return _save(fig, output)
-
-
-def _save(fig: plt.Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return path
+    return save_figure(fig, output)

@@ -17,7 +17,7 @@ import torch
 from groklab.analysis.pattern_fit import PatternFit
 from groklab.analysis.patterns import PatternModel
 from groklab.errors import GroklabError
-from groklab.plots.run_figure import FORMATS, _log_x
+from groklab.plots.run_figure import FORMATS, _log_x, save_figure
 
 PATTERN_COLORS = ("tab:green", "tab:purple", "tab:brown", "tab:olive", "tab:cyan", "tab:pink", "tab:gray", "tab:orange")
 
@@ -81,10 +81,7 @@ def plot_cases(cases: Sequence[tuple[str, PatternModel, int]], output: str | Pat
             ax.set_ylabel(f"accuracy at step {steps}")
             ax.set_title(f"{name}: model-wise, at step {steps}", fontsize=9)
     fig.suptitle("pattern-learning model (Davies et al. 2023)", fontsize=10)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_fit(
@@ -114,7 +111,4 @@ def plot_fit(
     ax.grid(alpha=0.3, which="both", lw=0.4)
     ax.legend(fontsize=7, loc="best")
     ax.set_title(title or f"{len(model.patterns)}-pattern fit", fontsize=9)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -16,6 +16,16 @@ from groklab.store import Store
 FORMATS = (".png", ".svg", ".pdf")
 
 
+def save_figure(fig: plt.Figure, path: Path) -> Path:
+    """Write `fig` to `path` (folders made as needed) and free it, whatever happens."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fig.savefig(path, dpi=130)
+    finally:
+        plt.close(fig)
+    return path
+
+
 def _log_x(steps: list[int]) -> list[float]:
     # Step 0 cannot sit on a log axis; draw it at 0.5 so the initial point stays visible.
     return [s if s > 0 else 0.5 for s in steps]
@@ -59,10 +69,7 @@ def plot_run(store: Store, run_id: str, output: str | Path | None = None) -> Pat
     task = cfg.get("task", {})
     subtitle = " ".join(f"{k}={task[k]}" for k in ("op", "p", "train_frac", "split") if k in task)
     fig.suptitle(f"{rec.name} [{rec.id}] — {rec.preset}  {subtitle}  wd={cfg['optim']['weight_decay']}  ({rec.status})", fontsize=9)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _mark_double_descent(ax: plt.Axes, events: dict[str, tuple[int | None, float | None]]) -> None:

@@ -15,7 +15,7 @@ import numpy as np
 
 from groklab.analysis.aggregate import mean_ci
 from groklab.errors import GroklabError
-from groklab.plots.run_figure import FORMATS, _log_x
+from groklab.plots.run_figure import FORMATS, _log_x, save_figure
 from groklab.store import Store
 from groklab.sweeps.results import Group, curves, groups
 
@@ -45,10 +45,7 @@ def plot_sweep(store: Store, sweep: dict[str, Any], x_key: str | None, output: s
     _curves(axes[2], store, first, x_key)
     where = f" — heatmap and curves at {next(iter(series))}" if others else ""
     fig.suptitle(f"sweep {sweep['name']} [{sweep['id']}]{where}", fontsize=9)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _xs(groups_: list[Group], key: str) -> tuple[list[float], list[str] | None]:
