@@ -14,6 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from groklab.analysis.aggregate import aggregate_curves
 from groklab.plots.run_figure import _log_x, save_figure
 from groklab.store import Store
 
@@ -30,12 +31,8 @@ class WidthCurves:
 
     def mean(self, name: str) -> tuple[list[int], list[float]]:
         """The seeds' mean on the evaluation steps every seed has."""
-        runs = self.curves.get(name, [])
-        if not runs:
-            return [], []
-        common = sorted(set.intersection(*(set(s) for s, _ in runs)))
-        tables = [dict(zip(s, v, strict=True)) for s, v in runs]
-        return common, [statistics.fmean(t[s] for t in tables) for s in common]
+        steps, stats = aggregate_curves(self.curves.get(name, []))
+        return steps, [mean for mean, _, _ in stats]
 
     def finals(self, name: str) -> list[float]:
         """Each seed's last value."""
