@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -15,9 +16,22 @@ from groklab.training.setup import prepare
 from groklab.training.trainer import Trainer
 
 
-def sync(device: torch.device) -> None:
+def sync(device: torch.device | str) -> None:
+    device = torch.device(device)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def timed(step: Callable[[], object], reps: int, device: torch.device | str, warmup: int = 3) -> float:
+    """Seconds per call of `step`, after `warmup` calls, with the device synchronized around the timing."""
+    for _ in range(warmup):
+        step()
+    sync(device)
+    t = time.perf_counter()
+    for _ in range(reps):
+        step()
+    sync(device)
+    return (time.perf_counter() - t) / reps
 
 
 def matmul_throughput(device: torch.device, dtype: torch.dtype = torch.float32, sizes: tuple[int, ...] = (1024, 2048, 4096)) -> float:

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 
 import torch
 
+from common import timed
 from groklab.config import resolve_config
 from groklab.store import Store
 from groklab.training.allocator import tune_malloc
@@ -35,22 +35,6 @@ def member_configs(k: int, device: str) -> list:
     ]
 
 
-def sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def timed(step, steps: int, device: str) -> float:
-    for _ in range(5):
-        step()
-    sync(device)
-    t = time.perf_counter()
-    for _ in range(steps):
-        step()
-    sync(device)
-    return time.perf_counter() - t
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -68,7 +52,7 @@ def main() -> None:
                 ens.train_step(record=False)
                 ens.apply_update()
 
-            t_vec = timed(ens_step, args.steps, args.device)
+            t_vec = args.steps * timed(ens_step, args.steps, args.device, warmup=5)
             t_seq = 0.0
             for c in cfgs:
                 lone = Trainer(prepare(c), store, "lone")
@@ -77,7 +61,7 @@ def main() -> None:
                     lone.train_step(record=False)
                     lone.apply_update()
 
-                t_seq += timed(lone_step, args.steps, args.device)
+                t_seq += args.steps * timed(lone_step, args.steps, args.device, warmup=5)
             vec, seq = k * args.steps / t_vec, k * args.steps / t_seq
             print(f"K={k:4d}: vectorized {vec:9.0f} member-steps/s, sequential {seq:9.0f} member-steps/s -> {vec / seq:6.2f}x")
 

@@ -14,11 +14,10 @@ from __future__ import annotations
 import argparse
 import itertools
 import tempfile
-import time
-from collections.abc import Callable
 
 import torch
 
+from common import timed
 from groklab.config import resolve_config
 from groklab.config.schema import ExperimentConfig
 from groklab.store import Store
@@ -33,20 +32,6 @@ FULL_STEPS = 400_000
 
 def config(d: int, seed: int, device: str) -> ExperimentConfig:
     return resolve_config("davies2023", [f"model.d_model={d}", f"run.seed={seed}", f"run.device={device}", "measures.enabled=[loss_acc]"])
-
-
-def timed(step: Callable[[], None], reps: int, device: str) -> float:
-    """Median-free but warm: seconds per call after 3 warm-up calls."""
-    for _ in range(3):
-        step()
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    t = time.perf_counter()
-    for _ in range(reps):
-        step()
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    return (time.perf_counter() - t) / reps
 
 
 def lone_step(store: Store, d: int, device: str, reps: int) -> float:
