@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from groklab.config.schema import ExperimentConfig
 from groklab.errors import ConfigError
 from groklab.plots.model_wise import WidthCurves, by_width, plot_final_vs_dim, plot_heatmaps, plot_subsets
 from groklab.reproduce.common import continue_or_create
@@ -99,14 +100,16 @@ def check_dims(dims: tuple[int, ...], n_heads: int) -> None:
         )
 
 
-def check(quick: bool, overrides: list[str], dims: tuple[int, ...] | None = None) -> None:
-    """Fail early, writing nothing: bad overrides, or dimensions the head count cannot split."""
+def check(quick: bool, overrides: list[str], dims: tuple[int, ...] | None = None) -> ExperimentConfig:
+    """Fail early, writing nothing: bad overrides, or dimensions the head count cannot split.
+    Returns the sweep's config (at the preset's d_model)."""
     from groklab.config import resolve_config
 
     plan = plan_for(quick, dims)
     cfg = resolve_config(PRESET, [*plan.overrides, *overrides])
     check_dims(plan.dims, cfg.model.n_heads)  # type: ignore[attr-defined]
     resolve_config(PRESET, [*plan.overrides, *plan.bump_overrides, *overrides, f"model.d_model={plan.bump_dim}"])
+    return cfg
 
 
 # ----- reading the runs ---------------------------------------------------------------------------
@@ -303,11 +306,9 @@ def reproduce(
     dims: tuple[int, ...] | None = None,
 ) -> list[dict[str, str]]:
     """Train (or continue) the sweeps, draw the figures into out_dir, and return the claim table."""
-    from groklab.config import resolve_config
-
     plan = plan_for(quick, dims)
     extra = [*plan.overrides, *(overrides or [])]
-    check(quick, overrides or [], dims)  # bad overrides fail before anything is written
+    p = check(quick, overrides or [], dims).task.p  # type: ignore[attr-defined]  # bad overrides fail before anything is written
     suffix = "-quick" if quick else ""
     echo(f"double-descent reproduction ({plan.note}); {seeds} seed(s) per dimension")
     dims_sweep = continue_or_create(
@@ -322,7 +323,6 @@ def reproduce(
         1,
         train,
     )
-    p = resolve_config(PRESET, extra).task.p  # type: ignore[attr-defined]
     widths = by_width(store, runs_by_dim(store, dims_sweep))
     bump_runs = [rid for rids in runs_by_dim(store, bump_sweep).values() for rid in rids]
     rows = claims(store, widths, bump_runs, plan, p)
