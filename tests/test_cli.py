@@ -46,7 +46,12 @@ def test_run_show_plot_export(capsys, tiny, runs_dir, tmp_path):
     assert code == 0 and "t_grok" in out and "config:" in out
 
     code, out, _ = run_cli(capsys, "runs", "--json", "--runs-dir", str(runs_dir))
-    assert [r["id"] for r in json.loads(out)] == [run_id]
+    (row,) = json.loads(out)
+    assert row["id"] == run_id and row["preset"] == "modular-addition"
+    assert row["changes"]["task.p"] == 13  # what the overrides changed, so runs of one preset can be told apart
+    assert "run.name" not in row["changes"] and "task.op" not in row["changes"]
+    code, out, _ = run_cli(capsys, "runs", "--runs-dir", str(runs_dir))
+    assert code == 0 and "task.p=13" in out.splitlines()[1]
 
     for ext in ("png", "svg", "pdf"):
         target = tmp_path / f"fig.{ext}"
@@ -169,3 +174,15 @@ def test_show_json_is_strict_json_with_non_finite_values(capsys, tiny, runs_dir)
 
     info = json.loads(out, parse_constant=refuse)
     assert info["final"]["train_loss"] is None and info["final"]["test_loss"] is None
+
+
+def test_show_lines_up_long_metric_names(capsys, tiny, runs_dir):
+    """Division's subset accuracies (test_acc/zero_div, ...) are longer than the usual names."""
+    args = [*tiny, "task.op=div", "measures.enabled=[loss_acc,division_subsets]", "schedule.steps=5"]
+    assert run_cli(capsys, "run", *args, "--quiet", "--runs-dir", str(runs_dir))[0] == 0
+    code, out, _ = run_cli(capsys, "show", "last", "--runs-dir", str(runs_dir))
+    lines = out.splitlines()
+    named = [line.split() for line in lines[lines.index("final metrics:") + 1 : lines.index("config:")]]
+    assert max(len(name) for name, _ in named) > 16
+    starts = {line.index(value, len(name) + 2) for (name, value), line in zip(named, lines[lines.index("final metrics:") + 1 :])}
+    assert len(starts) == 1, "metric values start in one column however long the names"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from typing import Any, NoReturn
 
@@ -230,20 +231,22 @@ def cmd_show(ns: argparse.Namespace) -> int:
     print(f"  created {when(r['created'])}  finished {when(r['finished'])}  device {r['device']}  groklab {r['version']}")
     if r["message"]:
         print(f"  {r['message']}")
+    width = max(map(len, [*info["events"], *info["final"]]), default=0)  # names line up however long they get
     print("events:")
     for name, e in info["events"].items():
         label = EVENT_VALUE_LABELS.get(name, "value")
         value = "" if e["value"] is None else f"  ({label} {e['value']:.4g})"
-        print(f"  {name:16s} {'-' if e['step'] is None else e['step']}{value}")
+        print(f"  {name:{width}s}  {'-' if e['step'] is None else e['step']}{value}")
     print("final metrics:")
     for name, v in info["final"].items():
-        print(f"  {name:16s} {v:.6g}")
+        print(f"  {name:{width}s}  {v:.6g}")
     print("config:")
     print("  " + yaml.safe_dump(info["config"], sort_keys=False).replace("\n", "\n  ").rstrip())
     return 0
 
 
 def cmd_runs(ns: argparse.Namespace) -> int:
+    from groklab.config import changes_from_preset
     from groklab.store import Store
 
     store = Store(ns.runs_dir, create=False)
@@ -263,19 +266,21 @@ def cmd_runs(ns: argparse.Namespace) -> int:
                 "train_acc": final["train_acc"][1][-1] if "train_acc" in final else None,
                 "test_acc": final["test_acc"][1][-1] if "test_acc" in final else None,
                 "created": rec.created,
+                "changes": changes_from_preset(rec.config, rec.preset),  # what sets this run apart from its preset
             }
         )
     if ns.json:
         print(dumps_json(rows))
         return 0
     print(f"{'id':8s}  {'name':16s}  {'status':11s}  {'preset':18s}  {'step':>7s}  {'t_fit':>7s}  {'t_grok':>7s}  ", end="")
-    print(f"{'train':>6s}  {'test':>6s}  created")
+    print(f"{'train':>6s}  {'test':>6s}  {'created':19s}  changes from the preset")
     for r in rows:
         acc = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
         step = lambda v: "-" if v is None else str(v)  # noqa: E731
         print(
             f"{r['id']:8s}  {r['name'][:16]:16s}  {r['status']:11s}  {r['preset'][:18]:18s}  {r['step']:>7d}  {step(r['t_fit']):>7s}  "
-            f"{step(r['t_grok']):>7s}  {acc(r['train_acc']):>6s}  {acc(r['test_acc']):>6s}  {when(r['created'])}"
+            f"{step(r['t_grok']):>7s}  {acc(r['train_acc']):>6s}  {acc(r['test_acc']):>6s}  {when(r['created']):19s}  "
+            + " ".join(f"{k}={json.dumps(v) if isinstance(v, list | dict) else v}" for k, v in r["changes"].items())
         )
     return 0
 

@@ -7,11 +7,12 @@ used wherever a preset name is accepted.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from groklab.config.loading import Raw, apply_overrides, from_dict, load_yaml, parse_overrides
+from groklab.config.loading import Raw, apply_overrides, from_dict, load_yaml, parse_overrides, to_dict
 from groklab.config.schema import ExperimentConfig
 from groklab.errors import ConfigError
 
@@ -79,3 +80,25 @@ def resolve_config(preset: str | None = None, overrides: list[str] | dict[str, A
     data = apply_overrides(data, overrides or {})
     data.setdefault("preset", Raw(name) if isinstance(name, str) else name)
     return from_dict(data)
+
+
+def changes_from_preset(config: dict[str, Any], preset: str) -> dict[str, Any]:
+    """The dotted keys where a saved run config differs from its preset as the preset resolves today.
+
+    So `groklab runs` can tell apart two runs of one preset (`gu2025 task.p=47` from `gu2025`).
+    Empty when the preset is gone or no longer valid; run.name and run.notes are not settings.
+    """
+    base = _resolved_flat(preset)
+    if base is None:
+        return {}
+    saved = _flatten(config)
+    return {k: v for k, v in saved.items() if base.get(k, object()) != v and k not in ("run.name", "run.notes", "preset")}
+
+
+@lru_cache(maxsize=32)
+def _resolved_flat(preset: str) -> dict[str, Any] | None:
+    """A preset resolved and flattened to dotted keys (read-only; cached: `groklab runs` asks once per run)."""
+    try:
+        return _flatten(to_dict(resolve_config(preset)))
+    except ConfigError:
+        return None
