@@ -152,6 +152,7 @@ BAD = [
     (["model.in_channels=2"], "model.in_channels", "1 channel"),
     (["model.pretrained_path=/nonexistent/resnet18.pth"], "model.pretrained_path", "no such file"),
     (["measures.enabled=[loss_acc,med]"], "measures.enabled", "MED"),
+    (["measures.enabled=[loss_acc,med]"], "measures.enabled", "drop it, e.g. measures.enabled=[loss_acc]"),  # says the fix
 ]
 
 

@@ -47,7 +47,12 @@ def prepare(cfg: ExperimentConfig) -> Prepared:
         cls = MEASURES.get(name, "measures.enabled")
         why = cls.not_applicable(model, spec)
         if why:
-            raise ConfigError("measures.enabled", f"{name!r} does not apply to model {cfg.model.name!r} on task {cfg.task.name!r}: {why}")
+            fits = [n for n in cfg.measures.enabled if not MEASURES.get(n, "measures.enabled").not_applicable(model, spec)]
+            raise ConfigError(
+                "measures.enabled",
+                f"{name!r} does not apply to model {cfg.model.name!r} on task {cfg.task.name!r}: {why}; "
+                f"drop it, e.g. measures.enabled=[{','.join(fits)}]",
+            )
         measures.append((cls(), cfg.measures.every.get(name, cls.every)))
     measures.sort(key=lambda pair: not pair[0].fills_cache)  # stable: otherwise in the configured order
     return Prepared(cfg, task, spec, data, model, measures, device, dtype)
