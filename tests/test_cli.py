@@ -181,8 +181,10 @@ def test_show_lines_up_long_metric_names(capsys, tiny, runs_dir):
     args = [*tiny, "task.op=div", "measures.enabled=[loss_acc,division_subsets]", "schedule.steps=5"]
     assert run_cli(capsys, "run", *args, "--quiet", "--runs-dir", str(runs_dir))[0] == 0
     code, out, _ = run_cli(capsys, "show", "last", "--runs-dir", str(runs_dir))
+    assert code == 0
     lines = out.splitlines()
-    named = [line.split() for line in lines[lines.index("final metrics:") + 1 : lines.index("config:")]]
+    rows = lines[lines.index("final metrics:") + 1 : lines.index("config:")]
+    named = [line.split() for line in rows]
     assert max(len(name) for name, _ in named) > 16
-    starts = {line.index(value, len(name) + 2) for (name, value), line in zip(named, lines[lines.index("final metrics:") + 1 :])}
+    starts = {line.index(value, len(name) + 2) for (name, value), line in zip(named, rows, strict=True)}
     assert len(starts) == 1, "metric values start in one column however long the names"
