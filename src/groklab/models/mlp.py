@@ -12,6 +12,7 @@ from groklab.config.schema import ModelConfig
 from groklab.errors import ConfigError
 from groklab.models.base import MODELS, ModelEntry
 from groklab.models.embedding_init import EMBED_INITS, apply_embed_init
+from groklab.models.lookup import lookup
 from groklab.models.transformer import ACTIVATIONS
 from groklab.tasks.base import TaskSpec
 
@@ -55,7 +56,7 @@ class EmbeddingMLP(nn.Module):
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         B, T = idx.shape
-        x = self.tok_emb(idx).reshape(B, T * self.d_model)  # (B, T*C)
+        x = lookup(idx, self.tok_emb.weight).reshape(B, T * self.d_model)  # (B, T*C)
         return self.net(x)  # (B, K)
 
 

@@ -20,6 +20,7 @@ from groklab.config.schema import ModelConfig
 from groklab.errors import ConfigError
 from groklab.models.base import MODELS, ModelEntry
 from groklab.models.embedding_init import EMBED_INITS, apply_embed_init
+from groklab.models.lookup import lookup
 from groklab.tasks.base import TaskSpec
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiLU}
@@ -186,7 +187,7 @@ class Transformer(nn.Module):
         qkv = self.first_block_qkv(idx)
         # With the first block's projections looked up, a 1-layer model's residual stream needs only the last position.
         keep = T - 1 if qkv is not None and len(self.blocks) == 1 else 0
-        x = self.drop(self.tok_emb(idx[:, keep:]) + self.pos_emb.weight[keep:T])  # (B, T - keep, C)
+        x = self.drop(lookup(idx[:, keep:], self.tok_emb.weight) + self.pos_emb.weight[keep:T])  # (B, T - keep, C)
         for i, block in enumerate(self.blocks):
             x = block(x, last_only=i == len(self.blocks) - 1, qkv=qkv if i == 0 else None)  # the last block keeps (B, 1, C)
         return self.unembed(self.ln_f(x[:, -1]))  # (B, K)
@@ -210,7 +211,7 @@ class Transformer(nn.Module):
             q, q_rows = q[-1], idx[:, -1:]  # (V, C), (B, 1)
         else:
             q, q_rows = q.reshape(T * V, C), rows
-        return F.embedding(q_rows, q), F.embedding(rows, k.reshape(T * V, C)), F.embedding(rows, v.reshape(T * V, C))
+        return lookup(q_rows, q), lookup(rows, k.reshape(T * V, C)), lookup(rows, v.reshape(T * V, C))
 
 
 # --- groklab registration: the config keys `model.*` for name=transformer -------------------------
