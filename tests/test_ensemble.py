@@ -65,3 +65,21 @@ def test_interrupted_member_resumes_alone(tmp_path):
     assert resumed.status == "finished"
     alone = groklab.run(None, [*TINY, *MEMBERS[1]], runs_dir=tmp_path / "alone")
     assert_same_rows(store.metric_rows(run_ids[1]), alone.store.metric_rows(alone.id))
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_train_metrics_come_from_the_training_pass_only_without_dropout(tmp_path, dropout):
+    """With dropout the full-batch training forward is a perturbed network: the train set is then evaluated apart,
+    for ensembles as for lone runs, so recorded train accuracy never depends on the dropout mask."""
+    from groklab.training.trainer import Trainer
+
+    cfgs = [resolve_config(None, [*TINY, f"model.dropout={dropout}", f"run.seed={s}"]) for s in range(2)]
+    with Store(tmp_path) as store:
+        ens = EnsembleTrainer([prepare(c) for c in cfgs], store, ["a", "b"])
+        lone = Trainer(prepare(cfgs[0]), store, "c")
+        _, shared = ens.train_step(record=True)
+        _, lone_shared = lone.train_step(record=True)
+    if dropout:
+        assert shared == [{}, {}] and lone_shared == {}
+    else:
+        assert all(set(s) == {"train_loss", "train_acc"} for s in shared) and set(lone_shared) == {"train_loss", "train_acc"}

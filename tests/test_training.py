@@ -194,3 +194,13 @@ def test_resume_without_any_checkpoint_starts_over_identically(tiny, tmp_path):
     resumed = resume(part.id, tmp_path / "b")
     assert resumed.status == "finished"
     assert whole.store.metric_rows(whole.id) == resumed.store.metric_rows(resumed.id)
+
+
+def test_train_mode_differs_for_dropout_and_batchnorm_only():
+    from torch import nn
+
+    from groklab.training.objectives import train_mode_differs
+
+    assert not train_mode_differs(nn.Sequential(nn.Linear(3, 3), nn.ReLU(), nn.Dropout(0.0)))
+    assert train_mode_differs(nn.Sequential(nn.Linear(3, 3), nn.Dropout(0.1)))
+    assert train_mode_differs(nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2)))  # batch statistics in train mode

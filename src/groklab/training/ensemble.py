@@ -35,6 +35,7 @@ from groklab.tasks import TaskData
 from groklab.training.allocator import tune_malloc
 from groklab.training.grokfast import GradFilter
 from groklab.training.interrupts import stop_requests
+from groklab.training.objectives import train_mode_differs
 from groklab.training.optim import build_optimizer
 from groklab.training.reporter import Reporter, SilentReporter
 from groklab.training.schedule import batch_indices, eval_steps, warmup_factor
@@ -124,6 +125,7 @@ class EnsembleTrainer:
         self.batch = n if s.batch_size == 0 or s.batch_size >= n else s.batch_size
         self.full_batch = self.batch == n
         self.eval_at = set(eval_steps(s))
+        self.shares_train_pass = not train_mode_differs(self.template)  # see Trainer
         self.diverged: list[str] = [""] * self.K
 
     # ----- forward ------------------------------------------------------------------------------
@@ -158,7 +160,7 @@ class EnsembleTrainer:
         losses = self.losses(logits, y)
         losses.sum().backward()  # members share no parameters: each gets its own gradient
         shared: list[dict[str, float]] = [{} for _ in range(self.K)]
-        if record and self.full_batch:
+        if record and self.full_batch and self.shares_train_pass:
             acc = (logits.detach().argmax(-1) == y).double().mean(1).tolist()
             shared = [{"train_loss": lo, "train_acc": a} for lo, a in zip(losses.detach().double().tolist(), acc, strict=True)]
         return losses.detach(), shared

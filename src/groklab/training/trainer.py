@@ -14,7 +14,6 @@ from typing import Any
 
 import torch
 import yaml
-from torch import nn
 
 from groklab import __version__
 from groklab.analysis.double_descent import loss_dd_events
@@ -27,7 +26,7 @@ from groklab.store import Store
 from groklab.training.allocator import tune_malloc
 from groklab.training.grokfast import GradFilter
 from groklab.training.interrupts import stop_requests
-from groklab.training.objectives import correct_count, loss_fn
+from groklab.training.objectives import correct_count, loss_fn, train_mode_differs
 from groklab.training.optim import build_optimizer
 from groklab.training.reporter import Reporter, SilentReporter
 from groklab.training.schedule import batch_indices, eval_steps, warmup_factor
@@ -56,7 +55,7 @@ class Trainer:
         n = len(self.data.train_y)
         self.batch = n if s.batch_size == 0 or s.batch_size >= n else s.batch_size
         self.full_batch = self.batch == n
-        self.has_dropout = any(isinstance(m, nn.Dropout) and m.p > 0 for m in self.model.modules())
+        self.shares_train_pass = not train_mode_differs(self.model)  # the training forward is also the train-set evaluation
         self.eval_at = set(eval_steps(s))
 
     # ----- state --------------------------------------------------------------------------------
@@ -109,7 +108,7 @@ class Trainer:
         loss = loss_fn(logits, y, self.cfg.optim.loss)
         loss.backward()
         shared: dict[str, Any] = {}
-        if record and idx is None and not self.has_dropout:
+        if record and idx is None and self.shares_train_pass:
             shared = {"train_loss": loss.detach().double().item(), "train_acc": correct_count(logits.detach(), y).item() / len(y)}
         return loss.detach(), shared
 
