@@ -90,3 +90,21 @@ def test_sweep_summary_and_figures(capsys, tmp_path):
     assert code == 2 and "--x" in capsys.readouterr().err
     code = main(["plot", sweep_id, "--x", "optim.lr", "--runs-dir", runs])
     assert code == 2 and "not a swept key" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "xs,log",
+    [
+        ([1e-4, 1e-3, 1e-2, 1e-1, 1.0], True),  # log:1e-4:1:5
+        ([0.1, 1.0], True),
+        ([0.1, 0.3, 1.0, 3.0], True),
+        ([1, 2, 3, 4, 5, 6, 7, 8], False),  # an integer range
+        ([0.1, 0.2, 0.3], False),
+        ([0.0, 0.1, 1.0], False),  # zero cannot go on a log axis
+        ([0.5, 1.0], False),
+    ],
+)
+def test_sweep_figure_puts_geometric_grids_on_a_log_axis(xs, log):
+    from groklab.plots.sweep_figures import log_spaced
+
+    assert log_spaced(xs) is log

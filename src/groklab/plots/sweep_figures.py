@@ -55,7 +55,19 @@ def _xs(groups_: list[Group], key: str) -> tuple[list[float], list[str] | None]:
     return list(range(len(values))), [str(v) for v in values]
 
 
+def log_spaced(xs: list[float]) -> bool:
+    """Do positive values look geometric (weight decays, learning rates: log:1e-4:1:9) rather than evenly spaced?"""
+    v = np.unique(np.asarray(xs, dtype=float))
+    if len(v) < 2 or v[0] <= 0:
+        return False
+    if len(v) == 2:
+        return bool(v[1] / v[0] >= 10)
+    steps, log_steps = np.diff(v), np.diff(np.log(v))
+    return float(np.std(log_steps) / np.mean(log_steps)) < float(np.std(steps) / np.mean(steps))
+
+
 def _final_vs_x(ax: Any, store: Store, series: dict[str, list[Group]], key: str) -> None:
+    log_x = False
     for label, gs in series.items():
         xs, ticks = _xs(gs, key)
         order = np.argsort(xs)
@@ -70,9 +82,13 @@ def _final_vs_x(ax: Any, store: Store, series: dict[str, list[Group]], key: str)
             hi = np.array([s[2] for s in stats])[order]
             x = np.array(xs)[order]
             line = ax.plot(x, m, style, marker="o", ms=3, label=f"{metric.split('_')[0]} {label}".strip())[0]
-            ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2, lw=0)
+            ax.fill_between(x, np.clip(lo, 0, 1), np.clip(hi, 0, 1), color=line.get_color(), alpha=0.2, lw=0)  # accuracy is in [0, 1]
         if ticks:
             ax.set_xticks(range(len(ticks)), [ticks[i] for i in order])
+        else:
+            log_x = log_x or log_spaced(xs)
+    if log_x:
+        ax.set_xscale("log")
     ax.set_xlabel(key)
     ax.set_ylabel("final accuracy (mean, 95% CI over seeds)")
     ax.set_ylim(-0.02, 1.02)
@@ -111,7 +127,8 @@ def _curves(ax: Any, store: Store, gs: list[Group], key: str) -> None:
         if not steps:
             continue
         line = ax.plot(_log_x(steps), [s[0] for s in stats], lw=1.2, label=f"{key}={gs[i].values[key]}")[0]
-        ax.fill_between(_log_x(steps), [s[1] for s in stats], [s[2] for s in stats], color=line.get_color(), alpha=0.2, lw=0)
+        lo, hi = np.clip([s[1] for s in stats], 0, 1), np.clip([s[2] for s in stats], 0, 1)
+        ax.fill_between(_log_x(steps), lo, hi, color=line.get_color(), alpha=0.2, lw=0)
     ax.set_xscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel("test accuracy (mean, 95% CI over seeds)")
