@@ -133,3 +133,16 @@ def test_api_accepts_a_config_object_or_a_dict_with_overrides():
     assert _as_config(base, ["model.d_model=64"]).model.d_model == 64
     assert _as_config(to_dict(base), {"optim.lr": 0.01}).optim.lr == 0.01
     assert _as_config(base, None) == base
+
+
+def test_changes_from_preset_lists_exactly_the_overridden_keys(tmp_path):
+    from groklab.config import changes_from_preset
+
+    saved = to_dict(resolve_config("gu2025", ["task.p=47", "optim.betas=[0.9,0.99]", "run.name=mine", "run.seed=3"]))
+    assert changes_from_preset(saved, "gu2025") == {"task.p": 47, "optim.betas": [0.9, 0.99], "run.seed": 3}
+    assert changes_from_preset(to_dict(resolve_config("gu2025")), "gu2025") == {}
+    assert changes_from_preset(saved, "no-such-preset") == {}  # a preset gone since the run: nothing to compare with
+
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump({"extends": "gu2025", "task": {"p": 47}}))
+    assert changes_from_preset(saved, str(path)) == {"optim.betas": [0.9, 0.99], "run.seed": 3}
