@@ -193,13 +193,37 @@ def test_noisy_double_descent_is_found_where_the_clean_one_is(amplitude, unit_no
 # ----- end to end: the stored run's events, the config field, `groklab show`, the figure --------------------------------
 
 
-def _stored_run(tmp_path, log_f, overrides=()):
+def _stored_run(tmp_path, log_f, overrides=(), test_acc=lambda t: 0.1):
     cfg = resolve_config(None, ["task.p=13", *overrides])
     store = Store(tmp_path / "runs")
     run_id = store.create_run(to_dict(cfg), "dd", "test", "0", "cpu")
     for t in STEPS:
-        store.log_metrics(run_id, t, {"train_acc": min(1.0, t / 100), "test_acc": 0.1, "train_loss": 1.0, "test_loss": 10 ** log_f(t)})
+        metrics = {"train_acc": min(1.0, t / 100), "test_acc": test_acc(t), "train_loss": 1.0, "test_loss": 10 ** log_f(t)}
+        store.log_metrics(run_id, t, metrics)
     return store, run_id, cfg
+
+
+# a grokked run's loss: down 4 decades by step 200, then a spike of 2 decades at step 300 (an lr instability), down again
+SPIKE = piecewise([(0, 0.7), (200, -3.0), (300, -1.0), (400, -3.5)])
+
+
+def test_a_loss_spike_after_grokking_is_not_a_double_descent():
+    steps, losses = curve(SPIKE)
+    assert abs(loss_double_descent(steps, losses).peak - 300) <= 2  # the shape alone is descent, peak, descent
+    assert loss_double_descent(steps, losses, peak_before=250) is None  # but the network had generalized by then
+    assert abs(loss_double_descent(steps, losses, peak_before=350).peak - 300) <= 2
+    assert loss_dd_events((steps, losses), peak_before=250) == {}
+
+
+def test_stored_events_count_only_peaks_before_t_grok(tmp_path):
+    grokked = lambda t: 1.0 if t >= 180 else 0.1  # noqa: E731 - t_grok = 180, before the spike
+    store, run_id, cfg = _stored_run(tmp_path, SPIKE, test_acc=grokked)
+    events = events_of(store, run_id, cfg)
+    assert events["t_grok"][0] == 180 and not set(EVENT_NAMES) & set(events)
+    store.close()
+    store, run_id, cfg = _stored_run(tmp_path / "b", SPIKE)  # never grokked: the same curve is a double descent
+    assert abs(events_of(store, run_id, cfg)["dd_peak"][0] - 300) <= 2
+    store.close()
 
 
 def test_a_stored_runs_events_include_the_double_descent(tmp_path, capsys):

@@ -29,7 +29,8 @@ When several peaks qualify (say a small early bump and the memorization peak) th
 returned, the earliest on a tie: a noise wiggle that barely clears the threshold never displaces the
 main peak, and the minima are those on either side of it. A monotone descent, a peak lower than
 `prominence` on either side, a single rise from the first evaluation followed by a fall (no first
-descent), or a rise at the end with no fall after it, give None. A curve that rises first and later
+descent), or a rise at the end with no fall after it, give None. A run's stored events only count peaks
+before its t_grok: after it, a spike of the loss is an instability of a network that has generalized. A curve that rises first and later
 falls, rises and falls again has one: its second peak, between the two later troughs. Steps may be
 irregular; non-finite losses are dropped.
 """
@@ -52,13 +53,16 @@ def log_loss(values: Sequence[float], floor: float = LOSS_FLOOR) -> list[float]:
 
 
 def loss_double_descent(
-    steps: Sequence[int], values: Sequence[float], prominence: float = 0.1, floor: float = LOSS_FLOOR
+    steps: Sequence[int], values: Sequence[float], prominence: float = 0.1, floor: float = LOSS_FLOOR, peak_before: int | None = None
 ) -> DoubleDescent | None:
     """The most prominent descent-peak-descent of a loss curve (see the module docstring), or None.
 
-    `prominence` is in decades of the loss (log10 units). The steps are evaluation steps; each value
-    returned is the smoothed loss there, i.e. the median of the loss at that evaluation and its two
-    neighbours (clipped at `floor`): a one-evaluation blip at a turning point is not reported as its value.
+    `prominence` is in decades of the loss (log10 units). With `peak_before` (a run's t_grok), only
+    peaks at earlier steps count: once a network has generalized, a loss spike is an instability of
+    the trained network (lr too high, a "slingshot"), not the memorization peak of a double descent.
+    The steps are evaluation steps; each value returned is the smoothed loss there, i.e. the median of
+    the loss at that evaluation and its two neighbours (clipped at `floor`): a one-evaluation blip at a
+    turning point is not reported as its value.
     """
     if not (math.isfinite(prominence) and prominence > 0):
         raise ValueError(f"loss_double_descent: prominence must be a finite number > 0, got {prominence}")
@@ -75,6 +79,8 @@ def loss_double_descent(
         (m1, kind1), (pk, kind2), (m2, _) = pivots[k : k + 3]
         if kind1 != -1 or kind2 != 1 or m1 == 0:  # trough, peak, trough, the first trough reached by a descent
             continue
+        if peak_before is not None and st[pk] >= peak_before:
+            continue
         prom = min(s[pk] - s[m1], s[pk] - s[m2])
         if prom >= prominence and (best is None or prom > best[0]):
             best = (prom, m1, pk, m2)
@@ -84,10 +90,12 @@ def loss_double_descent(
     return DoubleDescent(st[m1], st[pk], st[m2], smooth[m1], smooth[pk], smooth[m2])
 
 
-def loss_dd_events(curve: tuple[Sequence[int], Sequence[float]], prominence: float = 0.1) -> dict[str, Event]:
+def loss_dd_events(
+    curve: tuple[Sequence[int], Sequence[float]], prominence: float = 0.1, peak_before: int | None = None
+) -> dict[str, Event]:
     """The events to store with a run for its test-loss curve: dd_first_min, dd_peak and dd_second_min,
-    each (step, test loss there); no keys at all when the curve has no double descent."""
-    dd = loss_double_descent(*curve, prominence=prominence)
+    each (step, test loss there); no keys at all when the curve has no double descent (before `peak_before`)."""
+    dd = loss_double_descent(*curve, prominence=prominence, peak_before=peak_before)
     if dd is None:
         return {}
     return {
