@@ -92,6 +92,7 @@ def test_yaml_file_as_preset(tmp_path):
 @pytest.mark.parametrize(
     "override,field",
     [
+        ("model.pos=rotary", "model.pos"),
         ("task.p=4", "task.p"),
         ("task.p=2", "task.p"),
         ("task.train_frac=1.0", "task.train_frac"),

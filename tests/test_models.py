@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -102,3 +104,21 @@ def test_torch_init_keeps_pytorch_layer_defaults():
     w = m.blocks[0].mlp.fc_in.weight
     assert w.abs().max().item() <= bound and w.std().item() > 0.8 * bound / 3**0.5
     assert m.blocks[0].mlp.fc_in.bias.abs().max().item() > 0
+
+
+def test_sinusoidal_positions_are_fixed_and_match_the_formula():
+    from groklab.models.transformer import sinusoidal_positions
+
+    s = TransformerShape(vocab_size=14, n_classes=13, seq_len=3, d_model=8, n_heads=2, pos="sinusoidal")
+    m = Transformer(s)
+    assert not any("pos" in n for n, _ in m.named_parameters()) and "pos_table" not in m.state_dict()
+    t, i = 2, 5  # odd i: cos(t / 10000^((i - 1) / C))
+    assert m.positions[t, i].item() == pytest.approx(math.cos(t / 10000 ** ((i - 1) / 8)), abs=1e-7)
+    assert m.positions[t, 4].item() == pytest.approx(math.sin(t / 10000 ** (4 / 8)), abs=1e-7)
+    assert torch.equal(m.positions, sinusoidal_positions(3, 8))
+    m = m.double()
+    idx = torch.randint(0, 14, (50, 3))  # more rows than tokens: the first-block table path
+    x = m.tok_emb(idx) + m.positions[:3]
+    for block in m.blocks:
+        x = block(x, last_only=False)
+    torch.testing.assert_close(m(idx), m.unembed(m.ln_f(x[:, -1])), rtol=1e-10, atol=1e-10)

@@ -47,6 +47,15 @@ class TransformerShape:
     embed_init: str = "default"  # default: as `init`; toeplitz: number-token rows from one random vector (Gu et al. App. E)
     n_number_tokens: int = 0  # the first tokens that stand for numbers, which embed_init structures; 0 = the whole vocabulary
     masked_width: bool = False  # host a narrower model: LayerNorm and attention scale read per-model buffers (see width_padding)
+    pos: str = "learned"  # learned: an nn.Embedding; sinusoidal: the fixed encoding of Vaswani et al. (Davies et al.'s code)
+
+
+def sinusoidal_positions(seq_len: int, d_model: int) -> torch.Tensor:
+    """(T, C) fixed encoding: sin(t / 10000^(i/C)) at even i, cos(t / 10000^((i-1)/C)) at odd i (OpenAI's grok code)."""
+    t = torch.arange(seq_len, dtype=torch.float64)[:, None]
+    i = torch.arange(d_model)
+    angle = t / 10000 ** ((i - i % 2) / d_model)  # (T, C)
+    return torch.where(i % 2 == 0, torch.sin(angle), torch.cos(angle)).float()
 
 
 class MaskedLayerNorm(nn.Module):
@@ -155,7 +164,10 @@ class Transformer(nn.Module):
             raise ValueError(f"d_model {s.d_model} is not divisible by n_heads {s.n_heads}")
         self.shape = s
         self.tok_emb = nn.Embedding(s.vocab_size, s.d_model)
-        self.pos_emb = nn.Embedding(s.seq_len, s.d_model)
+        if s.pos == "learned":
+            self.pos_emb = nn.Embedding(s.seq_len, s.d_model)
+        else:  # derived from the shape, so not saved with the weights
+            self.register_buffer("pos_table", sinusoidal_positions(s.seq_len, s.d_model), persistent=False)
         self.drop = nn.Dropout(s.dropout)
         self.blocks = nn.ModuleList(Block(s) for _ in range(s.n_layers))
         self.ln_f = layer_norm(s) if s.norm == "pre" else nn.Identity()
@@ -178,6 +190,11 @@ class Transformer(nn.Module):
                 nn.init.normal_(p, std=std)
 
     @property
+    def positions(self) -> torch.Tensor:
+        """(T, C) position embedding added to the tokens: learned, or the fixed sinusoidal table."""
+        return self.pos_emb.weight if self.shape.pos == "learned" else self.pos_table
+
+    @property
     def token_embedding(self) -> torch.Tensor:
         """(V, C) token embedding matrix; progress measures such as MED read it."""
         return self.tok_emb.weight
@@ -187,7 +204,7 @@ class Transformer(nn.Module):
         qkv = self.first_block_qkv(idx)
         # With the first block's projections looked up, a 1-layer model's residual stream needs only the last position.
         keep = T - 1 if qkv is not None and len(self.blocks) == 1 else 0
-        x = self.drop(lookup(idx[:, keep:], self.tok_emb.weight) + self.pos_emb.weight[keep:T])  # (B, T - keep, C)
+        x = self.drop(lookup(idx[:, keep:], self.tok_emb.weight) + self.positions[keep:T])  # (B, T - keep, C)
         for i, block in enumerate(self.blocks):
             x = block(x, last_only=i == len(self.blocks) - 1, qkv=qkv if i == 0 else None)  # the last block keeps (B, 1, C)
         return self.unembed(self.ln_f(x[:, -1]))  # (B, K)
@@ -204,7 +221,7 @@ class Transformer(nn.Module):
         V, C = self.tok_emb.weight.shape
         if V >= B or (self.training and self.drop.p > 0):
             return None
-        table = self.pos_emb.weight[:T, None] + self.tok_emb.weight[None]  # (T, V, C): every (position, token)
+        table = self.positions[:T, None] + self.tok_emb.weight[None]  # (T, V, C): every (position, token)
         q, k, v = self.blocks[0].qkv(table)  # each (T, V, C)
         rows = idx + V * torch.arange(T, device=idx.device)  # (B, T): row of (t, idx[b, t]) in the flattened table
         if len(self.blocks) == 1:  # the only block is also the last: only the last position's query is needed
@@ -233,6 +250,7 @@ class TransformerConfig(ModelConfig):
     mlp_bias: bool = True
     init: str = "nanda"  # nanda: every matrix N(0, 1/d_model); torch: PyTorch's layer defaults (embeddings N(0, 1))
     embed_init: str = "default"  # default | toeplitz: number-token embeddings as one Toeplitz matrix (Gu et al. App. E)
+    pos: str = "learned"  # learned | sinusoidal: fixed sin/cos positions, as in Davies et al.'s (OpenAI's grok) code
 
     def validate(self) -> None:
         super().validate()
@@ -251,6 +269,8 @@ class TransformerConfig(ModelConfig):
             raise ConfigError("model.init", f"unknown init scheme {self.init!r}; choose nanda or torch")
         if self.embed_init not in EMBED_INITS:
             raise ConfigError("model.embed_init", f"unknown embedding init {self.embed_init!r}; choose default or toeplitz")
+        if self.pos not in ("learned", "sinusoidal"):
+            raise ConfigError("model.pos", f"unknown position embedding {self.pos!r}; choose learned or sinusoidal")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError("model.dropout", f"must be in [0, 1), got {self.dropout}")
 

@@ -84,6 +84,8 @@ def host_state(model: Transformer, host: TransformerShape) -> tuple[dict[str, to
             buffers[name] = (torch.arange(host.d_model, device=p0.device) < s.d_model).to(p0.dtype)
         elif name.endswith(".scale"):
             buffers[name] = torch.tensor(1.0 / math.sqrt(s.d_model // s.n_heads), device=p0.device, dtype=p0.dtype)
+        elif name == "pos_table":  # the narrow model's own fixed positions (they depend on its width), zero beyond it
+            buffers[name] = embed("pos_emb.weight", model.pos_table, s, host, template.pos_table.shape)
         else:
             raise ValueError(f"no width layout for buffer {name!r}")
     return params, buffers
