@@ -29,10 +29,10 @@ When several peaks qualify (say a small early bump and the memorization peak) th
 returned, the earliest on a tie: a noise wiggle that barely clears the threshold never displaces the
 main peak, and the minima are those on either side of it. A monotone descent, a peak lower than
 `prominence` on either side, a single rise from the first evaluation followed by a fall (no first
-descent), or a rise at the end with no fall after it, give None. A run's stored events only count peaks
-before its t_grok: after it, a spike of the loss is an instability of a network that has generalized. A curve that rises first and later
+descent), or a rise at the end with no fall after it, give None. A curve that rises first and later
 falls, rises and falls again has one: its second peak, between the two later troughs. Steps may be
-irregular; non-finite losses are dropped.
+irregular; non-finite losses are dropped. A run's stored events count only peaks before its t_grok:
+after it, a spike of the loss is an instability of a network that has generalized.
 """
 
 from __future__ import annotations
