@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from groklab.analysis.aggregate import aggregate_curves, aggregate_events, mean_ci, t95
+from groklab.analysis.aggregate import aggregate_curves, aggregate_events, mean_ci, metric_range, t95
 from groklab.cli.main import main
 from helpers import TINY
 
@@ -31,6 +31,28 @@ def test_mean_ci_known_values():
     assert mean_ci([5.0]) == (5.0, 5.0, 5.0)
     assert mean_ci([float("nan"), 4.0, 6.0])[0] == 5.0
     assert all(math.isnan(v) for v in mean_ci([]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(xs=st.lists(st.floats(0, 1), min_size=1, max_size=10))
+def test_accuracy_ci_stays_in_0_1(xs):
+    m, lo, hi = mean_ci(xs, metric_range("test_acc"))
+    free = mean_ci(xs)
+    assert 0.0 <= lo <= m <= hi <= 1.0
+    assert (lo, hi) == (max(free[1], 0.0), min(free[2], 1.0))  # clipped, not recomputed
+
+
+def test_metric_ranges_by_name():
+    assert metric_range("train_acc") == metric_range("test_acc/zero_div") == (0.0, 1.0)
+    assert metric_range("test_loss") == (0.0, math.inf)
+    assert metric_range("weight_norm") is None
+    # two seeds at 0.98 and 1.0: the t interval reaches 1.107; the accuracy's is cut at 1
+    assert mean_ci([0.98, 1.0])[2] > 1.1 and mean_ci([0.98, 1.0], (0.0, 1.0))[2] == 1.0
+
+
+def test_aggregate_curves_clip_to_the_range():
+    _, stats = aggregate_curves([([0, 10], [0.0, 0.98]), ([0, 10], [0.1, 1.0])], (0.0, 1.0))
+    assert stats[0][1] == 0.0 and stats[1][2] == 1.0
 
 
 def test_aggregate_curves_on_common_steps():

@@ -48,8 +48,20 @@ def t95(dof: int) -> float:
     return _T95[dof - 1] if dof <= len(_T95) else 1.96
 
 
-def mean_ci(values: Sequence[float]) -> tuple[float, float, float]:
-    """(mean, low, high) of the 95% confidence interval of the mean; NaNs are left out."""
+def metric_range(name: str) -> tuple[float, float] | None:
+    """The values a metric can take, by its name: accuracies in [0, 1], losses >= 0; None: unbounded."""
+    if "_acc" in name or name.endswith("acc"):
+        return 0.0, 1.0
+    if "_loss" in name or name.endswith("loss"):
+        return 0.0, math.inf
+    return None
+
+
+def mean_ci(values: Sequence[float], within: tuple[float, float] | None = None) -> tuple[float, float, float]:
+    """(mean, low, high) of the 95% confidence interval of the mean; NaNs are left out.
+
+    `within`: the metric's possible values (see metric_range); the t interval is symmetric, so with
+    few seeds near a bound it reaches past it (an accuracy CI of [0.93, 1.04]) unless clipped."""
     xs = [v for v in values if v == v]
     if not xs:
         return math.nan, math.nan, math.nan
@@ -59,11 +71,16 @@ def mean_ci(values: Sequence[float]) -> tuple[float, float, float]:
         return mean, mean, mean
     sd = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1))
     half = t95(n - 1) * sd / math.sqrt(n)
-    return mean, mean - half, mean + half
+    low, high = mean - half, mean + half
+    if within is not None:
+        low, high = max(low, within[0]), min(high, within[1])
+    return mean, low, high
 
 
-def aggregate_curves(curves: Sequence[tuple[Sequence[int], Sequence[float]]]) -> tuple[list[int], list[tuple[float, float, float]]]:
-    """Mean and CI at each step logged by every curve (seeds of one config share the schedule)."""
+def aggregate_curves(
+    curves: Sequence[tuple[Sequence[int], Sequence[float]]], within: tuple[float, float] | None = None
+) -> tuple[list[int], list[tuple[float, float, float]]]:
+    """Mean and CI (clipped to `within`) at each step logged by every curve (seeds of one config share the schedule)."""
     if not curves:
         return [], []
     common = set(curves[0][0])
@@ -71,7 +88,7 @@ def aggregate_curves(curves: Sequence[tuple[Sequence[int], Sequence[float]]]) ->
         common &= set(steps)
     steps = sorted(common)
     lookups = [dict(zip(s, v, strict=True)) for s, v in curves]
-    return steps, [mean_ci([lk[t] for lk in lookups]) for t in steps]
+    return steps, [mean_ci([lk[t] for lk in lookups], within) for t in steps]
 
 
 def aggregate_events(events: Sequence[dict[str, tuple[int | None, float | None]]]) -> dict[str, object]:

@@ -13,7 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from groklab.analysis.aggregate import mean_ci
+from groklab.analysis.aggregate import mean_ci, metric_range
 from groklab.errors import GroklabError
 from groklab.plots.run_figure import FORMATS, _log_x, save_figure
 from groklab.store import Store
@@ -76,13 +76,13 @@ def _final_vs_x(ax: Any, store: Store, series: dict[str, list[Group]], key: str)
             for g in gs:
                 curves_ = [store.metrics(r, [metric]).get(metric) for r in g.run_ids]
                 finals = [c[1][-1] for c in curves_ if c]
-                stats.append(mean_ci(finals))
+                stats.append(mean_ci(finals, metric_range(metric)))
             m = np.array([s[0] for s in stats])[order]
             lo = np.array([s[1] for s in stats])[order]
             hi = np.array([s[2] for s in stats])[order]
             x = np.array(xs)[order]
             line = ax.plot(x, m, style, marker="o", ms=3, label=f"{metric.split('_')[0]} {label}".strip())[0]
-            ax.fill_between(x, np.clip(lo, 0, 1), np.clip(hi, 0, 1), color=line.get_color(), alpha=0.2, lw=0)  # accuracy is in [0, 1]
+            ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2, lw=0)
         if ticks:
             ax.set_xticks(range(len(ticks)), [ticks[i] for i in order])
         else:
@@ -127,8 +127,7 @@ def _curves(ax: Any, store: Store, gs: list[Group], key: str) -> None:
         if not steps:
             continue
         line = ax.plot(_log_x(steps), [s[0] for s in stats], lw=1.2, label=f"{key}={gs[i].values[key]}")[0]
-        lo, hi = np.clip([s[1] for s in stats], 0, 1), np.clip([s[2] for s in stats], 0, 1)
-        ax.fill_between(_log_x(steps), lo, hi, color=line.get_color(), alpha=0.2, lw=0)
+        ax.fill_between(_log_x(steps), [s[1] for s in stats], [s[2] for s in stats], color=line.get_color(), alpha=0.2, lw=0)
     ax.set_xscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel("test accuracy (mean, 95% CI over seeds)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from groklab.analysis.aggregate import aggregate_curves, aggregate_events, mean_ci
+from groklab.analysis.aggregate import aggregate_curves, aggregate_events, mean_ci, metric_range
 from groklab.config import from_dict
 from groklab.store import Store
 from groklab.training.trainer import events_of
@@ -46,13 +46,14 @@ def summarize(store: Store, sweep: dict[str, Any]) -> list[dict[str, Any]]:
             for name, (_, values) in store.metrics(rid, ["train_acc", "test_acc", "train_loss", "test_loss"]).items():
                 finals.setdefault(name, []).append(values[-1])
             evs.append(store.events(rid) or events_of(store, rid, from_dict(rec.config)))
-        row: dict[str, Any] = {"values": g.values, "runs": g.run_ids, "final": {k: mean_ci(v) for k, v in sorted(finals.items())}}
+        final = {k: mean_ci(v, metric_range(k)) for k, v in sorted(finals.items())}
+        row: dict[str, Any] = {"values": g.values, "runs": g.run_ids, "final": final}
         row["events"] = aggregate_events(evs)
         rows.append(row)
     return rows
 
 
 def curves(store: Store, run_ids: list[str], name: str) -> tuple[list[int], list[tuple[float, float, float]]]:
-    """Mean and CI over seeds of one metric's curve."""
+    """Mean and CI over seeds of one metric's curve, the CI kept within the metric's possible values."""
     data = [store.metrics(rid, [name]).get(name) for rid in run_ids]
-    return aggregate_curves([d for d in data if d])
+    return aggregate_curves([d for d in data if d], metric_range(name))
