@@ -116,6 +116,10 @@ def test_sinusoidal_positions_are_fixed_and_match_the_formula():
     assert m.positions[t, i].item() == pytest.approx(math.cos(t / 10000 ** ((i - 1) / 8)), abs=1e-7)
     assert m.positions[t, 4].item() == pytest.approx(math.sin(t / 10000 ** (4 / 8)), abs=1e-7)
     assert torch.equal(m.positions, sinusoidal_positions(3, 8))
+    m = m.double()  # the table is re-derived in float64, not a float32 table cast up
+    assert m.positions.dtype == torch.float64
+    assert m.positions[t, i].item() == pytest.approx(math.cos(t / 10000 ** ((i - 1) / 8)), abs=1e-15)
+    assert torch.equal(m.float().positions, sinusoidal_positions(3, 8))
     m = m.double()
     idx = torch.randint(0, 14, (50, 3))  # more rows than tokens: the first-block table path
     x = m.tok_emb(idx) + m.positions[:3]

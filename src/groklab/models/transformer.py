@@ -10,6 +10,7 @@ looked up from a table of the T·V possible inputs when the batch is larger.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 import torch
@@ -50,12 +51,14 @@ class TransformerShape:
     pos: str = "learned"  # learned: an nn.Embedding; sinusoidal: the fixed encoding of Vaswani et al. (Davies et al.'s code)
 
 
-def sinusoidal_positions(seq_len: int, d_model: int) -> torch.Tensor:
-    """(T, C) fixed encoding: sin(t / 10000^(i/C)) at even i, cos(t / 10000^((i-1)/C)) at odd i (OpenAI's grok code)."""
+def sinusoidal_positions(seq_len: int, d_model: int, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """(T, C) fixed encoding: sin(t / 10000^(i/C)) at even i, cos(t / 10000^((i-1)/C)) at odd i (OpenAI's grok code).
+
+    Computed in float64, then rounded once to `dtype` (default: torch's default dtype)."""
     t = torch.arange(seq_len, dtype=torch.float64)[:, None]
     i = torch.arange(d_model)
     angle = t / 10000 ** ((i - i % 2) / d_model)  # (T, C)
-    return torch.where(i % 2 == 0, torch.sin(angle), torch.cos(angle)).float()
+    return torch.where(i % 2 == 0, torch.sin(angle), torch.cos(angle)).to(dtype or torch.get_default_dtype())
 
 
 class MaskedLayerNorm(nn.Module):
@@ -188,6 +191,16 @@ class Transformer(nn.Module):
                 nn.init.zeros_(p)
             else:
                 nn.init.normal_(p, std=std)
+
+    def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True) -> Transformer:
+        """After .to(dtype)/.double(), re-derive the fixed table at the new precision: a float32 table cast
+        to float64 would carry float32 rounding (~3e-8) into a float64 run."""
+        super()._apply(fn, recurse)
+        table = getattr(self, "pos_table", None)
+        if table is not None and table.is_floating_point() and table.device.type != "meta":
+            T, C = table.shape
+            self.pos_table = sinusoidal_positions(T, C, table.dtype).to(table.device)
+        return self
 
     @property
     def positions(self) -> torch.Tensor:
