@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from groklab.analysis.compare import change_point, compare, pearson, ranks, spearman
+from groklab.analysis.compare import change_point, compare, on_uniform_steps, pearson, ranks, spearman, tracking
 from groklab.cli.main import main
 from helpers import TINY
 
@@ -37,6 +37,44 @@ def test_change_point_of_a_step_is_the_step(at, low, jump):
     steps = list(range(0, 1000, 10))
     values = [low + (jump if i >= at else 0.0) for i in range(len(steps))]
     assert change_point(steps, values) == steps[at]
+
+
+def test_uniform_steps_interpolate_between_evaluations():
+    grid, (v,) = on_uniform_steps([0, 10, 40], [0.0, 1.0, 4.0], n=5)
+    assert grid == [0.0, 10.0, 20.0, 30.0, 40.0]
+    assert v == pytest.approx([0.0, 1.0, 2.0, 3.0, 4.0])
+    grid, (v,) = on_uniform_steps(STEPS, sigmoid_down(2500))  # already uniform: read where it was logged
+    assert grid == [float(s) for s in STEPS] and v == pytest.approx(sigmoid_down(2500))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    gaps=st.lists(st.integers(1, 500), min_size=1, max_size=40),
+    values=st.lists(st.floats(-100, 100), min_size=41, max_size=41),
+    n=st.integers(2, 80),
+)
+def test_uniform_steps_keep_the_ends_and_the_range(gaps, values, n):
+    steps = [0]
+    for g in gaps:
+        steps.append(steps[-1] + g)
+    curve = values[: len(steps)]
+    grid, (v,) = on_uniform_steps(steps, curve, n=n)
+    assert len(grid) == len(v) == n and grid[0] == steps[0] and grid[-1] == steps[-1]
+    assert v[0] == curve[0] and v[-1] == pytest.approx(curve[-1])
+    assert all(min(curve) - 1e-9 <= x <= max(curve) + 1e-9 for x in v)
+
+
+def test_a_dense_early_schedule_does_not_outweigh_the_run():
+    # 200 evaluations in the first 2,000 steps (where measure and target disagree), then 100 over the
+    # remaining 28,000 (where they agree): the raw evaluations are dominated by the early phase.
+    steps = list(range(0, 2000, 10)) + list(range(2000, 30001, 280))
+    target = [10 + 3 * math.sin(s / 150) if s < 2000 else 10 - s / 3000 for s in steps]
+    measure = [10 - 3 * math.sin(s / 150) if s < 2000 else 10 - s / 3000 for s in steps]
+    assert spearman(measure, target) < 0.3
+    _, rho = tracking(steps, measure, target)
+    assert rho > 0.95
+    fits = compare({"test_loss": (steps, target), "m": (steps, measure)})
+    assert fits[0].spearman == pytest.approx(rho) and fits[0].points == len(steps)
 
 
 def test_a_measure_that_moves_earlier_leads_by_the_shift():

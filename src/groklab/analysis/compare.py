@@ -1,10 +1,15 @@
 """Which progress measure predicts generalization best, and how early?
 
 For each logged measure of a run: how well it tracks a target curve (the test loss by default),
-as Pearson and Spearman correlations over the evaluations both were logged at, and how early it
-moves: the step of its change point (the split of the curve into two segments of different means
-that leaves the least squared error) against the target's. A positive lead means the measure moves
-before the target does, the property that makes a measure a *progress* measure.
+as Pearson and Spearman correlations, and how early it moves: the step of its change point (the
+split of the curve into two segments of different means that leaves the least squared error)
+against the target's. A positive lead means the measure moves before the target does, the
+property that makes a measure a *progress* measure.
+
+Both are taken over the run in steps: the curves are read on a uniform grid of steps (linear
+between evaluations), not at the evaluations themselves. Evaluation schedules are dense early
+(every 10 steps for the first 2,000 of a 30,000-step gu2025 run: 200 of its 509 evaluations),
+and statistics over the raw evaluations let that early phase outweigh the rest of the run.
 """
 
 from __future__ import annotations
@@ -61,7 +66,7 @@ def spearman(x: Sequence[float], y: Sequence[float], min_points: int = MIN_POINT
     return pearson(ranks(x), ranks(y), min_points)
 
 
-def change_point(steps: Sequence[int], values: Sequence[float]) -> int | None:
+def change_point(steps: Sequence[float], values: Sequence[float]) -> int | None:
     """The first step of the second segment in the best two-segment split (least squared error), or
     None for fewer than MIN_POINTS points or a constant curve. O(n) with prefix sums."""
     n = len(values)
@@ -77,7 +82,40 @@ def change_point(steps: Sequence[int], values: Sequence[float]) -> int | None:
         return s2[b] - s2[a] - (s1[b] - s1[a]) ** 2 / m
 
     best = min(range(2, n - 1), key=lambda k: sse(0, k) + sse(k, n))
-    return int(steps[best])
+    return round(steps[best])
+
+
+def on_uniform_steps(steps: Sequence[int], *curves: Sequence[float], n: int | None = None) -> tuple[list[float], list[list[float]]]:
+    """The curves, logged at increasing `steps`, read at n (default len(steps)) evenly spaced steps from the
+    first to the last, by linear interpolation: (grid, one list per curve)."""
+    n = len(steps) if n is None else n
+    if len(steps) < 2 or steps[-1] == steps[0] or n < 2:
+        return [float(s) for s in steps], [list(map(float, c)) for c in curves]
+    first, span = steps[0], steps[-1] - steps[0]
+    grid = [first + span * k / (n - 1) for k in range(n)]
+    out: list[list[float]] = [[] for _ in curves]
+    j = 0
+    for g in grid:
+        while j + 2 < len(steps) and steps[j + 1] <= g:
+            j += 1
+        gap = steps[j + 1] - steps[j]
+        w = min(1.0, max(0.0, (g - steps[j]) / gap)) if gap > 0 else 1.0
+        for c, o in zip(curves, out, strict=True):
+            o.append(c[j] + w * (c[j + 1] - c[j]))
+    return grid, out
+
+
+def tracking(steps: Sequence[int], measure: Sequence[float], target: Sequence[float]) -> tuple[float | None, float | None]:
+    """(Pearson, Spearman) of a measure against the target over the run in steps (see the module docstring)."""
+    _, (m, t) = on_uniform_steps(steps, measure, target)
+    return pearson(m, t), spearman(m, t)
+
+
+def change_step(steps: Sequence[int], values: Sequence[float]) -> int | None:
+    """The change point of a curve read on the uniform step grid, as a step."""
+    grid, (v,) = on_uniform_steps(steps, values)
+    c = change_point(grid, v)
+    return None if c is None else round(c)
 
 
 @dataclass(frozen=True)
@@ -125,12 +163,13 @@ def compare(
     if target not in metrics:
         return []
     metrics = window(metrics, start) if start > 0 else metrics
-    t_change = change_point(*aligned(metrics[target], metrics[target])[:2])
+    t_change = change_step(*aligned(metrics[target], metrics[target])[:2])
     fits = []
     for name in measures if measures is not None else default_measures(list(metrics)):
         if name not in metrics or name == target:
             continue
         steps, m, t = aligned(metrics[name], metrics[target])
-        c = change_point(steps, m)
-        fits.append(MeasureFit(name, len(steps), pearson(m, t), spearman(m, t), c, None if c is None or t_change is None else t_change - c))
+        c = change_step(steps, m)
+        r, rho = tracking(steps, m, t)
+        fits.append(MeasureFit(name, len(steps), r, rho, c, None if c is None or t_change is None else t_change - c))
     return sorted(fits, key=lambda f: -abs(f.spearman) if f.spearman is not None else 1.0)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from groklab.analysis.compare import spearman
+from groklab.analysis.compare import aligned, spearman, tracking
 from groklab.analysis.events import first_crossing
 from groklab.analysis.stages import onset_of_rise
 from groklab.plots import plot_sweep
@@ -234,13 +234,11 @@ def holdout_rows(runs: list[tuple[dict[str, Any], dict]], plan: Plan) -> list[di
 
 
 def med_rows(runs: list[tuple[dict[str, Any], dict]]) -> list[dict[str, str]]:
-    """MED traces the test loss: Spearman correlation over the whole run, per p."""
+    """MED traces the test loss: Spearman correlation over the whole run in steps (as compare-measures), per p."""
     per_p: dict[int, list[float]] = {}
     for cfg, m in runs:
         if "med" in m and "test_loss" in m:
-            t = dict(zip(*m["test_loss"], strict=True))
-            pairs = [(v, t[s]) for s, v in zip(*m["med"], strict=True) if s in t]
-            rho = spearman([a for a, _ in pairs], [b for _, b in pairs])
+            _, rho = tracking(*aligned(m["med"], m["test_loss"]))
             if rho is not None:
                 per_p.setdefault(cfg["task"]["p"], []).append(rho)
     if not per_p:
