@@ -160,6 +160,23 @@ def test_progress_measures_runs_end_to_end_on_a_tiny_budget(capsys, tmp_path):
     assert len(data["sweeps"]) == 3 and (tmp_path / "out" / "gu2025-holdout-quick.png").exists()
 
 
+def test_the_toeplitz_baseline_is_the_med_run_not_a_second_copy(capsys, tmp_path, monkeypatch):
+    import groklab.reproduce.progress_measures as pm
+    from groklab.store import Store
+
+    seen = []
+    real = pm.toeplitz_rows
+    monkeypatch.setattr(pm, "toeplitz_rows", lambda runs: seen.extend(runs) or real(runs))
+    tiny = ["schedule.steps=10", "schedule.eval_every=10", "model.d_model=16", "model.n_heads=2", "model.d_mlp=32"]
+    argv = ["reproduce", "progress-measures", "--quick", *tiny, "--quiet", "--runs-dir", str(tmp_path), "--out", str(tmp_path / "out")]
+    assert main(argv) == 0
+    arms = sorted((cfg["model"]["embed_init"], cfg["task"]["p"], cfg["task"]["train_frac"]) for cfg, _ in seen)
+    assert arms == [("default", 97, 0.3), ("toeplitz", 97, 0.3)]
+    with Store(tmp_path) as store:  # 7 splits + MED at p=47 and 97 + the Toeplitz run: nothing trained twice
+        configs = [json.dumps(store.get(r.id).config, sort_keys=True) for r in store.runs()]
+    assert len(configs) == len(pm.QUICK.splits) + len(pm.QUICK.med_primes) + 1 == len(set(configs))
+
+
 def test_tunnel_lengths_are_judged_only_at_the_papers_width():
     def with_tunnel(depth: int, tunnel: int, width: int) -> RunView:
         v = view(depth, 5000, sigmoid_curve(1000 * depth))
