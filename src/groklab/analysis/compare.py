@@ -111,13 +111,6 @@ def tracking(steps: Sequence[int], measure: Sequence[float], target: Sequence[fl
     return pearson(m, t), spearman(m, t)
 
 
-def change_step(steps: Sequence[int], values: Sequence[float]) -> int | None:
-    """The change point of a curve read on the uniform step grid, as a step."""
-    grid, (v,) = on_uniform_steps(steps, values)
-    c = change_point(grid, v)
-    return None if c is None else round(c)
-
-
 @dataclass(frozen=True)
 class MeasureFit:
     """How one measure relates to the target over one run."""
@@ -163,13 +156,15 @@ def compare(
     if target not in metrics:
         return []
     metrics = window(metrics, start) if start > 0 else metrics
-    t_change = change_step(*aligned(metrics[target], metrics[target])[:2])
+    grid, (target_on_grid,) = on_uniform_steps(*aligned(metrics[target], metrics[target])[:2])
+    t_change = change_point(grid, target_on_grid)
     fits = []
     for name in measures if measures is not None else default_measures(list(metrics)):
         if name not in metrics or name == target:
             continue
         steps, m, t = aligned(metrics[name], metrics[target])
-        c = change_step(steps, m)
-        r, rho = tracking(steps, m, t)
+        grid, (m_on_grid, t_on_grid) = on_uniform_steps(steps, m, t)  # one resampling serves both figures
+        c = change_point(grid, m_on_grid)
+        r, rho = pearson(m_on_grid, t_on_grid), spearman(m_on_grid, t_on_grid)
         fits.append(MeasureFit(name, len(steps), r, rho, c, None if c is None or t_change is None else t_change - c))
     return sorted(fits, key=lambda f: -abs(f.spearman) if f.spearman is not None else 1.0)
