@@ -3,9 +3,10 @@
 Members may differ in their seeds (model init, batch order, data split), learning rate, weight
 decay and init scale; everything else is shared (`shape_key`), shapes included, except that
 transformers of different widths may train together padded into the widest (`pad_key`,
-models/width_padding.py). The forward and
-backward passes run through torch.func.vmap over the stacked parameters, and the optimizer
-updates every member at once with its own learning rate and weight decay. Each member is still
+models/width_padding.py). The forward and backward passes run through torch.func.vmap over the
+stacked parameters, or through the model's own `stacked_forward` where it has one (batched matmuls,
+for models so small that vmap's per-op overhead dominates); the optimizer updates every member at
+once, from one flat buffer, with its own learning rate and weight decay (training/stacked_optim.py). Each member is still
 its own run in the store, with its own metrics, events and checkpoint, and that checkpoint has the
 single-run format: `groklab resume` continues any member alone. Member k matches the same config
 trained alone up to float reassociation; with dropout, members draw their own masks from the
@@ -40,6 +41,7 @@ from groklab.training.optim import build_optimizer
 from groklab.training.reporter import Reporter, SilentReporter
 from groklab.training.schedule import batch_indices, eval_steps, warmup_factor
 from groklab.training.setup import Prepared
+from groklab.training.stacked_optim import StackedOptimizer
 from groklab.training.trainer import create_run, events_of
 
 # Config keys that may differ between the members of one ensemble.
@@ -107,17 +109,13 @@ class EnsembleTrainer:
         else:
             self.template = copy.deepcopy(models[0]).to("meta")
             params, self.buffers = stack_module_state(models)
-        self.names = list(params)
-        self.params = [params[n] for n in self.names]  # each (K, ...), a leaf that requires grad
+        self.opt = StackedOptimizer(params, cfg.optim, [p.cfg.optim.lr for p in preps], [p.cfg.optim.weight_decay for p in preps])
+        self.names, self.params = self.opt.names, self.opt.params  # each (K, ...), a leaf that requires grad
         stack = lambda name: torch.stack([getattr(p.data, name) for p in preps]).to(self.device)  # noqa: E731
         try:
             self.data = TaskData(stack("train_x"), stack("train_y"), stack("test_x"), stack("test_y"))  # (K, N, ...)
         except RuntimeError:
             raise ValueError("ensemble members' train/test sets differ in size") from None
-        column = lambda values: torch.tensor(values, device=self.device, dtype=self.dtype)  # noqa: E731
-        self.lr = column([p.cfg.optim.lr for p in preps])
-        self.wd = column([p.cfg.optim.weight_decay for p in preps])
-        self.state: list[dict[str, torch.Tensor]] = [{} for _ in self.params]
         self.filter = GradFilter(self.params, cfg.optim.grokfast) if cfg.optim.grokfast.kind != "none" else None
         self.step = self.evals_done = 0
         s = cfg.schedule
@@ -130,12 +128,17 @@ class EnsembleTrainer:
 
     # ----- forward ------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(K, B, ...) inputs -> (K, B, classes) logits, member k through its own parameters."""
+        """(K, B, ...) inputs -> (K, B, classes) logits, member k through its own parameters.
+
+        A model that defines `stacked_forward(params, x)` runs its members itself; any other through vmap."""
+        params = dict(zip(self.names, self.params, strict=True))
+        if hasattr(self.template, "stacked_forward") and not self.buffers:
+            return self.template.stacked_forward(params, x)
 
         def one(params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], xs: torch.Tensor) -> torch.Tensor:
             return functional_call(self.template, (params, buffers), (xs,))
 
-        return vmap(one, randomness="different")(dict(zip(self.names, self.params, strict=True)), self.buffers, x)
+        return vmap(one, randomness="different")(params, self.buffers, x)
 
     def losses(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per-member mean loss, (K,)."""
@@ -165,40 +168,11 @@ class EnsembleTrainer:
             shared = [{"train_loss": lo, "train_acc": a} for lo, a in zip(losses.detach().double().tolist(), acc, strict=True)]
         return losses.detach(), shared
 
-    @torch.no_grad()
     def apply_update(self) -> None:
-        """AdamW / Adam / SGD on the stacked parameters, each member with its own lr and weight decay,
-        with the same arithmetic as torch.optim's implementations."""
+        """The optimizer step for every member at once, each with its own lr and weight decay (StackedOptimizer)."""
         if self.filter:
             self.filter.apply()
-        o = self.cfg.optim
-        lr_all = self.lr * warmup_factor(self.step, o.warmup_steps)
-        for p, state in zip(self.params, self.state, strict=True):
-            g = p.grad
-            per = (self.K,) + (1,) * (p.dim() - 1)
-            lr, wd = lr_all.view(per), self.wd.view(per)
-            if o.name in ("adam", "sgd"):
-                g = g.add(p * wd)  # coupled L2
-            if o.name == "sgd":
-                if o.momentum:
-                    buf = state.get("momentum_buffer")
-                    state["momentum_buffer"] = g.clone() if buf is None else buf.mul_(o.momentum).add_(g)
-                    g = state["momentum_buffer"]
-                p.sub_(lr * g)
-                continue
-            if o.name == "adamw":
-                p.mul_(1 - lr * wd)
-            if not state:
-                state.update(step=torch.zeros(()), exp_avg=torch.zeros_like(p), exp_avg_sq=torch.zeros_like(p))
-            state["step"] += 1
-            t = float(state["step"])
-            b1, b2 = o.betas
-            state["exp_avg"].lerp_(g, 1 - b1)
-            state["exp_avg_sq"].mul_(b2).addcmul_(g, g, value=1 - b2)
-            denom = (state["exp_avg_sq"].sqrt() / math.sqrt(1 - b2**t)).add_(o.eps)
-            p.sub_((lr / (1 - b1**t)) * state["exp_avg"] / denom)
-        for p in self.params:
-            p.grad = None
+        self.opt.step(warmup_factor(self.step, self.cfg.optim.warmup_steps))
         self.step += 1
 
     # ----- evaluation ---------------------------------------------------------------------------
@@ -257,10 +231,10 @@ class EnsembleTrainer:
         prep = self.preps[k]
         opt = build_optimizer(prep.cfg.optim, list(model.parameters()), self.device)
         view = lambda name, t: self.member_view(k, name, t).clone()  # noqa: E731
-        for name, p, state in zip(self.names, model.parameters(), self.state, strict=True):
+        for name, p, state in zip(self.names, model.parameters(), self.opt.moment_views(), strict=True):
             if "exp_avg" in state:
                 opt.state[p] = {
-                    "step": torch.tensor(float(state["step"]), dtype=torch.float32, device=p.device),
+                    "step": torch.tensor(float(self.opt.t), dtype=torch.float32, device=p.device),
                     "exp_avg": view(name, state["exp_avg"]),
                     "exp_avg_sq": view(name, state["exp_avg_sq"]),
                 }
