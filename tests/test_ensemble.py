@@ -83,3 +83,32 @@ def test_train_metrics_come_from_the_training_pass_only_without_dropout(tmp_path
         assert shared == [{}, {}] and lone_shared == {}
     else:
         assert all(set(s) == {"train_loss", "train_acc"} for s in shared) and set(lone_shared) == {"train_loss", "train_acc"}
+
+
+MLP = [*(o for o in TINY if not o.startswith("model.")), "model.name=mlp", "model.d_model=8", "model.d_mlp=32"]
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        ["optim.warmup_steps=10"],
+        ["model.n_layers=2", "model.act=gelu", "optim.loss=mse", "schedule.batch_size=16"],
+        ["optim.name=sgd", "optim.momentum=0.9", "optim.lr=0.05", "optim.grokfast.kind=ema", "optim.warmup_steps=5"],
+        ["optim.name=adam", "run.dtype=float64"],
+    ],
+)
+def test_mlp_members_run_the_stacked_forward_and_match_lone_runs(tmp_path, variant, monkeypatch):
+    """The MLP trains its members through its own stacked_forward, not vmap, and still matches lone runs."""
+    import groklab.training.ensemble as ensemble
+
+    def no_vmap(*args, **kwargs):
+        raise AssertionError("vmap was used")
+
+    monkeypatch.setattr(ensemble, "vmap", no_vmap)
+    configs = [resolve_config(None, [*MLP, *variant, *m]) for m in MEMBERS]
+    store = Store(tmp_path / "ens")
+    run_ids, statuses = start_ensemble([prepare(c) for c in configs], store)
+    assert statuses == ["finished"] * 3
+    for m, rid in zip(MEMBERS, run_ids, strict=True):
+        alone = groklab.run(None, [*MLP, *variant, *m], runs_dir=tmp_path / "alone")
+        assert_same_rows(store.metric_rows(rid), alone.store.metric_rows(alone.id))

@@ -10,6 +10,7 @@ own Python overhead.
 
 `lookup(idx, weight)` equals `F.embedding(idx, weight)`; its vmap rule folds the ensemble
 dimension into the table's rows, so K members still cost one gather and one index_add_.
+`stacked_lookup` does the same for a model that runs K members without vmap (stacked_forward).
 """
 
 from __future__ import annotations
@@ -52,12 +53,20 @@ class _Lookup(torch.autograd.Function):
             idx = idx.movedim(idx_dim, 0)  # (E, ...)
         if w_dim is None:  # one table for every member: an ordinary lookup of the stacked indices
             return _Lookup.apply(idx, weight), 0
-        weight = weight.movedim(w_dim, 0)  # (E, V, C): member e's rows become rows e*V .. e*V + V - 1
-        E, V = weight.shape[:2]
+        weight = weight.movedim(w_dim, 0)  # (E, V, C)
         if idx_dim is None:
-            idx = idx.expand(E, *idx.shape)
-        offset = (torch.arange(E, device=idx.device) * V).view(E, *[1] * (idx.dim() - 1))
-        return _Lookup.apply(idx + offset, weight.reshape(E * V, *weight.shape[2:])), 0
+            idx = idx.expand(weight.shape[0], *idx.shape)
+        return stacked_lookup(idx, weight), 0
+
+
+def stacked_lookup(idx: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """weight[e][idx[e]] for every member e: (E, ...) indices into (E, V, C) tables -> (E, ..., C).
+
+    Member e's rows become rows e*V .. e*V + V - 1 of one table: one gather, and on the CPU one index_add_ backward."""
+    E, V = weight.shape[:2]
+    offset = (torch.arange(E, device=idx.device) * V).view(E, *[1] * (idx.dim() - 1))
+    rows, table = idx + offset, weight.reshape(E * V, *weight.shape[2:])
+    return _Lookup.apply(rows, table) if weight.device.type == "cpu" else F.embedding(rows, table)
 
 
 def lookup(idx: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:

@@ -12,7 +12,7 @@ from groklab.config.schema import ModelConfig
 from groklab.errors import ConfigError
 from groklab.models.base import MODELS, ModelEntry
 from groklab.models.embedding_init import EMBED_INITS, apply_embed_init
-from groklab.models.lookup import lookup
+from groklab.models.lookup import lookup, stacked_lookup
 from groklab.models.transformer import ACTIVATIONS
 from groklab.tasks.base import TaskSpec
 
@@ -58,6 +58,21 @@ class EmbeddingMLP(nn.Module):
         B, T = idx.shape
         x = lookup(idx, self.tok_emb.weight).reshape(B, T * self.d_model)  # (B, T*C)
         return self.net(x)  # (B, K)
+
+    def stacked_forward(self, params: dict[str, torch.Tensor], idx: torch.Tensor) -> torch.Tensor:
+        """E models of this shape at once: `params` as named here, each (E, ...); (E, B, T) -> (E, B, K).
+
+        The same arithmetic as forward() with batched matmuls; a vectorized ensemble runs this instead of
+        vmap over forward(), whose per-op overhead dominates a model this small."""
+        E, B, T = idx.shape
+        x = stacked_lookup(idx, params["tok_emb.weight"]).reshape(E, B, T * self.d_model)  # (E, B, T*C)
+        for i, layer in enumerate(self.net):
+            if isinstance(layer, nn.Linear):
+                w, b = params[f"net.{i}.weight"], params[f"net.{i}.bias"]  # (E, out, in), (E, out)
+                x = torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))  # (E, B, out)
+            else:
+                x = layer(x)  # activation or dropout, element-wise: each member draws its own dropout mask
+        return x
 
 
 # --- groklab registration: the config keys `model.*` for name=mlp ------------------------------
