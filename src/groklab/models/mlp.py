@@ -11,6 +11,7 @@ from torch import nn
 from groklab.config.schema import ModelConfig
 from groklab.errors import ConfigError
 from groklab.models.base import MODELS, ModelEntry
+from groklab.models.dropout import Dropout
 from groklab.models.embedding_init import EMBED_INITS, apply_embed_init
 from groklab.models.lookup import lookup, stacked_lookup
 from groklab.models.transformer import ACTIVATIONS
@@ -42,7 +43,7 @@ class EmbeddingMLP(nn.Module):
         layers: list[nn.Module] = []
         width = seq_len * d_model
         for _ in range(n_layers):
-            layers += [nn.Linear(width, d_mlp), ACTIVATIONS[act](), nn.Dropout(dropout)]
+            layers += [nn.Linear(width, d_mlp), ACTIVATIONS[act](), Dropout(dropout)]
             width = d_mlp
         layers.append(nn.Linear(width, n_classes))
         self.net = nn.Sequential(*layers)

@@ -20,6 +20,7 @@ from torch import nn
 from groklab.config.schema import ModelConfig
 from groklab.errors import ConfigError
 from groklab.models.base import MODELS, ModelEntry
+from groklab.models.dropout import Dropout
 from groklab.models.embedding_init import EMBED_INITS, apply_embed_init
 from groklab.models.lookup import lookup
 from groklab.tasks.base import TaskSpec
@@ -94,7 +95,7 @@ class Attention(nn.Module):
         self.k_proj = nn.Linear(s.d_model, s.d_model, bias=False)
         self.v_proj = nn.Linear(s.d_model, s.d_model, bias=False)
         self.out_proj = nn.Linear(s.d_model, s.d_model, bias=False)
-        self.dropout = nn.Dropout(s.dropout)
+        self.dropout = Dropout(s.dropout)
 
     def forward(self, x: torch.Tensor, last_only: bool = False, qkv: QKV | None = None) -> torch.Tensor:
         """x (B, T, C) -> (B, Tq, C) with Tq = 1 if last_only else T. `qkv` supplies the projections precomputed."""
@@ -127,7 +128,7 @@ class MLP(nn.Module):
         self.fc_in = nn.Linear(s.d_model, s.d_mlp, bias=s.mlp_bias)
         self.act = ACTIVATIONS[s.act]()
         self.fc_out = nn.Linear(s.d_mlp, s.d_model, bias=s.mlp_bias)
-        self.dropout = nn.Dropout(s.dropout)
+        self.dropout = Dropout(s.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.dropout(self.fc_out(self.act(self.fc_in(x))))  # (B, T, C)
@@ -171,7 +172,7 @@ class Transformer(nn.Module):
             self.pos_emb = nn.Embedding(s.seq_len, s.d_model)
         else:  # derived from the shape, so not saved with the weights
             self.register_buffer("pos_table", sinusoidal_positions(s.seq_len, s.d_model), persistent=False)
-        self.drop = nn.Dropout(s.dropout)
+        self.drop = Dropout(s.dropout)
         self.blocks = nn.ModuleList(Block(s) for _ in range(s.n_layers))
         self.ln_f = layer_norm(s) if s.norm == "pre" else nn.Identity()
         self.unembed = nn.Linear(s.d_model, s.n_classes, bias=False)
