@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 import groklab
 from groklab.api import resume
@@ -112,3 +113,28 @@ def test_mlp_members_run_the_stacked_forward_and_match_lone_runs(tmp_path, varia
     for m, rid in zip(MEMBERS, run_ids, strict=True):
         alone = groklab.run(None, [*MLP, *variant, *m], runs_dir=tmp_path / "alone")
         assert_same_rows(store.metric_rows(rid), alone.store.metric_rows(alone.id))
+
+
+def test_an_ensemble_step_never_copies_a_weight_per_example(tmp_path):
+    """Under vmap, a Linear with stacked weights on a strided input (the last block's query slice) copies its
+    weight once per example, B x C x C per member: every tensor of a step stays far below that size."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_flatten
+
+    class Largest(TorchDispatchMode):
+        numel = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            self.numel = max([self.numel] + [t.numel() for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)])
+            return out
+
+    shape = ["model.d_model=32", "model.d_mlp=32", "model.n_heads=1", "model.n_layers=2", "model.dropout=0.1"]
+    cfgs = [resolve_config(None, [*TINY, *shape, f"run.seed={s}"]) for s in range(2)]
+    with Store(tmp_path) as store:
+        ens = EnsembleTrainer([prepare(c) for c in cfgs], store, ["a", "b"])
+        B = ens.data.train_y.shape[1]
+        with Largest() as seen:
+            ens.train_step(record=False)
+            ens.apply_update()
+    assert seen.numel < 2 * B * 32 * 32 / 4

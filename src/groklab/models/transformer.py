@@ -100,7 +100,9 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor, last_only: bool = False, qkv: QKV | None = None) -> torch.Tensor:
         """x (B, T, C) -> (B, Tq, C) with Tq = 1 if last_only else T. `qkv` supplies the projections precomputed."""
         if qkv is None:
-            qkv = self.q_proj(x[:, -1:] if last_only else x), self.k_proj(x), self.v_proj(x)
+            # contiguous: under vmap (ensembles) a Linear with stacked weights on a strided slice copies
+            # its weight once per example (B x C x C); on a contiguous (B, 1, C) it is one batched matmul
+            qkv = self.q_proj(x[:, -1:].contiguous() if last_only else x), self.k_proj(x), self.v_proj(x)
         q, k, v = qkv  # (B, Tq, C), (B, T, C), (B, T, C)
         B, T, C = k.shape
         H, D = self.n_heads, C // self.n_heads
