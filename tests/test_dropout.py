@@ -63,7 +63,16 @@ def test_identity_in_eval_and_nn_dropout_where_the_cpu_path_does_not_apply():
         ours = Dropout(p).train()(x)
         torch.manual_seed(1)
         assert torch.equal(ours, nn.Dropout(p).train()(x))
+
+
+def test_under_vmap_members_draw_their_own_masks_from_the_same_cheap_draw():
+    drop = Dropout(0.1).train()
+    scale = LANES / (LANES - drop_lanes(0.1))  # not torch's 1 / 0.9: our draw, batched
     torch.manual_seed(2)
-    batched = vmap(lambda t: Dropout(0.5).train()(t), randomness="different")(torch.ones(8, 1000))
-    assert not torch.equal(batched[0], batched[1])  # members draw their own masks under vmap
-    assert set(batched.unique().tolist()) <= {0.0, 2.0}
+    different = vmap(drop, randomness="different")(torch.ones(8, 1000, dtype=torch.float64))
+    assert not torch.equal(different[0], different[1])
+    assert set(different.unique().tolist()) == {0.0, scale}
+    same = vmap(drop, randomness="same")(torch.ones(8, 1000, dtype=torch.float64))
+    assert all(torch.equal(same[0], m) for m in same) and set(same.unique().tolist()) == {0.0, scale}
+    with pytest.raises(RuntimeError, match="randomness"):
+        vmap(drop)(torch.ones(8, 10))

@@ -6,16 +6,16 @@ draws 64-bit words from the same generator (so seeds, checkpoints and resumes be
 and splits each into four 16-bit lanes. The drop probability is therefore p rounded to a multiple
 of 1/65,536 (p = 0.1 drops 6,554 in 65,536, i.e. 0.100006), and kept values are scaled by the
 inverse of the rounded keep probability, so the output's expectation is still the input. Off the
-CPU, in place, under vmap (where torch batches its own draws per ensemble member), and for a p
-that rounds to 0 or 1 it is exactly nn.Dropout.
+CPU, in place, and for a p that rounds to 0 or 1 it is exactly nn.Dropout. Under vmap (an
+ensemble) each member draws its own mask, as torch's dropout does with randomness="different".
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
-
-from groklab.models.lookup import is_batchedtensor
 
 LANES = 1 << 16  # values one 16-bit lane takes
 
@@ -33,10 +33,35 @@ def keep_mask(x: torch.Tensor, p: float) -> torch.Tensor:
     return (lanes >= drop - LANES // 2).to(x.dtype).mul_(LANES / (LANES - drop))
 
 
+class _KeepMask(torch.autograd.Function):
+    """keep_mask as an op with a vmap rule: an ensemble's members (vmap, randomness="different") draw
+    their own masks in one call over the stacked tensor, as torch's dropout does under vmap."""
+
+    @staticmethod
+    def forward(x: torch.Tensor, p: float) -> torch.Tensor:
+        return keep_mask(x, p)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[torch.Tensor, float], output: torch.Tensor) -> None:
+        ctx.mark_non_differentiable(output)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[None, None]:
+        return None, None
+
+    @staticmethod
+    def vmap(info: Any, in_dims: tuple[int | None, None], x: torch.Tensor, p: float) -> tuple[torch.Tensor, int | None]:
+        if in_dims[0] is None or info.randomness == "same":  # one mask, shared by every member
+            return _KeepMask.apply(x if in_dims[0] is None else x.select(in_dims[0], 0), p), None
+        if info.randomness != "different":
+            raise RuntimeError("dropout under vmap draws random numbers: pass randomness='different' or 'same' to vmap")
+        return _KeepMask.apply(x.movedim(in_dims[0], 0), p), 0
+
+
 class Dropout(nn.Dropout):
     """nn.Dropout (same arguments, same state dict) with the cheaper CPU mask described above."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.inplace or x.device.type != "cpu" or is_batchedtensor(x) or not 0 < drop_lanes(self.p) < LANES:
+        if not self.training or self.inplace or x.device.type != "cpu" or not 0 < drop_lanes(self.p) < LANES:
             return super().forward(x)
-        return x * keep_mask(x, self.p)
+        return x * _KeepMask.apply(x, self.p)
