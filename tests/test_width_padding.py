@@ -101,16 +101,17 @@ def test_padded_member_with_dropout_trains(tmp_path):
     assert torch.equal(trainer.forward(x), trainer.forward(x))
 
 
-def test_sweep_pads_widths_only_when_asked(tmp_path, capsys):
+def test_sweep_pads_widths_unless_told_not_to(tmp_path, capsys):
     runs = str(tmp_path / "runs")
     grid = ["--grid", "model.d_model=4,8,12,16", "--seeds", "2"]
     args = ["sweep", *PADDED, "model.d_mlp=0", "schedule.steps=20", *grid, "--quiet", "--runs-dir", runs]
-    assert main([*args, "--pad-widths", "--max-ensemble", "4"]) == 0
+    assert main([*args, "--max-ensemble", "4"]) == 0
     store = Store(runs, create=False)
     sweep = store.get_sweep(capsys.readouterr().out.strip())
     fresh = {**sweep, "id": "not-started"}  # the plan before any point has a run
-    assert plan_batches(store, fresh, list(range(8)), 4, pad_widths=True) == [[0, 1, 2, 3], [4, 5, 6, 7]]  # ordered by width
-    assert plan_batches(store, fresh, list(range(8)), 4) == [[0, 1], [2, 3], [4, 5], [6, 7]]  # one width per ensemble
+    assert plan_batches(store, fresh, list(range(8)), 4) == [[0, 1, 2, 3], [4, 5, 6, 7]]  # ordered by width
+    assert plan_batches(store, fresh, list(range(8)), 4, pad_widths=True) == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert plan_batches(store, fresh, list(range(8)), 4, pad_widths=False) == [[0, 1], [2, 3], [4, 5], [6, 7]]  # one width each
     runs_of = store.sweep_runs(sweep["id"])
     assert {store.get(runs_of[i]).status for i in range(8)} == {"finished"}
     messages = {store.get(runs_of[i]).message for i in range(8)}

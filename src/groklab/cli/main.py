@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--pad-widths",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="transformers of different d_model / d_mlp share ensembles, padded to the widest (default: on a GPU only)",
+        help="transformers of different d_model / d_mlp share ensembles, padded to the widest (default: on)",
     )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress output; print only the sweep id")
     _runs_dir_arg(p)

@@ -8,7 +8,7 @@ The paper's numbers live here, in PAPER, and nowhere else; it reports one seed p
 
 The full version is the paper's setup (preset davies2023: a / b mod 97, 50% train, 2 layers, one head,
 MLP 4 x d_model, dropout 0.1, AdamW lr 1e-3, wd 1e-5, batch 512, 400K steps; d_model 1..80 x 3 seeds),
-meant for a GPU, where the widths share padded vectorized ensembles. `--quick` is for a 2-core CPU: see
+meant for a GPU; the widths share padded vectorized ensembles there as on a CPU. `--quick` is for a 2-core CPU: see
 QUICK's note. Its transition dimensions are its own, so only the shape of the picture is judged.
 """
 
