@@ -262,6 +262,23 @@ def test_ensemble_cap_on_cpu():
     assert 1 < ensemble_cap(resolve_config(None, TINY)) <= 32
 
 
+def test_padded_widths_too_big_to_gain_train_alone_and_do_not_cap_the_rest(tmp_path):
+    """On a CPU a d_model=1024 member (~2 GFLOP a step) trains alone; the narrow ones still share one padded ensemble."""
+    store = Store(tmp_path)
+    spec = spec_from_cli(None, TINY, ["model.d_model=8,16,1024"], 2)
+    sweep = store.get_sweep(store.create_sweep("", spec.as_dict(), spec.plan()))
+    assert plan_batches(store, sweep, list(range(6)), None) == [[0, 1, 2, 3], [4], [5]]
+    assert plan_batches(store, sweep, list(range(6)), 6) == [[0, 1, 2, 3, 4, 5]]  # an explicit cap is obeyed as given
+
+
+def test_on_a_cpu_a_padded_ensemble_spans_widths_of_similar_cost(tmp_path):
+    """d_model 288 costs ~1.25x 256 a step and shares its ensemble; 512 (~3.8x) would make them pay its arithmetic."""
+    store = Store(tmp_path)
+    spec = spec_from_cli(None, TINY, ["model.d_model=256,288,512"], 2)
+    sweep = store.get_sweep(store.create_sweep("", spec.as_dict(), spec.plan()))
+    assert plan_batches(store, sweep, list(range(6)), None) == [[0, 1, 2, 3], [4, 5]]
+
+
 def test_a_run_seed_override_moves_the_seeds_instead_of_being_overwritten():
     spec = spec_from_cli(None, ["run.seed=5", *TINY], ["optim.weight_decay=0.1,1"], 2)
     assert [c.run.seed for c in spec.configs()] == [5, 6, 5, 6]

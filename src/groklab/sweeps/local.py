@@ -21,7 +21,7 @@ from groklab.config import ExperimentConfig, from_dict
 from groklab.store import Store, is_live
 from groklab.training.ensemble import can_vectorize, pad_key, shape_key, start_ensemble
 from groklab.training.reporter import Reporter
-from groklab.training.setup import prepare
+from groklab.training.setup import Prepared, prepare
 from groklab.training.trainer import resume_run, start_run
 
 DONE = ("finished", "stopped", "diverged")
@@ -70,14 +70,15 @@ def pending_batches(
 def plan_batches(
     store: Store, sweep: dict[str, Any], pending: list[int], max_ensemble: int | None, pad_widths: bool | None = None
 ) -> list[list[int]]:
-    """Group the pending points that can share a vectorized pass (by shape key, or by pad key with
-    `pad_widths`: then each group is ordered by width, so an ensemble pads its members little).
+    """Group the pending points that can share a vectorized pass (by shape key, or by pad key unless
+    `pad_widths` is False: then each group is ordered by width, so an ensemble pads its members little).
 
-    `pad_widths=None` pads: a bigger ensemble spreads the per-op overhead that dominates a small model's
-    step over more members, on a GPU (kernel launches) and on a CPU alike. Measured on 2 CPU cores
-    (davies2023, 3 seeds): widths 9..16 train 2.5x faster padded than one after another, 41..48 1.8x;
-    seed-only ensembles 1.2x (benchmarks/model_wise.py). Models too big to gain are not grouped at all
-    (`ensemble_cap`)."""
+    Padding spreads the per-op overhead that dominates a small model's step over more members, on a
+    GPU (kernel launches) and on a CPU alike: on 2 CPU cores (davies2023, 3 seeds) widths 9..16 train
+    2.5x faster padded than one after another, 41..48 1.8x; seed-only ensembles 1.2x. On a CPU, though,
+    a narrow member padded into a much wider one pays the wider one's arithmetic, so there (unless
+    `max_ensemble` is given) an ensemble's widest member costs at most CPU_PAD_RATIO times its narrowest,
+    or both are overhead-bound; and members too big to gain at all train alone (`ensemble_cap`)."""
     linked = store.sweep_runs(sweep["id"])
     alone: list[list[int]] = []
     groups: dict[str, list[tuple[int, ExperimentConfig]]] = {}
@@ -89,10 +90,28 @@ def plan_batches(
         key = (pad_widths is not False and pad_key(cfg)) or shape_key(cfg)
         groups.setdefault(key, []).append((i, cfg))
     batches = list(alone)
-    for members in groups.values():
+    costs: dict[tuple[str, tuple[int, int]], tuple[int, float, bool]] = {}  # per group and width: (cap, FLOPs a step, on a CPU)
+    for key, members in groups.items():
         members.sort(key=lambda m: (_widths(m[1]), m[0]))
-        cap = max_ensemble or ensemble_cap(max(members, key=lambda m: _widths(m[1]))[1])
-        batches += [[i for i, _ in members[j : j + cap]] for j in range(0, len(members), cap)]
+        if max_ensemble:
+            batches += [[i for i, _ in members[j : j + max_ensemble]] for j in range(0, len(members), max_ensemble)]
+            continue
+        bucket: list[int] = []
+        first = 0.0
+        for i, cfg in members:
+            if (key, _widths(cfg)) not in costs:
+                costs[key, _widths(cfg)] = (ensemble_cap(cfg), *step_flops(prepare(cfg)))
+            cap, flops, cpu = costs[key, _widths(cfg)]
+            if cap == 1:  # too big to gain from vectorizing
+                batches.append([i])
+                continue
+            fits = not cpu or flops <= max(CPU_PAD_RATIO * first, CPU_OVERHEAD_FLOPS)
+            if bucket and fits and len(bucket) < cap:
+                bucket.append(i)
+            else:
+                batches += [bucket] if bucket else []
+                bucket, first = [i], flops
+        batches += [bucket] if bucket else []
     return sorted(batches, key=lambda b: b[0])
 
 
@@ -103,22 +122,32 @@ def _widths(cfg: ExperimentConfig) -> tuple[int, int]:
 
 # On a CPU a member step above this many FLOPs already keeps the cores busy; stacking members then
 # gains nothing (measured on 2 cores: 12 gu2025 models, ~3 GFLOP a step each, took 170 s as one
-# ensemble and 167 s as 12 separate runs), while overhead-bound small models gain (tiny MLPs: 2.4x at K=32).
+# ensemble and 167 s as 12 separate runs), while overhead-bound small models gain (tiny MLPs: 4.4x at K=32).
 CPU_VECTORIZE_MAX_FLOPS = 1e9
+# On a CPU, padded ensembles: the widest member's step may cost this many times the narrowest's, unless
+# both are below CPU_OVERHEAD_FLOPS, where a step costs its ops' overhead, not its arithmetic.
+CPU_PAD_RATIO = 1.6
+CPU_OVERHEAD_FLOPS = 5e7
+
+
+def step_flops(prep: Prepared) -> tuple[float, bool]:
+    """A training step's FLOPs, roughly (6 per parameter per example), and whether it runs off a GPU."""
+    n_params = sum(p.numel() for p in prep.model.parameters())
+    return 6.0 * n_params * (prep.cfg.schedule.batch_size or len(prep.data.train_y)), prep.device.type != "cuda"
 
 
 def ensemble_cap(cfg: ExperimentConfig, default_cpu: int = 32, default_gpu: int = 256) -> int:
     """Members per ensemble when `--max-ensemble` is not given.
 
-    On a CPU, 1 (no vectorization) for members whose step exceeds CPU_VECTORIZE_MAX_FLOPS (about
-    6 FLOPs per parameter per example); otherwise a default per device kind, lowered so that a rough
+    On a CPU, 1 (no vectorization) for members whose step exceeds CPU_VECTORIZE_MAX_FLOPS (`step_flops`);
+    otherwise a default per device kind, lowered so that a rough
     estimate of the members' memory (parameters, gradients, optimizer moments and the train set's
     activations) fits in half of what the device has free.
     """
     prep = prepare(cfg)
     n_params = sum(p.numel() for p in prep.model.parameters())
-    batch = cfg.schedule.batch_size or len(prep.data.train_y)
-    if prep.device.type != "cuda" and 6 * n_params * batch > CPU_VECTORIZE_MAX_FLOPS:
+    flops, cpu = step_flops(prep)
+    if cpu and flops > CPU_VECTORIZE_MAX_FLOPS:
         return 1
     widths = sum(p.shape[0] for p in prep.model.parameters() if p.dim() == 2)
     per_member = (4 * n_params + 3 * len(prep.data.train_y) * widths) * torch.finfo(prep.dtype).bits // 8
