@@ -4,9 +4,10 @@ that mix widths, and the wall-clock of the full reproduction each way.
 
     python benchmarks/model_wise.py [--device cpu|cuda] [--dims 1:80] [--seeds 3] [--bucket K] [--sample 8]
 
-Step times are measured at `--sample` evenly spaced widths (and for the padded ensembles at the widest
-member of each bucket) and interpolated linearly in between, so the CPU run takes minutes, not hours.
-Padded buckets hold `--bucket` members of neighbouring widths (default: every member on a GPU, 24 on a CPU).
+Sequential and seed-ensemble step times are measured at `--sample` evenly spaced widths and interpolated
+linearly in between, so the CPU run takes minutes, not hours; every padded ensemble is timed. The padded
+ensembles are the ones `groklab sweep` plans for this grid on this device (sweeps/local.py: plan_batches),
+or, with `--bucket K`, runs of K members of neighbouring widths.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from common import timed
 from groklab.config import resolve_config
 from groklab.config.schema import ExperimentConfig
 from groklab.store import Store
-from groklab.sweeps.spec import parse_values
+from groklab.sweeps.local import plan_batches
+from groklab.sweeps.spec import parse_values, spec_from_cli
 from groklab.training.allocator import tune_malloc
 from groklab.training.ensemble import EnsembleTrainer
 from groklab.training.setup import prepare
@@ -55,6 +57,17 @@ def ensemble_step(store: Store, widths: list[tuple[int, int]], device: str, reps
     return timed(step, reps, device)
 
 
+def sweep_plan(dims: list[int], args: argparse.Namespace) -> list[list[tuple[int, int]]]:
+    """The (d_model, seed) members of each ensemble `groklab sweep` would train for this grid."""
+    grid = [f"model.d_model={','.join(map(str, dims))}"]
+    spec = spec_from_cli("davies2023", [f"run.device={args.device}", "measures.enabled=[loss_acc]"], grid, args.seeds)
+    with tempfile.TemporaryDirectory() as tmp, Store(tmp) as store:
+        sweep = store.get_sweep(store.create_sweep("", spec.as_dict(), spec.plan()))
+        plan = plan_batches(store, sweep, list(range(len(sweep["points"]))), None)
+    member = lambda i: (sweep["points"][i]["config"]["model"]["d_model"], sweep["points"][i]["config"]["run"]["seed"])  # noqa: E731
+    return [[member(i) for i in batch] for batch in plan]
+
+
 def interp(table: dict[int, float], x: int) -> float:
     """Linear interpolation of measured costs (flat beyond the ends)."""
     xs = sorted(table)
@@ -71,7 +84,7 @@ def main() -> None:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--dims", default="1:80", help="the sweep's embedding dimensions (a range or a list)")
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--bucket", type=int, default=0, help="members per padded ensemble (0: all on a GPU, 24 on a CPU)")
+    ap.add_argument("--bucket", type=int, default=0, help="members per padded ensemble (0: as `groklab sweep` plans them)")
     ap.add_argument("--sample", type=int, default=8, help="widths at which step times are measured")
     ap.add_argument("--reps", type=int, default=0, help="timed steps per measurement (0: 5 on a CPU, 50 on a GPU)")
     args = ap.parse_args()
@@ -80,30 +93,27 @@ def main() -> None:
     reps = args.reps or (50 if cuda else 5)
     dims = sorted({int(str(v)) for v in parse_values("--dims", args.dims)})
     members = [(d, s) for d in dims for s in range(args.seeds)]
-    bucket = args.bucket or (len(members) if cuda else 24)
     n = max(2, min(args.sample, len(dims)))
     sample = sorted({dims[round(i * (len(dims) - 1) / (n - 1))] for i in range(n)})
-    buckets = [members[i : i + bucket] for i in range(0, len(members), bucket)]
+    buckets = [members[i : i + args.bucket] for i in range(0, len(members), args.bucket)] if args.bucket else sweep_plan(dims, args)
     name = torch.cuda.get_device_name() if cuda else f"CPU, {torch.get_num_threads()} threads"
     setting = f"davies2023 (batch 512, 2 layers, 1 head, MLP 4d), d_model {dims[0]}..{dims[-1]} x {args.seeds} seeds"
     print(f"torch {torch.__version__}, {name}; {setting}")
-    print(f"measured at widths {sample}; padded buckets of {bucket} members; {reps} timed steps each")
+    sizes = f"of {args.bucket} members" if args.bucket else f"as groklab sweep plans them: {[len(b) for b in buckets]} members"
+    print(f"measured at widths {sample}; padded ensembles {sizes}; {reps} timed steps each")
 
     with tempfile.TemporaryDirectory() as tmp, Store(tmp) as store:
         lone = {d: lone_step(store, d, args.device, reps) for d in sample}
         seeds = {d: ensemble_step(store, [(d, s) for s in range(args.seeds)], args.device, reps) for d in sample}
-        pad_at = sorted({b[-1][0] for b in buckets})
-        pad_sample = sorted({pad_at[round(i * (len(pad_at) - 1) / max(1, min(n, len(pad_at)) - 1))] for i in range(min(n, len(pad_at)))})
-        padded = {}
-        for top in pad_sample:
-            like = next(b for b in buckets if b[-1][0] == top)  # a real bucket with this widest member
-            padded[top] = ensemble_step(store, like, args.device, max(1, reps // 2))
-            print(f"  padded bucket of {len(like)} (d {like[0][0]}..{top}): {padded[top] * 1e3:.1f} ms/step", flush=True)
+        padded = []
+        for b in buckets:
+            padded.append(ensemble_step(store, b, args.device, max(1, reps // 2)) if len(b) > 1 else interp(lone, b[0][0]))
+            print(f"  {len(b)} member(s), d {b[0][0]}..{b[-1][0]}: {padded[-1] * 1e3:.1f} ms/step", flush=True)
 
     per_step = {
         "sequential": args.seeds * sum(interp(lone, d) for d in dims),
         "seed ensembles": sum(interp(seeds, d) for d in dims),
-        "padded ensembles": sum(interp(padded, b[-1][0]) * len(b) / bucket for b in buckets),  # a short last bucket costs less
+        "padded ensembles": sum(padded),
     }
     print(f"{'strategy':18s} {'us per (dim, seed, step)':>26s} {'sweep step':>12s} {'full sweep (400K steps)':>25s} {'vs sequential':>14s}")
     for strategy, seconds in per_step.items():
