@@ -37,13 +37,18 @@ def assert_same_rows(a, b):
     ],
 )
 def test_members_match_lone_runs(tmp_path, variant):
-    configs = [resolve_config(None, [*TINY, *variant, *m]) for m in MEMBERS]
+    assert_members_match_lone_runs(tmp_path, [*TINY, *variant])
+
+
+def assert_members_match_lone_runs(tmp_path, base):
+    """MEMBERS on top of `base`, trained as one ensemble, each against the same config trained alone."""
+    configs = [resolve_config(None, [*base, *m]) for m in MEMBERS]
     assert len({shape_key(c) for c in configs}) == 1
     store = Store(tmp_path / "ens")
     run_ids, statuses = start_ensemble([prepare(c) for c in configs], store)
     assert statuses == ["finished"] * 3
     for m, rid in zip(MEMBERS, run_ids, strict=True):
-        alone = groklab.run(None, [*TINY, *variant, *m], runs_dir=tmp_path / "alone")
+        alone = groklab.run(None, [*base, *m], runs_dir=tmp_path / "alone")
         assert_same_rows(store.metric_rows(rid), alone.store.metric_rows(alone.id))
 
 
@@ -106,13 +111,7 @@ def test_mlp_members_run_the_stacked_forward_and_match_lone_runs(tmp_path, varia
         raise AssertionError("vmap was used")
 
     monkeypatch.setattr(ensemble, "vmap", no_vmap)
-    configs = [resolve_config(None, [*MLP, *variant, *m]) for m in MEMBERS]
-    store = Store(tmp_path / "ens")
-    run_ids, statuses = start_ensemble([prepare(c) for c in configs], store)
-    assert statuses == ["finished"] * 3
-    for m, rid in zip(MEMBERS, run_ids, strict=True):
-        alone = groklab.run(None, [*MLP, *variant, *m], runs_dir=tmp_path / "alone")
-        assert_same_rows(store.metric_rows(rid), alone.store.metric_rows(alone.id))
+    assert_members_match_lone_runs(tmp_path, [*MLP, *variant])
 
 
 def test_an_ensemble_step_never_copies_a_weight_per_example(tmp_path):
