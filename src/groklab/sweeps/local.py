@@ -100,7 +100,8 @@ def plan_batches(
         first = 0.0
         for i, cfg in members:
             if (key, _widths(cfg)) not in costs:
-                costs[key, _widths(cfg)] = (ensemble_cap(cfg), *step_flops(prepare(cfg)))
+                prep = prepare(cfg)
+                costs[key, _widths(cfg)] = (ensemble_cap(cfg, prep), *step_flops(prep))
             cap, flops, cpu = costs[key, _widths(cfg)]
             if cap == 1:  # too big to gain from vectorizing
                 batches.append([i])
@@ -131,26 +132,26 @@ CPU_OVERHEAD_FLOPS = 5e7
 
 
 def step_flops(prep: Prepared) -> tuple[float, bool]:
-    """A training step's FLOPs, roughly (6 per parameter per example), and whether it runs off a GPU."""
+    """A training step's FLOPs, roughly (6 per parameter per example), and whether it runs off CUDA."""
     n_params = sum(p.numel() for p in prep.model.parameters())
     return 6.0 * n_params * (prep.cfg.schedule.batch_size or len(prep.data.train_y)), prep.device.type != "cuda"
 
 
-def ensemble_cap(cfg: ExperimentConfig, default_cpu: int = 32, default_gpu: int = 256) -> int:
+def ensemble_cap(cfg: ExperimentConfig, prep: Prepared | None = None, default_cpu: int = 32, default_gpu: int = 256) -> int:
     """Members per ensemble when `--max-ensemble` is not given.
 
     On a CPU, 1 (no vectorization) for members whose step exceeds CPU_VECTORIZE_MAX_FLOPS (`step_flops`);
     otherwise a default per device kind, lowered so that a rough
-    estimate of the members' memory (parameters, gradients, optimizer moments and the train set's
-    activations) fits in half of what the device has free.
+    estimate of the members' memory (parameters, gradients, optimizer moments and per-element rates,
+    and the train set's activations) fits in half of what the device has free. `prep`: cfg, prepared.
     """
-    prep = prepare(cfg)
+    prep = prep or prepare(cfg)
     n_params = sum(p.numel() for p in prep.model.parameters())
     flops, cpu = step_flops(prep)
     if cpu and flops > CPU_VECTORIZE_MAX_FLOPS:
         return 1
     widths = sum(p.shape[0] for p in prep.model.parameters() if p.dim() == 2)
-    per_member = (4 * n_params + 3 * len(prep.data.train_y) * widths) * torch.finfo(prep.dtype).bits // 8
+    per_member = (8 * n_params + 3 * len(prep.data.train_y) * widths) * torch.finfo(prep.dtype).bits // 8
     if prep.device.type == "cuda":
         free, default = torch.cuda.mem_get_info(prep.device)[0], default_gpu
     else:
