@@ -269,3 +269,20 @@ def test_the_figure_marks_the_minima_and_the_peak():
     _mark_double_descent(ax, {})  # a run without one: nothing more drawn
     assert len(ax.get_lines()) == 2
     plt.close(fig)
+
+
+# The default preset's run (`groklab run`, 2026-11-30), steps 1300..1600: the optimizer overshoots at 1430.
+SPIKE_STEPS = list(range(1300, 1610, 10))
+SPIKE_TEST = [2.188, 1.999, 1.819, 1.645, 1.487, 1.34, 1.208, 1.092, 0.9859, 0.8852, 0.7968, 0.7186, 0.7061, 1.339, 0.9121, 0.5945]
+SPIKE_TEST += [0.4277, 0.3402, 0.305, 0.2817, 0.2606, 0.2367, 0.2131, 0.1901, 0.1696, 0.1511, 0.1344, 0.1194, 0.1061, 0.09424, 0.0837]
+SPIKE_TRAIN = [2.43e-07, 2.34e-07, 2.25e-07, 2.17e-07, 2.12e-07, 2.06e-07, 1.98e-07, 1.93e-07, 1.86e-07, 1.78e-07, 1.68e-07]
+SPIKE_TRAIN += [1.63e-07, 3.47e-06, 0.0471, 0.0068, 0.00304, 0.00285, 0.00369, 0.00551, 0.00721, 0.00786, 0.00756, 0.00689]
+SPIKE_TRAIN += [0.00624, 0.00566, 0.00514, 0.00464, 0.00416, 0.00372, 0.00331, 0.00295]
+
+
+def test_a_peak_the_train_loss_climbs_to_as_well_is_an_instability_not_a_double_descent():
+    assert loss_double_descent(SPIKE_STEPS, SPIKE_TEST, prominence=0.1) is not None  # the test loss alone looks like one
+    assert loss_double_descent(SPIKE_STEPS, SPIKE_TEST, prominence=0.1, train=(SPIKE_STEPS, SPIKE_TRAIN)) is None
+    falling = [1e-3 * 0.9**i for i in range(len(SPIKE_STEPS))]  # a train loss that keeps falling: still a double descent
+    assert loss_double_descent(SPIKE_STEPS, SPIKE_TEST, prominence=0.1, train=(SPIKE_STEPS, falling)) is not None
+    assert loss_dd_events((SPIKE_STEPS, SPIKE_TEST), 0.1, train=(SPIKE_STEPS, SPIKE_TRAIN)) == {}

@@ -32,13 +32,17 @@ main peak, and the minima are those on either side of it. A monotone descent, a 
 descent), or a rise at the end with no fall after it, give None. A curve that rises first and later
 falls, rises and falls again has one: its second peak, between the two later troughs. Steps may be
 irregular; non-finite losses are dropped. A run's stored events count only peaks before its t_grok:
-after it, a spike of the loss is an instability of a network that has generalized.
+after it, a spike of the loss is an instability of a network that has generalized. Given the train
+loss, a peak during which it rises too (by `prominence`, smoothed and floored alike) is not counted
+either: in a double descent the test loss climbs while the network fits the train set, whereas a
+spike of both is the optimizer overshooting (the default preset's run has one at step 1430, where
+the train loss jumps from 1e-7 to 0.05 for two evaluations while the test loss goes 0.71 -> 1.34).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from groklab.analysis.events import Event
 from groklab.analysis.stages import DoubleDescent, _finite, _median3, _zigzag
@@ -53,14 +57,20 @@ def log_loss(values: Sequence[float], floor: float = LOSS_FLOOR) -> list[float]:
 
 
 def loss_double_descent(
-    steps: Sequence[int], values: Sequence[float], prominence: float = 0.1, floor: float = LOSS_FLOOR, peak_before: int | None = None
+    steps: Sequence[int],
+    values: Sequence[float],
+    prominence: float = 0.1,
+    floor: float = LOSS_FLOOR,
+    peak_before: int | None = None,
+    train: tuple[Sequence[int], Sequence[float]] | None = None,
 ) -> DoubleDescent | None:
     """The most prominent descent-peak-descent of a loss curve (see the module docstring), or None.
 
     `prominence` is in decades of the loss (log10 units). With `peak_before` (a run's t_grok), only
     peaks at earlier steps count: once a network has generalized, a loss spike is an instability of
     the trained network (lr too high, a "slingshot"), not the memorization peak of a double descent.
-    The steps are evaluation steps; each value returned is the smoothed loss there, i.e. the median of
+    With `train` (the train-loss curve, steps and values), a peak the train loss climbs to as well is
+    such an instability too. The steps are evaluation steps; each value returned is the smoothed loss there, i.e. the median of
     the loss at that evaluation and its two neighbours (clipped at `floor`): a one-evaluation blip at a
     turning point is not reported as its value.
     """
@@ -74,12 +84,15 @@ def loss_double_descent(
     smooth = _median3([max(v, floor) for v in raw])  # the median commutes with the (monotone) log: exact losses to report
     s = log_loss(smooth, floor)
     pivots = _zigzag(s, prominence)
+    train_rise = _rise_of(train, floor)
     best: tuple[float, int, int, int] | None = None  # (peak prominence, first_min, peak, second_min) as indices
     for k in range(len(pivots) - 2):
         (m1, kind1), (pk, kind2), (m2, _) = pivots[k : k + 3]
         if kind1 != -1 or kind2 != 1 or m1 == 0:  # trough, peak, trough, the first trough reached by a descent
             continue
         if peak_before is not None and st[pk] >= peak_before:
+            continue
+        if train_rise(st[m1], st[pk]) >= prominence:
             continue
         prom = min(s[pk] - s[m1], s[pk] - s[m2])
         if prom >= prominence and (best is None or prom > best[0]):
@@ -90,12 +103,31 @@ def loss_double_descent(
     return DoubleDescent(st[m1], st[pk], st[m2], smooth[m1], smooth[pk], smooth[m2])
 
 
+def _rise_of(train: tuple[Sequence[int], Sequence[float]] | None, floor: float) -> Callable[[int, int], float]:
+    """rise(a, b): how far (decades) the smoothed, floored train loss climbs above its value at step a
+    by step b (both ends included); 0 without a train curve or where it has no point."""
+    if train is None:
+        return lambda a, b: 0.0
+    st, raw = _finite(*train)
+    s = log_loss(_median3([max(v, floor) for v in raw]), floor)
+
+    def rise(a: int, b: int) -> float:
+        window = [v for t, v in zip(st, s, strict=True) if a <= t <= b]
+        return max(window) - window[0] if window else 0.0
+
+    return rise
+
+
 def loss_dd_events(
-    curve: tuple[Sequence[int], Sequence[float]], prominence: float = 0.1, peak_before: int | None = None
+    curve: tuple[Sequence[int], Sequence[float]],
+    prominence: float = 0.1,
+    peak_before: int | None = None,
+    train: tuple[Sequence[int], Sequence[float]] | None = None,
 ) -> dict[str, Event]:
     """The events to store with a run for its test-loss curve: dd_first_min, dd_peak and dd_second_min,
-    each (step, test loss there); no keys at all when the curve has no double descent (before `peak_before`)."""
-    dd = loss_double_descent(*curve, prominence=prominence, peak_before=peak_before)
+    each (step, test loss there); no keys at all when the curve has no double descent (before `peak_before`,
+    and not a spike of the `train` loss too)."""
+    dd = loss_double_descent(*curve, prominence=prominence, peak_before=peak_before, train=train)
     if dd is None:
         return {}
     return {

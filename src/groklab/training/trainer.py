@@ -202,7 +202,7 @@ def events_of(store: Store, run_id: str, cfg: ExperimentConfig) -> dict[str, tup
     e = cfg.events
     events = grokking_events(m.get("train_acc", empty), m.get("test_acc", empty), e.fit_threshold, e.grok_threshold)
     curves = {k: v for k, v in m.items() if k == "test_acc" or k.startswith("rank/")}
-    dd = loss_dd_events(m.get("test_loss", empty), e.loss_peak_prominence, peak_before=events["t_grok"][0])
+    dd = loss_dd_events(m.get("test_loss", empty), e.loss_peak_prominence, peak_before=events["t_grok"][0], train=m.get("train_loss"))
     return {**events, **stage_events(curves, e.surge_rise, e.surge_window, e.rank_prominence), **dd}
 
 
