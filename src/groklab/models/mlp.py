@@ -71,6 +71,8 @@ class EmbeddingMLP(nn.Module):
             if isinstance(layer, nn.Linear):
                 w, b = params[f"net.{i}.weight"], params[f"net.{i}.bias"]  # (E, out, in), (E, out)
                 x = torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))  # (E, B, out)
+            elif isinstance(layer, nn.ReLU):
+                x = x.relu_()  # in place on the matmul's output, which its backward does not read: ~5% of a step
             else:
                 x = layer(x)  # activation or dropout, element-wise: each member draws its own dropout mask
         return x
