@@ -29,6 +29,30 @@ def snapshot(path):
     return files, rows
 
 
+def assert_changes_survive_a_preset_edit(capsys, runs_dir, run_id, changes):
+    """The run saved its preset as it resolved then: an edit to the preset since is not one of its changes,
+    while a run from before that file existed falls back to the preset as it resolves today."""
+    from groklab.config import presets
+
+    real = presets.preset_data
+
+    def edited(name, *args):
+        data = real(name, *args)
+        return {**data, "optim": {**data.get("optim", {}), "lr": 0.123}} if name == "modular-addition" else data
+
+    presets._resolved_flat.cache_clear()
+    try:
+        presets.preset_data = edited
+        (row,) = json.loads(run_cli(capsys, "runs", "--json", "--runs-dir", str(runs_dir))[1])
+        assert row["changes"] == changes
+        (runs_dir / "runs" / run_id / "preset.yaml").unlink()
+        (row,) = json.loads(run_cli(capsys, "runs", "--json", "--runs-dir", str(runs_dir))[1])
+        assert row["changes"] == {**changes, "optim.lr": 0.003}  # against today's (edited) preset
+    finally:
+        presets.preset_data = real
+        presets._resolved_flat.cache_clear()
+
+
 def test_run_show_plot_export(capsys, tiny, runs_dir, tmp_path):
     code, out, err = run_cli(capsys, "run", *tiny, "--quiet", "--runs-dir", str(runs_dir))
     assert code == 0, err
@@ -52,6 +76,7 @@ def test_run_show_plot_export(capsys, tiny, runs_dir, tmp_path):
     assert "run.name" not in row["changes"] and "task.op" not in row["changes"]
     code, out, _ = run_cli(capsys, "runs", "--runs-dir", str(runs_dir))
     assert code == 0 and "task.p=13" in out.splitlines()[1]
+    assert_changes_survive_a_preset_edit(capsys, runs_dir, run_id, row["changes"])
 
     for ext in ("png", "svg", "pdf"):
         target = tmp_path / f"fig.{ext}"

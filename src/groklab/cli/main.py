@@ -248,8 +248,15 @@ def cmd_show(ns: argparse.Namespace) -> int:
 def cmd_runs(ns: argparse.Namespace) -> int:
     from groklab.config import changes_from_preset
     from groklab.store import Store
+    from groklab.training.trainer import PRESET_FILE
 
     store = Store(ns.runs_dir, create=False)
+
+    def preset_then(run_id: str) -> dict | None:
+        """The run's preset as it was when the run was created (None for runs made before it was saved)."""
+        text = store.read_file(run_id, PRESET_FILE)
+        return yaml.safe_load(text) if text else None
+
     rows = []
     for rec in store.runs():
         ev = store.events(rec.id)
@@ -266,7 +273,7 @@ def cmd_runs(ns: argparse.Namespace) -> int:
                 "train_acc": final["train_acc"][1][-1] if "train_acc" in final else None,
                 "test_acc": final["test_acc"][1][-1] if "test_acc" in final else None,
                 "created": rec.created,
-                "changes": changes_from_preset(rec.config, rec.preset),  # what sets this run apart from its preset
+                "changes": changes_from_preset(rec.config, rec.preset, preset_then(rec.id)),  # what sets this run apart
             }
         )
     if ns.json:

@@ -82,17 +82,27 @@ def resolve_config(preset: str | None = None, overrides: list[str] | dict[str, A
     return from_dict(data)
 
 
-def changes_from_preset(config: dict[str, Any], preset: str) -> dict[str, Any]:
-    """The dotted keys where a saved run config differs from its preset as the preset resolves today.
+def changes_from_preset(config: dict[str, Any], preset: str, baseline: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The dotted keys where a saved run config differs from its preset.
 
-    So `groklab runs` can tell apart two runs of one preset (`gu2025 task.p=47` from `gu2025`).
-    Empty when the preset is gone or no longer valid; run.name and run.notes are not settings.
+    So `groklab runs` can tell apart two runs of one preset (`gu2025 task.p=47` from `gu2025`). The preset
+    is `baseline`, the config it resolved to when the run was created (`preset_baseline`, saved with the
+    run), else the preset as it resolves today: a preset edited since then would otherwise show its own
+    edits as the run's changes. Empty when there is neither; run.name and run.notes are not settings.
     """
-    base = _resolved_flat(preset)
+    base = _flatten(baseline) if baseline is not None else _resolved_flat(preset)
     if base is None:
         return {}
     saved = _flatten(config)
     return {k: v for k, v in saved.items() if base.get(k, object()) != v and k not in ("run.name", "run.notes", "preset")}
+
+
+def preset_baseline(preset: str) -> dict[str, Any] | None:
+    """The config a preset (or YAML file) resolves to now, to save with a run; None if it does not resolve."""
+    try:
+        return to_dict(resolve_config(preset))
+    except ConfigError:
+        return None
 
 
 @lru_cache(maxsize=32)

@@ -156,6 +156,11 @@ class Store:
         """A small text file beside the run's checkpoints (its resolved config.yaml)."""
         (self.run_dir(run_id) / name).write_text(text)
 
+    def read_file(self, run_id: str, name: str) -> str | None:
+        """A file write_file wrote, or None if the run has none of that name."""
+        path = self.run_dir(run_id) / name
+        return path.read_text() if path.is_file() else None
+
     def save_checkpoint(self, run_id: str, state: dict[str, Any], step: int, keep: bool = False) -> None:
         save_checkpoint(self.run_dir(run_id), state, step, keep)
 

@@ -20,6 +20,7 @@ from groklab.analysis.double_descent import loss_dd_events
 from groklab.analysis.events import grokking_events
 from groklab.analysis.stages import stage_events
 from groklab.config.loading import to_dict
+from groklab.config.presets import preset_baseline
 from groklab.config.schema import ExperimentConfig
 from groklab.measures import EvalContext
 from groklab.store import Store
@@ -206,11 +207,17 @@ def events_of(store: Store, run_id: str, cfg: ExperimentConfig) -> dict[str, tup
     return {**events, **stage_events(curves, e.surge_rise, e.surge_window, e.rank_prominence), **dd}
 
 
+PRESET_FILE = "preset.yaml"  # beside config.yaml: the run's preset as it resolved when the run was created
+
+
 def create_run(prep: Prepared, store: Store, sweep: tuple[str, int] | None = None) -> str:
     """The run's row (linked to point `sweep[1]` of sweep `sweep[0]`, if given) and its resolved config.yaml."""
     cfg = prep.cfg
     run_id = store.create_run(to_dict(cfg), cfg.run.name, cfg.preset, __version__, str(prep.device), sweep)
     store.write_file(run_id, "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    baseline = preset_baseline(cfg.preset)
+    if baseline is not None:  # the preset as it is today, so `groklab runs` shows this run's own changes later
+        store.write_file(run_id, PRESET_FILE, yaml.safe_dump(baseline, sort_keys=False))
     return run_id
 
 
