@@ -81,8 +81,7 @@ def loss_double_descent(
     st, raw = _finite(steps, values)
     if len(raw) < 3:
         return None
-    smooth = _median3([max(v, floor) for v in raw])  # the median commutes with the (monotone) log: exact losses to report
-    s = log_loss(smooth, floor)
+    smooth, s = _smoothed(raw, floor)
     pivots = _zigzag(s, prominence)
     train_rise = _rise_of(train, floor)
     best: tuple[float, int, int, int] | None = None  # (peak prominence, first_min, peak, second_min) as indices
@@ -103,13 +102,20 @@ def loss_double_descent(
     return DoubleDescent(st[m1], st[pk], st[m2], smooth[m1], smooth[pk], smooth[m2])
 
 
+def _smoothed(raw: list[float], floor: float) -> tuple[list[float], list[float]]:
+    """(losses floored and median-of-3 smoothed, their log10): the median commutes with the monotone log,
+    so the first are exact losses to report and the second what turning points are read on."""
+    smooth = _median3([max(v, floor) for v in raw])
+    return smooth, log_loss(smooth, floor)
+
+
 def _rise_of(train: tuple[Sequence[int], Sequence[float]] | None, floor: float) -> Callable[[int, int], float]:
     """rise(a, b): how far (decades) the smoothed, floored train loss climbs above its value at step a
     by step b (both ends included); 0 without a train curve or where it has no point."""
     if train is None:
         return lambda a, b: 0.0
     st, raw = _finite(*train)
-    s = log_loss(_median3([max(v, floor) for v in raw]), floor)
+    _, s = _smoothed(raw, floor)
 
     def rise(a: int, b: int) -> float:
         window = [v for t, v in zip(st, s, strict=True) if a <= t <= b]

@@ -108,7 +108,5 @@ def preset_baseline(preset: str) -> dict[str, Any] | None:
 @lru_cache(maxsize=32)
 def _resolved_flat(preset: str) -> dict[str, Any] | None:
     """A preset resolved and flattened to dotted keys (read-only; cached: `groklab runs` asks once per run)."""
-    try:
-        return _flatten(to_dict(resolve_config(preset)))
-    except ConfigError:
-        return None
+    baseline = preset_baseline(preset)
+    return None if baseline is None else _flatten(baseline)

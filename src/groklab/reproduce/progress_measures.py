@@ -26,6 +26,7 @@ from typing import Any
 from groklab.analysis.compare import aligned, spearman, tracking
 from groklab.analysis.events import first_crossing
 from groklab.analysis.stages import onset_of_rise
+from groklab.config import resolve_config
 from groklab.plots import plot_sweep
 from groklab.reproduce.common import continue_or_create
 from groklab.store import Store
@@ -126,8 +127,6 @@ def _finished(store: Store, sweep_id: str) -> list[tuple[dict[str, Any], dict[st
 
 def check(quick: bool, overrides: list[str]) -> None:
     """Fail early, writing nothing: bad overrides."""
-    from groklab.config import resolve_config
-
     plan = QUICK if quick else FULL
     resolve_config("gu2025", [*plan.overrides, f"task.p={plan.p}", *overrides])
 
@@ -151,8 +150,6 @@ def reproduce(
     med = continue_or_create(store, "gu2025", f"gu2025-med{suffix}", extra, [f"task.p={','.join(map(str, plan.med_primes))}"], seeds, train)
     # The Toeplitz comparison's default-init arm at the MED runs' training fraction is a MED run (same
     # config, same seeds): reuse it rather than train it twice.
-    from groklab.config import resolve_config
-
     med_frac = resolve_config("gu2025", extra).task.train_frac  # type: ignore[attr-defined]
     shared = {med_frac} & set(plan.toeplitz_fracs) if plan.p in plan.med_primes else set()
     baseline_fracs = [f for f in plan.toeplitz_fracs if f not in shared]

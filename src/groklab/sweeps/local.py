@@ -99,10 +99,11 @@ def plan_batches(
         bucket: list[int] = []
         first = 0.0
         for i, cfg in members:
-            if (key, _widths(cfg)) not in costs:
+            width = (key, _widths(cfg))
+            if width not in costs:
                 prep = prepare(cfg)
-                costs[key, _widths(cfg)] = (ensemble_cap(cfg, prep), *step_flops(prep))
-            cap, flops, cpu = costs[key, _widths(cfg)]
+                costs[width] = (ensemble_cap(cfg, prep), *step_flops(prep))
+            cap, flops, cpu = costs[width]
             if cap == 1:  # too big to gain from vectorizing
                 batches.append([i])
                 continue
