@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import random
@@ -10,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from groklab.analysis.compare import change_point, compare, on_uniform_steps, pearson, ranks, spearman, tracking
+from groklab.analysis.compare import change_point, compare, on_step_grid, pearson, ranks, spearman, step_grid, tracking
 from groklab.cli.main import main
 from helpers import TINY
 
@@ -40,10 +41,10 @@ def test_change_point_of_a_step_is_the_step(at, low, jump):
 
 
 def test_uniform_steps_interpolate_between_evaluations():
-    grid, (v,) = on_uniform_steps([0, 10, 40], [0.0, 1.0, 4.0], n=5)
+    grid, (v,) = on_step_grid([0, 10, 40], [0.0, 1.0, 4.0], n=5)
     assert grid == [0.0, 10.0, 20.0, 30.0, 40.0]
     assert v == pytest.approx([0.0, 1.0, 2.0, 3.0, 4.0])
-    grid, (v,) = on_uniform_steps(STEPS, sigmoid_down(2500))  # already uniform: read where it was logged
+    grid, (v,) = on_step_grid(STEPS, sigmoid_down(2500))  # already uniform: read where it was logged
     assert grid == [float(s) for s in STEPS] and v == pytest.approx(sigmoid_down(2500))
 
 
@@ -58,10 +59,36 @@ def test_uniform_steps_keep_the_ends_and_the_range(gaps, values, n):
     for g in gaps:
         steps.append(steps[-1] + g)
     curve = values[: len(steps)]
-    grid, (v,) = on_uniform_steps(steps, curve, n=n)
+    grid, (v,) = on_step_grid(steps, curve, n=n)
     assert len(grid) == len(v) == n and grid[0] == steps[0] and grid[-1] == steps[-1]
     assert v[0] == curve[0] and v[-1] == pytest.approx(curve[-1])
     assert all(min(curve) - 1e-9 <= x <= max(curve) + 1e-9 for x in v)
+
+
+@settings(max_examples=60, deadline=None)
+@given(first=st.integers(0, 1000), span=st.integers(1, 10**6), n=st.integers(3, 200))
+def test_log_grid_is_even_in_log_steps(first, span, n):
+    grid = step_grid(first, first + span, n, "log")
+    assert len(grid) == n and grid[0] == first and grid[-1] == first + span
+    assert all(a < b for a, b in itertools.pairwise(grid))
+    gaps = [math.log1p(b) - math.log1p(a) for a, b in itertools.pairwise(grid)]
+    assert max(gaps) == pytest.approx(min(gaps), rel=1e-6, abs=1e-9)
+
+
+def test_log_spacing_weighs_each_decade_alike():
+    # Evaluations log-spaced over 1..30,000: measure and target agree over the first three decades and
+    # disagree over the last, most of the run in steps. Read evenly in steps, the disagreement dominates;
+    # read evenly in log steps, it is one decade of four.
+    steps = sorted({round(10 ** (k / 25)) for k in range(0, 112)})
+    target = [math.log10(s) for s in steps]
+    measure = [math.log10(s) if s < 3000 else 3.5 + math.sin(s / 700) for s in steps]
+    _, lin = tracking(steps, measure, target)
+    _, log = tracking(steps, measure, target, spacing="log")
+    assert lin < 0.5 < 0.9 < log
+    fit = compare({"test_loss": (steps, target), "m": (steps, measure)}, spacing="log")[0]
+    assert fit.spearman == pytest.approx(log)
+    with pytest.raises(ValueError, match="spacing"):
+        step_grid(0, 10, 5, "cubic")
 
 
 def test_a_dense_early_schedule_does_not_outweigh_the_run():
@@ -109,7 +136,13 @@ def test_compare_measures_command(capsys, tmp_path):
     data = json.loads(capsys.readouterr().out)
     assert {r["measure"] for r in data["measures"]} >= {"weight_norm", "med"}
     assert all(-1 <= r["spearman"][0] <= 1 for r in data["measures"] if r["spearman"])
-    assert data["figures"] and (tmp_path / "runs" / run_id / "measures.png").exists()
+    assert data["figures"] and (tmp_path / "runs" / run_id / "measures.png").exists() and data["spacing"] == "linear"
+    assert main(["compare-measures", run_id, "--from", "0", "--spacing", "log", "--json", "--runs-dir", runs]) == 0
+    logged = json.loads(capsys.readouterr().out)
+    assert logged["spacing"] == "log" and {r["measure"] for r in logged["measures"]} == {r["measure"] for r in data["measures"]}
+    assert main(["compare-measures", run_id, "--spacing", "cubic", "--runs-dir", runs]) == 2
+    err = capsys.readouterr().err
+    assert "--spacing" in err and "linear" in err and "log" in err and err.count("\n") == 1
     bad = ((["--measures", "weight_norm,fourier"], "--measures"), (["--target", "nope"], "--target"), (["--from", "x"], "--from"))
     for argv, field in bad:
         assert main(["compare-measures", run_id, *argv, "--runs-dir", runs]) == 2

@@ -6,10 +6,12 @@ split of the curve into two segments of different means that leaves the least sq
 against the target's. A positive lead means the measure moves before the target does, the
 property that makes a measure a *progress* measure.
 
-Both are taken over the run in steps: the curves are read on a uniform grid of steps (linear
-between evaluations), not at the evaluations themselves. Evaluation schedules are dense early
-(every 10 steps for the first 2,000 of a 30,000-step gu2025 run: 200 of its 509 evaluations),
-and statistics over the raw evaluations let that early phase outweigh the rest of the run.
+Both are taken over the run in steps: the curves are read on a grid of steps (linear between
+evaluations), not at the evaluations themselves. Evaluation schedules are dense early (every 10
+steps for the first 2,000 of a 30,000-step gu2025 run: 200 of its 509 evaluations), and statistics
+over the raw evaluations let that early phase outweigh the rest of the run. The grid is even in
+steps by default, or even in log(1 + step), the axis grokking curves are drawn on, where each
+decade of training counts the same.
 """
 
 from __future__ import annotations
@@ -85,14 +87,29 @@ def change_point(steps: Sequence[float], values: Sequence[float]) -> int | None:
     return round(steps[best])
 
 
-def on_uniform_steps(steps: Sequence[int], *curves: Sequence[float], n: int | None = None) -> tuple[list[float], list[list[float]]]:
-    """The curves, logged at increasing `steps`, read at n (default len(steps)) evenly spaced steps from the
-    first to the last, by linear interpolation: (grid, one list per curve)."""
+SPACINGS = ("linear", "log")
+
+
+def step_grid(first: float, last: float, n: int, spacing: str = "linear") -> list[float]:
+    """n steps from first to last: evenly spaced, or evenly spaced in log(1 + step) (`log`), the axis
+    grokking is read on, where every decade of training weighs the same."""
+    if spacing == "linear":
+        return [first + (last - first) * k / (n - 1) for k in range(n)]
+    if spacing == "log":
+        lo, hi = math.log1p(first), math.log1p(last)
+        return [first] + [math.expm1(lo + (hi - lo) * k / (n - 1)) for k in range(1, n - 1)] + [last]
+    raise ValueError(f"spacing: expected one of {', '.join(SPACINGS)}, got {spacing!r}")
+
+
+def on_step_grid(
+    steps: Sequence[int], *curves: Sequence[float], n: int | None = None, spacing: str = "linear"
+) -> tuple[list[float], list[list[float]]]:
+    """The curves, logged at increasing `steps`, read at n (default len(steps)) steps from the first to the
+    last, spaced as `step_grid` says, by linear interpolation: (grid, one list per curve)."""
     n = len(steps) if n is None else n
     if len(steps) < 2 or steps[-1] == steps[0] or n < 2:
         return [float(s) for s in steps], [list(map(float, c)) for c in curves]
-    first, span = steps[0], steps[-1] - steps[0]
-    grid = [first + span * k / (n - 1) for k in range(n)]
+    grid = step_grid(steps[0], steps[-1], n, spacing)
     out: list[list[float]] = [[] for _ in curves]
     j = 0
     for g in grid:
@@ -105,9 +122,11 @@ def on_uniform_steps(steps: Sequence[int], *curves: Sequence[float], n: int | No
     return grid, out
 
 
-def tracking(steps: Sequence[int], measure: Sequence[float], target: Sequence[float]) -> tuple[float | None, float | None]:
+def tracking(
+    steps: Sequence[int], measure: Sequence[float], target: Sequence[float], spacing: str = "linear"
+) -> tuple[float | None, float | None]:
     """(Pearson, Spearman) of a measure against the target over the run in steps (see the module docstring)."""
-    _, (m, t) = on_uniform_steps(steps, measure, target)
+    _, (m, t) = on_step_grid(steps, measure, target, spacing=spacing)
     return pearson(m, t), spearman(m, t)
 
 
@@ -148,22 +167,27 @@ def window(metrics: dict[str, tuple[list[int], list[float]]], start: int) -> dic
 
 
 def compare(
-    metrics: dict[str, tuple[list[int], list[float]]], target: str = "test_loss", measures: Sequence[str] | None = None, start: int = 0
+    metrics: dict[str, tuple[list[int], list[float]]],
+    target: str = "test_loss",
+    measures: Sequence[str] | None = None,
+    start: int = 0,
+    spacing: str = "linear",
 ) -> list[MeasureFit]:
     """One MeasureFit per measure over the evaluations from step `start` on, ordered by |Spearman|
     (best first, undefined last). Starting at t_fit leaves out the early transient of the loss
-    (large at a large init scale), so the change points are those of the generalization phase."""
+    (large at a large init scale), so the change points are those of the generalization phase.
+    `spacing` is that of the step grid the curves are read on (see step_grid)."""
     if target not in metrics:
         return []
     metrics = window(metrics, start) if start > 0 else metrics
-    grid, (target_on_grid,) = on_uniform_steps(*aligned(metrics[target], metrics[target])[:2])
+    grid, (target_on_grid,) = on_step_grid(*aligned(metrics[target], metrics[target])[:2], spacing=spacing)
     t_change = change_point(grid, target_on_grid)
     fits = []
     for name in measures if measures is not None else default_measures(list(metrics)):
         if name not in metrics or name == target:
             continue
         steps, m, t = aligned(metrics[name], metrics[target])
-        grid, (m_on_grid, t_on_grid) = on_uniform_steps(steps, m, t)  # one resampling serves both figures
+        grid, (m_on_grid, t_on_grid) = on_step_grid(steps, m, t, spacing=spacing)  # one resampling serves both figures
         c = change_point(grid, m_on_grid)
         r, rho = pearson(m_on_grid, t_on_grid), spearman(m_on_grid, t_on_grid)
         fits.append(MeasureFit(name, len(steps), r, rho, c, None if c is None or t_change is None else t_change - c))

@@ -6,6 +6,7 @@ import argparse
 import math
 from typing import Any
 
+from groklab.analysis.compare import SPACINGS
 from groklab.cli.common import dumps_json
 from groklab.errors import GroklabError
 
@@ -23,6 +24,12 @@ def add_compare_parser(sub: argparse._SubParsersAction) -> None:
         default="fit",
         metavar="STEP|fit",
         help="compare from this step on; fit (default) = each run's t_fit, leaving out the memorization phase; 0 = the whole run",
+    )
+    p.add_argument(
+        "--spacing",
+        choices=SPACINGS,
+        default="linear",
+        help="the step grid the curves are read on: linear (default) weighs every step alike; log weighs every decade alike",
     )
     p.add_argument("--json", action="store_true")
     p.add_argument("-o", "--output", default=None, help="the figure (default: in the run's folder, measures.png; for a sweep, one per run)")
@@ -57,17 +64,20 @@ def cmd_compare(ns: argparse.Namespace) -> int:
     if ns.start != "fit" and not ns.start.isdigit():
         raise GroklabError(f"--from: expected a step or 'fit', got {ns.start!r}")
     starts = {rid: (fit_step(m) or 0) if ns.start == "fit" else int(ns.start) for rid, m in per_run.items()}
-    fits = {rid: compare(m, ns.target, chosen, starts[rid]) for rid, m in per_run.items()}
+    fits = {rid: compare(m, ns.target, chosen, starts[rid], ns.spacing) for rid, m in per_run.items()}
     rows = _summary(fits, chosen, mean_ci)
     figures = []
     for rid in run_ids:
         out = ns.output if ns.output and len(run_ids) == 1 else store.run_dir(rid) / "measures.png"
         figures.append(str(plot_measures(per_run[rid], fits[rid], ns.target, out, f"run {rid}: progress measures against {ns.target}")))
     if ns.json:
-        print(dumps_json({"target": ns.target, "runs": run_ids, "measures": rows, "figures": figures}))
+        print(dumps_json({"target": ns.target, "spacing": ns.spacing, "runs": run_ids, "measures": rows, "figures": figures}))
         return 0
     where = "from t_fit" if ns.start == "fit" else f"from step {ns.start}"
-    print(f"{len(run_ids)} run(s), {where}; target {ns.target}; lead = steps by which the measure's change point precedes the target's")
+    grid = "" if ns.spacing == "linear" else ", read on a log-step grid"
+    print(
+        f"{len(run_ids)} run(s), {where}{grid}; target {ns.target}; lead = steps by which the measure's change point precedes the target's"
+    )
     print(f"{'measure':24s}  {'runs':>4s}  {'spearman':>22s}  {'pearson':>22s}  {'lead (steps)':>26s}")
     for r in rows:
         print(f"{r['measure'][:24]:24s}  {r['runs']:>4d}  {_fmt(r['spearman']):>22s}  {_fmt(r['pearson']):>22s}  {_fmt(r['lead'], 0):>26s}")
