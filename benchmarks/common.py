@@ -6,6 +6,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -53,12 +54,56 @@ def matmul_throughput(device: torch.device, dtype: torch.dtype = torch.float32, 
     return best
 
 
-def step_cost(cfg: ExperimentConfig, device: torch.device, reps: int) -> tuple[float, float, int]:
-    """(median seconds per training step, FLOPs per step, batch size) of the real trainer on a config's model.
+@dataclass
+class StepCost:
+    """A training step timed in rounds, each right after a burst of square matmuls: on a shared host whose
+    speed drifts by 2x within minutes, the step's share of the matmul rate measured beside it is stable
+    where the step time and a peak measured minutes apart are not."""
 
-    FLOPs are counted by torch's FlopCounterMode (matmuls, forward and backward)."""
+    flops: float  # per step, counted by FlopCounterMode (matmuls, forward and backward)
+    batch: int
+    step_s: list[float]  # median seconds per step, one per round
+    peak: list[float]  # square-matmul FLOP/s measured just before each round
+
+    @property
+    def seconds(self) -> float:
+        return statistics.median(self.step_s)
+
+    @property
+    def fractions(self) -> list[float]:
+        """Per round: achieved FLOP/s over the matmul rate of the same moment."""
+        return sorted(self.flops / s / p for s, p in zip(self.step_s, self.peak, strict=True))
+
+    @property
+    def fraction(self) -> float:
+        return statistics.median(self.fractions)
+
+
+def best_square_size(device: torch.device, dtype: torch.dtype = torch.float32, sizes: tuple[int, ...] = (1024, 2048, 4096)) -> int:
+    """The square size at which `dtype` matmuls run fastest here: the peak the paired rounds measure."""
+    rates = {n: matmul_throughput(device, dtype, (n,)) for n in sizes}
+    return max(rates, key=rates.__getitem__)
+
+
+def matmul_burst(n: int, device: torch.device, dtype: torch.dtype, seconds: float = 0.1) -> float:
+    """FLOP/s of (n, n) @ (n, n) matmuls over about `seconds`, operands made once and reused."""
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    a @ b
+    sync(device)
+    reps, t = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - t) < seconds or reps < 2:
+        a @ b
+        sync(device)
+        reps += 1
+    return 2 * n**3 * reps / elapsed
+
+
+def step_cost(cfg: ExperimentConfig, device: torch.device, reps: int, rounds: int = 24, peak_size: int = 2048) -> StepCost:
+    """The real trainer's step on a config's model, timed in `rounds` rounds of `reps` steps, each round
+    after a matmul burst at `peak_size` in the config's dtype (see StepCost for why)."""
     with tempfile.TemporaryDirectory() as tmp, Store(tmp) as store:
-        trainer = Trainer(prepare(cfg), store, "bench")
+        prep = prepare(cfg)
+        trainer = Trainer(prep, store, "bench")
 
         def one_step() -> None:
             trainer.train_step(record=False)
@@ -66,13 +111,17 @@ def step_cost(cfg: ExperimentConfig, device: torch.device, reps: int) -> tuple[f
 
         with FlopCounterMode(display=False) as counter:
             one_step()
-        for _ in range(5):
-            one_step()
-        sync(device)
-        times = []
-        for _ in range(reps):
-            t = time.perf_counter()
-            one_step()
+        step_s, peak = [], []
+        for _ in range(rounds):
+            peak.append(matmul_burst(peak_size, device, prep.dtype))
+            for _ in range(2):  # the burst evicted the model from cache: a run's steps follow steps, not matmuls
+                one_step()
             sync(device)
-            times.append(time.perf_counter() - t)
-        return statistics.median(times), counter.get_total_flops(), trainer.batch
+            times = []
+            for _ in range(reps):
+                t = time.perf_counter()
+                one_step()
+                sync(device)
+                times.append(time.perf_counter() - t)
+            step_s.append(statistics.median(times))
+        return StepCost(counter.get_total_flops(), trainer.batch, step_s, peak)

@@ -1,14 +1,16 @@
 """Core performance figures: matmul throughput, the cost of a training step against its arithmetic
 floor, and the wall-clock time for the default preset to grok.
 
-    python benchmarks/core.py [--device cpu|cuda] [--skip-grok] [--steps N]
+    python benchmarks/core.py [--device cpu|cuda] [--skip-grok] [--reps N] [--rounds N]
 
 Printed, in one run:
   1. the machine's float32 matmul throughput (best of a few square sizes);
   2. for the gu2025 model (p=97, 30% train, full batch) and the default preset: ms per training
      step, FLOPs per step (counted by torch's FlopCounterMode: matmuls, forward + backward),
      achieved FLOP/s, and the step's cost as a multiple of its arithmetic floor (FLOPs at the
-     measured matmul throughput); also the floor at the rate the model's own MLP matmul reaches;
+     measured matmul throughput), timed in rounds that each follow a burst of square matmuls, so
+     that each round's multiple compares the step with the rate of the same moment; also the
+     floor at the rate the model's own MLP matmul reaches;
   3. for the modular-addition preset: t_fit, test accuracy at t_fit, and the step and wall-clock
      seconds at which test accuracy first reaches 99%.
 """
@@ -16,6 +18,7 @@ Printed, in one run:
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import tempfile
 import time
@@ -23,7 +26,7 @@ import time
 import torch
 
 import groklab
-from common import matmul_throughput, step_cost, sync
+from common import StepCost, best_square_size, matmul_throughput, step_cost, sync
 from groklab.config import resolve_config
 from groklab.training.allocator import tune_malloc
 
@@ -42,11 +45,11 @@ def shape_throughput(m: int, k: int, n: int, device: torch.device) -> float:
     return 2 * m * k * n * reps / (time.perf_counter() - t)
 
 
-def preset_step_cost(preset: str, overrides: list[str], device: torch.device, reps: int) -> tuple[float, float, tuple[int, int, int]]:
-    """(seconds per training step, FLOPs per step, the MLP's matmul shape) of the real trainer's step on a preset's model."""
-    cfg = resolve_config(preset, [*overrides, f"run.device={device.type}"])
-    sec, flops, batch = step_cost(cfg, device, reps)
-    return sec, flops, (batch, cfg.model.d_model, cfg.model.d_mlp)
+def preset_step_cost(preset: str, device: torch.device, reps: int, rounds: int, peak_size: int) -> tuple[StepCost, tuple[int, int, int]]:
+    """The real trainer's step on a preset's model (timed in rounds beside matmul bursts), and its MLP's matmul shape."""
+    cfg = resolve_config(preset, [f"run.device={device.type}"])
+    cost = step_cost(cfg, device, reps, rounds, peak_size)
+    return cost, (cost.batch, cfg.model.d_model, cfg.model.d_mlp)
 
 
 class Clock:
@@ -70,27 +73,32 @@ class Clock:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--reps", type=int, default=30, help="timed steps for the step cost")
+    ap.add_argument("--reps", type=int, default=5, help="timed steps per round of the step cost")
+    ap.add_argument("--rounds", type=int, default=24, help="rounds, each after its own matmul burst")
     ap.add_argument("--skip-grok", action="store_true", help="skip the time-to-grok run")
     args = ap.parse_args()
     device = torch.device(args.device)
     tune_malloc()
     print(f"groklab {groklab.__version__}, torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}")
 
-    peak = matmul_throughput(device)
-    print(f"[1] float32 matmul throughput: {peak / 1e9:.1f} GFLOP/s")
+    size = best_square_size(device)
+    peak = matmul_throughput(device, sizes=(size,))
+    print(f"[1] float32 matmul throughput: {peak / 1e9:.1f} GFLOP/s (at n={size})")
 
-    for preset, ov in (("gu2025", []), ("modular-addition", [])):
-        sec, flops, (m, k, n) = preset_step_cost(preset, ov, device, args.reps)
-        floor = flops / peak
+    for preset in ("gu2025", "modular-addition"):
+        cost, (m, k, n) = preset_step_cost(preset, device, args.reps, args.rounds, size)
+        multiples = sorted(1 / f for f in cost.fractions)  # step time over its floor at the rate measured beside it
+        floor = cost.flops / statistics.median(cost.peak)
         print(
-            f"[2] {preset} training step: {sec * 1e3:.2f} ms, {flops / 1e9:.3f} GFLOP/step, "
-            f"{flops / sec / 1e9:.1f} GFLOP/s achieved; floor {floor * 1e3:.2f} ms -> {sec / floor:.2f}x the arithmetic floor"
+            f"[2] {preset} training step: {cost.seconds * 1e3:.2f} ms ({min(cost.step_s) * 1e3:.2f}-{max(cost.step_s) * 1e3:.2f} "
+            f"over {len(multiples)} rounds), {cost.flops / 1e9:.3f} GFLOP/step, {cost.flops / cost.seconds / 1e9:.1f} GFLOP/s achieved; "
+            f"floor ~{floor * 1e3:.2f} ms -> {statistics.median(multiples):.2f}x the arithmetic floor "
+            f"(rounds {multiples[0]:.2f}-{multiples[-1]:.2f}x, each against the matmul rate measured beside it)"
         )
         local = shape_throughput(m, k, n, device)
         print(
             f"    its MLP matmul alone ({m}x{k} @ {k}x{n}) runs at {local / 1e9:.1f} GFLOP/s; "
-            f"at that rate the floor is {flops / local * 1e3:.2f} ms -> {sec * local / flops:.2f}x"
+            f"at that rate the floor is {cost.flops / local * 1e3:.2f} ms -> {cost.seconds * local / cost.flops:.2f}x"
         )
 
     if not args.skip_grok:

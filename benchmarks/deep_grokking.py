@@ -1,12 +1,14 @@
 """Deep-grokking performance figures: the 12-layer MLP's training step, one feature-rank evaluation,
 and (optionally) the wall-clock of `groklab reproduce deep-grokking --quick`.
 
-    python benchmarks/deep_grokking.py [--device cpu|cuda] [--reps 30] [--reproduce]
+    python benchmarks/deep_grokking.py [--device cpu|cuda] [--reps 8] [--rounds 24] [--reproduce]
 
 Printed:
   1. the machine's float32 matmul throughput (best square size) and float64 throughput;
   2. for the 12-layer, width-400, batch-200 MLP (fan2024): ms per training step in float32 and float64,
-     FLOPs per step (FlopCounterMode) and the achieved fraction of the matmul throughput of that dtype;
+     FLOPs per step (FlopCounterMode) and the achieved fraction of the matmul throughput of that dtype,
+     measured in rounds that each time the step right after a burst of square matmuls: the median of
+     those paired fractions, and their range;
   3. the time of one feature-rank evaluation of all 12 layers on the 10,000 test images (float64 model);
   4. with --reproduce: the wall-clock of the quick reproduction in a temporary runs directory.
 
@@ -23,7 +25,7 @@ import time
 
 import torch
 
-from common import matmul_throughput, step_cost, sync
+from common import StepCost, best_square_size, matmul_throughput, step_cost, sync
 from groklab.config import resolve_config
 from groklab.measures import EvalContext
 from groklab.measures.feature_rank import FeatureRank
@@ -32,10 +34,9 @@ from groklab.training.allocator import tune_malloc
 from groklab.training.setup import prepare
 
 
-def fan_step_cost(dtype: str, device: torch.device, reps: int) -> tuple[float, float]:
+def fan_step_cost(dtype: str, device: torch.device, reps: int, rounds: int, peak_size: int) -> StepCost:
     cfg = resolve_config("fan2024", [f"run.dtype={dtype}", f"run.device={device.type}", "measures.enabled=[loss_acc]"])
-    sec, flops, _ = step_cost(cfg, device, reps)
-    return sec, flops
+    return step_cost(cfg, device, reps, rounds, peak_size)
 
 
 def rank_cost(device: torch.device, reps: int = 3) -> tuple[float, float]:
@@ -66,21 +67,25 @@ def rank_cost(device: torch.device, reps: int = 3) -> tuple[float, float]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--reps", type=int, default=30)
+    ap.add_argument("--reps", type=int, default=8, help="timed steps per round")
+    ap.add_argument("--rounds", type=int, default=24, help="rounds, each after its own matmul burst")
     ap.add_argument("--reproduce", action="store_true", help="also time `groklab reproduce deep-grokking --quick`")
     args = ap.parse_args()
     device = torch.device(args.device)
     tune_malloc()
     print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}")
-    peaks = {}
+    sizes = {}
     for name, dt in (("float32", torch.float32), ("float64", torch.float64)):
-        peaks[name] = matmul_throughput(device, dt)
-        print(f"[1] {name} matmul throughput: {peaks[name] / 1e9:.1f} GFLOP/s")
+        sizes[name] = best_square_size(device, dt)
+        print(f"[1] {name} matmul throughput: {matmul_throughput(device, dt, (sizes[name],)) / 1e9:.1f} GFLOP/s (at n={sizes[name]})")
     for name in ("float32", "float64"):
-        sec, flops = fan_step_cost(name, device, args.reps)
+        cost = fan_step_cost(name, device, args.reps, args.rounds, sizes[name])
+        fr = cost.fractions
         print(
-            f"[2] fan2024 step (12 x 400, batch 200), {name}: {sec * 1e3:.2f} ms, {flops / 1e9:.3f} GFLOP, "
-            f"{flops / sec / 1e9:.1f} GFLOP/s = {flops / sec / peaks[name]:.0%} of the {name} matmul throughput"
+            f"[2] fan2024 step (12 x 400, batch 200), {name}: {cost.seconds * 1e3:.2f} ms "
+            f"({min(cost.step_s) * 1e3:.2f}-{max(cost.step_s) * 1e3:.2f} over {len(fr)} rounds), {cost.flops / 1e9:.3f} GFLOP, "
+            f"{cost.flops / cost.seconds / 1e9:.1f} GFLOP/s; {cost.fraction:.0%} of the {name} matmul throughput "
+            f"measured beside it (rounds {fr[0]:.0%}-{fr[-1]:.0%})"
         )
     alone, marginal = rank_cost(device)
     print(
