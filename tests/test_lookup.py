@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from torch.func import vmap
 
 from groklab.models import lookup as lookup_module
-from groklab.models.lookup import _Lookup, lookup
+from groklab.models.lookup import _Lookup, lookup, row_sums
 
 
 @settings(max_examples=30, deadline=None)
@@ -20,7 +20,7 @@ from groklab.models.lookup import _Lookup, lookup
     dtype=st.sampled_from([torch.float32, torch.float64]),
     seed=st.integers(0, 2**16),
 )
-def test_index_add_gradient_matches_embedding(rows: int, width: int, idx_shape: list[int], dtype: torch.dtype, seed: int) -> None:
+def test_sparse_gradient_matches_embedding(rows: int, width: int, idx_shape: list[int], dtype: torch.dtype, seed: int) -> None:
     """The autograd.Function itself (what ensembles run), outside vmap."""
     gen = torch.Generator().manual_seed(seed)
     w = torch.randn(rows, width, generator=gen, dtype=dtype, requires_grad=True)
@@ -62,7 +62,7 @@ def test_lookup_under_vmap_is_each_member_alone(members: int, w_dim: int | None,
     torch.testing.assert_close(grad, ref_grad, rtol=0, atol=1e-12)
 
 
-def test_vmap_takes_the_index_add_path_and_a_lone_model_does_not(monkeypatch):
+def test_vmap_takes_the_sparse_path_and_a_lone_model_does_not(monkeypatch):
     calls = []
     forward = _Lookup.forward
     monkeypatch.setattr(_Lookup, "forward", staticmethod(lambda idx, w: calls.append(idx.shape) or forward(idx, w)))
@@ -72,3 +72,42 @@ def test_vmap_takes_the_index_add_path_and_a_lone_model_does_not(monkeypatch):
     lookup(idx[0], w[0])
     assert len(calls) == 1, "a lone model keeps F.embedding"
     assert lookup_module.is_batchedtensor(w) is False
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    rows=st.integers(1, 40),
+    n=st.integers(1, 300),
+    width=st.integers(1, 9),
+    dtype=st.sampled_from([torch.float32, torch.float64]),
+    seed=st.integers(0, 2**16),
+)
+def test_row_sums_add_up_each_rows_gradients(rows: int, n: int, width: int, dtype: torch.dtype, seed: int) -> None:
+    """Against a direct sum per row, with rows that no index hits (zero) and rows hit many times."""
+    gen = torch.Generator().manual_seed(seed)
+    idx = torch.randint(0, max(1, rows // 2), (n,), generator=gen)  # the upper half of the rows is never hit
+    grad = torch.randn(n, width, generator=gen, dtype=dtype)
+    out = row_sums(idx, grad, rows)
+    ref = torch.stack([grad[idx == r].sum(0) for r in range(rows)])
+    assert out.shape == (rows, width) and out.dtype == dtype and out.layout == torch.strided
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-12 if dtype == torch.float64 else 1e-5)
+
+
+def test_a_kept_structure_sums_exactly_as_a_new_one(monkeypatch):
+    """The structure is kept between calls with the same indices (a full-batch step), never served for other
+    indices of the same size, and the result is bitwise the same whether it was kept or built: so a resumed
+    run, whose first step builds it, matches one that never stopped."""
+    monkeypatch.setattr(lookup_module, "_SUMMERS", {})
+    gen = torch.Generator().manual_seed(0)
+    idx, grad = torch.randint(0, 50, (4000,), generator=gen), torch.randn(4000, 16, generator=gen)
+    first = row_sums(idx, grad, 64)
+    kept = lookup_module._SUMMERS[(64, 4000, torch.float32)][1]
+    again = row_sums(idx.clone(), grad, 64)
+    assert lookup_module._SUMMERS[(64, 4000, torch.float32)][1] is kept, "same indices: the structure is reused"
+    lookup_module._SUMMERS.clear()
+    assert torch.equal(row_sums(idx, grad, 64), first) and torch.equal(again, first)
+    other = idx.roll(1)  # same size and rows, different content
+    torch.testing.assert_close(row_sums(other, grad, 64), torch.zeros(64, 16).index_add_(0, other, grad))
+    for n in range(1, 20):  # bounded: a minibatch run's ever-new sizes do not pile up
+        row_sums(idx[:n], grad[:n], 64)
+    assert len(lookup_module._SUMMERS) <= lookup_module._SUMMERS_KEPT
