@@ -5,8 +5,8 @@ table. aten's embedding_dense_backward accumulates those rows 3-6x slower than `
 on the CPU, and index_add_ itself costs ~1.3 ms for 46,080 rows of 8, a fifth of a tiny
 model's K=32 ensemble step: it adds row by row. Here the gradient is the (rows, N) one-hot
 matrix of idx, in CSR form, times the incoming gradient (`row_sums`): 0.07 ms once its
-structure is built, and a full-batch run reuses it every step. Outside vmap, or off the CPU,
-plain F.embedding is used: for one model's few thousand rows the gain is within the
+structure is built, and a full-batch run reuses it every step. For a lone model, or off the
+CPU, plain F.embedding is used: for one model's few thousand rows the gain is within the
 autograd.Function's own Python overhead (measured), and off the CPU F.embedding's backward
 is the tuned one.
 
