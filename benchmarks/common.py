@@ -79,10 +79,12 @@ class StepCost:
         return statistics.median(self.fractions)
 
 
-def best_square_size(device: torch.device, dtype: torch.dtype = torch.float32, sizes: tuple[int, ...] = (1024, 2048, 4096)) -> int:
-    """The square size at which `dtype` matmuls run fastest here: the peak the paired rounds measure."""
+def best_square(device: torch.device, dtype: torch.dtype = torch.float32, sizes: tuple[int, ...] = (1024, 2048, 4096)) -> tuple[int, float]:
+    """(the square size at which `dtype` matmuls run fastest here, their FLOP/s there): the size the paired
+    rounds measure the peak at, and the machine's throughput to print."""
     rates = {n: matmul_throughput(device, dtype, (n,)) for n in sizes}
-    return max(rates, key=rates.__getitem__)
+    best = max(rates, key=rates.__getitem__)
+    return best, rates[best]
 
 
 def matmul_burst(n: int, device: torch.device, dtype: torch.dtype, seconds: float = 0.1) -> float:

@@ -26,7 +26,7 @@ import time
 import torch
 
 import groklab
-from common import StepCost, best_square_size, matmul_throughput, step_cost, sync
+from common import StepCost, best_square, step_cost, sync
 from groklab.config import resolve_config
 from groklab.training.allocator import tune_malloc
 
@@ -81,8 +81,7 @@ def main() -> int:
     tune_malloc()
     print(f"groklab {groklab.__version__}, torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}")
 
-    size = best_square_size(device)
-    peak = matmul_throughput(device, sizes=(size,))
+    size, peak = best_square(device)
     print(f"[1] float32 matmul throughput: {peak / 1e9:.1f} GFLOP/s (at n={size})")
 
     for preset in ("gu2025", "modular-addition"):

@@ -25,7 +25,7 @@ import time
 
 import torch
 
-from common import StepCost, best_square_size, matmul_throughput, step_cost, sync
+from common import StepCost, best_square, step_cost, sync
 from groklab.config import resolve_config
 from groklab.measures import EvalContext
 from groklab.measures.feature_rank import FeatureRank
@@ -76,8 +76,8 @@ def main() -> int:
     print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}")
     sizes = {}
     for name, dt in (("float32", torch.float32), ("float64", torch.float64)):
-        sizes[name] = best_square_size(device, dt)
-        print(f"[1] {name} matmul throughput: {matmul_throughput(device, dt, (sizes[name],)) / 1e9:.1f} GFLOP/s (at n={sizes[name]})")
+        sizes[name], peak = best_square(device, dt)
+        print(f"[1] {name} matmul throughput: {peak / 1e9:.1f} GFLOP/s (at n={sizes[name]})")
     for name in ("float32", "float64"):
         cost = fan_step_cost(name, device, args.reps, args.rounds, sizes[name])
         fr = cost.fractions
