@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +26,10 @@ from groklab.models.lookup import lookup
 from groklab.tasks.base import TaskSpec
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiLU}
+# Where `dropout` applies: the embedding sum, the attention probabilities, the attention output and the
+# MLP output, each before its residual add. nanoGPT drops at all four; Davies et al.'s (OpenAI's grok)
+# block only at the MLP output.
+DROPOUT_SITES = ("embed", "attn", "attn_out", "mlp")
 QKV = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 
@@ -43,6 +47,7 @@ class TransformerShape:
     act: str = "relu"
     norm: str = "none"  # none | pre | post
     dropout: float = 0.0
+    dropout_at: tuple[str, ...] = DROPOUT_SITES  # the sites `dropout` applies at (DROPOUT_SITES)
     causal: bool = True
     mlp_bias: bool = True
     init: str = "nanda"  # nanda: every matrix N(0, 1/d_model); torch: PyTorch's layer defaults (embeddings N(0, 1))
@@ -57,7 +62,7 @@ def sinusoidal_positions(seq_len: int, d_model: int, dtype: torch.dtype | None =
 
     Computed in float64, then rounded once to `dtype` (default: torch's default dtype)."""
     t = torch.arange(seq_len, dtype=torch.float64)[:, None]
-    i = torch.arange(d_model)
+    i = torch.arange(d_model, dtype=torch.float64)  # an integer i would make the exponent float32
     angle = t / 10000 ** ((i - i % 2) / d_model)  # (T, C)
     return torch.where(i % 2 == 0, torch.sin(angle), torch.cos(angle)).to(dtype or torch.get_default_dtype())
 
@@ -81,6 +86,11 @@ class MaskedLayerNorm(nn.Module):
         return xc * torch.rsqrt(var + self.eps) * self.weight + self.bias
 
 
+def dropout_at(s: TransformerShape, site: str) -> Dropout:
+    """The dropout of one site: p = s.dropout where the shape drops out there, else 0 (an identity)."""
+    return Dropout(s.dropout if site in s.dropout_at else 0.0)
+
+
 def layer_norm(s: TransformerShape) -> nn.Module:
     return MaskedLayerNorm(s.d_model) if s.masked_width else nn.LayerNorm(s.d_model)
 
@@ -95,7 +105,7 @@ class Attention(nn.Module):
         self.k_proj = nn.Linear(s.d_model, s.d_model, bias=False)
         self.v_proj = nn.Linear(s.d_model, s.d_model, bias=False)
         self.out_proj = nn.Linear(s.d_model, s.d_model, bias=False)
-        self.dropout = Dropout(s.dropout)
+        self.attn_drop, self.out_drop = dropout_at(s, "attn"), dropout_at(s, "attn_out")
 
     def forward(self, x: torch.Tensor, last_only: bool = False, qkv: QKV | None = None) -> torch.Tensor:
         """x (B, T, C) -> (B, Tq, C) with Tq = 1 if last_only else T. `qkv` supplies the projections precomputed."""
@@ -112,16 +122,16 @@ class Attention(nn.Module):
             # One query per sequence: scores by broadcasting, cheaper than T-long batched matmuls.
             q = q.view(B, 1, H, D)
             att = (q * k).sum(-1) * scale  # (B, T, H): the last position sees every key
-            att = self.dropout(F.softmax(att, dim=1))
+            att = self.attn_drop(F.softmax(att, dim=1))
             y = (att.unsqueeze(-1) * v).sum(1).reshape(B, 1, C)  # (B, 1, C)
         else:
             q, k, v = (t.transpose(1, 2) for t in (q.view(B, T, H, D), k, v))  # each (B, H, T, D)
             att = (q @ k.transpose(-2, -1)) * scale  # (B, H, T, T); explicit, so vmap batches it
             if self.causal:
                 att = att.masked_fill(~torch.ones(T, T, dtype=torch.bool, device=att.device).tril(), float("-inf"))
-            att = self.dropout(F.softmax(att, dim=-1))
+            att = self.attn_drop(F.softmax(att, dim=-1))
             y = (att @ v).transpose(1, 2).reshape(B, T, C)  # (B, T, C)
-        return self.dropout(self.out_proj(y))
+        return self.out_drop(self.out_proj(y))
 
 
 class MLP(nn.Module):
@@ -130,7 +140,7 @@ class MLP(nn.Module):
         self.fc_in = nn.Linear(s.d_model, s.d_mlp, bias=s.mlp_bias)
         self.act = ACTIVATIONS[s.act]()
         self.fc_out = nn.Linear(s.d_mlp, s.d_model, bias=s.mlp_bias)
-        self.dropout = Dropout(s.dropout)
+        self.dropout = dropout_at(s, "mlp")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.dropout(self.fc_out(self.act(self.fc_in(x))))  # (B, T, C)
@@ -174,7 +184,7 @@ class Transformer(nn.Module):
             self.pos_emb = nn.Embedding(s.seq_len, s.d_model)
         else:  # derived from the shape, so not saved with the weights
             self.register_buffer("pos_table", sinusoidal_positions(s.seq_len, s.d_model), persistent=False)
-        self.drop = Dropout(s.dropout)
+        self.drop = dropout_at(s, "embed")
         self.blocks = nn.ModuleList(Block(s) for _ in range(s.n_layers))
         self.ln_f = layer_norm(s) if s.norm == "pre" else nn.Identity()
         self.unembed = nn.Linear(s.d_model, s.n_classes, bias=False)
@@ -262,6 +272,7 @@ class TransformerConfig(ModelConfig):
     act: str = "relu"
     norm: str = "none"
     dropout: float = 0.0
+    dropout_at: list[str] = field(default_factory=lambda: list(DROPOUT_SITES))  # embed attn attn_out mlp; davies2023: [mlp]
     causal: bool = True
     mlp_bias: bool = True
     init: str = "nanda"  # nanda: every matrix N(0, 1/d_model); torch: PyTorch's layer defaults (embeddings N(0, 1))
@@ -289,6 +300,9 @@ class TransformerConfig(ModelConfig):
             raise ConfigError("model.pos", f"unknown position embedding {self.pos!r}; choose learned or sinusoidal")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError("model.dropout", f"must be in [0, 1), got {self.dropout}")
+        unknown = [site for site in self.dropout_at if site not in DROPOUT_SITES]
+        if unknown:
+            raise ConfigError("model.dropout_at", f"unknown dropout site {unknown[0]!r}; choose from {', '.join(DROPOUT_SITES)}")
 
 
 def _build(cfg: TransformerConfig, spec: TaskSpec) -> Transformer:
@@ -300,6 +314,7 @@ def _build(cfg: TransformerConfig, spec: TaskSpec) -> Transformer:
     }
     from_cfg = {f.name: getattr(cfg, f.name) for f in fields(TransformerShape) if f.name not in from_task and hasattr(cfg, f.name)}
     from_cfg["d_mlp"] = cfg.d_mlp or 4 * cfg.d_model
+    from_cfg["dropout_at"] = tuple(cfg.dropout_at)
     return Transformer(TransformerShape(**from_task, **from_cfg))
 
 
