@@ -131,3 +131,16 @@ def test_prime_check(p, ok):
 def test_bad_splits(split):
     with pytest.raises(ConfigError, match=r"task\.split"):
         ModularConfig(p=97, split=split).validate()
+
+
+@pytest.mark.parametrize("op", ["add", "div", "x3xy"])
+def test_power_format_is_the_equation_read_at_the_equals_sign(op):
+    """<eos> a op b = with the same pairs, labels and split as [a, b, =]; padding tokens change only the sizes."""
+    compact, power = task(p=13, op=op, train_frac=0.5), task(p=13, op=op, train_frac=0.5, format="power", n_tokens=40)
+    c, w = compact.build(), power.build()
+    assert torch.equal(c.train_y, w.train_y) and torch.equal(c.test_y, w.test_y)
+    assert torch.equal(w.train_x[:, [1, 3, 4]], c.train_x)  # a, b, = where the compact format has them
+    assert (w.train_x[:, 0] == 14).all() and (w.train_x[:, 2] == 15).all()  # <eos>, the operator
+    spec = power.spec
+    assert (spec.seq_len, spec.vocab_size, spec.n_classes, spec.operand_positions) == (5, 40, 40, (1, 3))
+    assert (compact.spec.vocab_size, compact.spec.n_classes, compact.spec.operand_positions) == (14, 13, (0, 1))

@@ -44,12 +44,15 @@ def subset_masks(a: torch.Tensor, b: torch.Tensor) -> dict[str, torch.Tensor]:
 
 
 @torch.no_grad()
-def division_subset_metrics(predictions: torch.Tensor, x: torch.Tensor, y: torch.Tensor, p: int) -> dict[str, float]:
-    """The measure's metrics from argmax predictions (N,), inputs x (N, 3) = [a, b, =] and labels y (N,).
+def division_subset_metrics(
+    predictions: torch.Tensor, x: torch.Tensor, y: torch.Tensor, p: int, operands: tuple[int, ...] = (0, 1)
+) -> dict[str, float]:
+    """The measure's metrics from argmax predictions (N,), input sequences x (N, T) with a and b at positions
+    `operands`, and labels y (N,).
 
     test_acc/<subset> for each non-empty subset, test_correct, test_chance_correct = N / p, test_pred_zero."""
     right = predictions == y
-    masks = subset_masks(x[:, 0], x[:, 1])
+    masks = subset_masks(x[:, operands[0]], x[:, operands[1]])
     stacked = torch.stack(list(masks.values()))  # (4, N)
     # one host transfer: per subset (correct, size), then the total correct and the zero predictions
     counts = torch.cat([(stacked & right).sum(dim=1), stacked.sum(dim=1), right.sum().view(1), (predictions == 0).sum().view(1)])
@@ -96,4 +99,4 @@ class DivisionSubsets(Measure):
         else:
             ctx.cache["test_loss"], ctx.cache["test_acc"] = evaluate(ctx.model, x, y, ctx.cfg.optim.loss, forward=forward, chunk=chunk)
         predictions = torch.cat(preds) if preds else y.new_empty(0)
-        return division_subset_metrics(predictions, x, y, ctx.spec.n_classes)
+        return division_subset_metrics(predictions, x, y, ctx.spec.n_operand_tokens, ctx.spec.operand_positions)

@@ -25,6 +25,7 @@ class TaskSpec:
     n_operand_tokens: int = 0  # the first tokens of the vocabulary that stand for numbers (MED uses them)
     image_shape: tuple[int, ...] = ()  # (C, H, W) for image tasks (inputs (N, C, H, W))
     operation: str = ""  # modular arithmetic: task.op ("add", "div", ...); "" for tasks without one
+    operand_positions: tuple[int, ...] = (0, 1)  # modular arithmetic: where a and b stand in an input sequence
 
 
 @dataclass

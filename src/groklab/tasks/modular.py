@@ -1,9 +1,12 @@
 """Binary operations modulo a prime p: the canonical grokking task (Power et al. 2022).
 
-Each example is the token sequence [a, b, =] with tokens 0..p-1 for numbers
-and p for "="; the label is a∘b mod p, read at the last position. Division is
-built as Power et al. do: a / b = c where a = b·c mod p and b ≠ 0, so every
-pair has an answer.
+Each example is the token sequence [a, b, =] (format `compact`) or Power et al.'s
+equation `<eos> a ∘ b =` (format `power`, as in their and Davies et al.'s code),
+with tokens 0..p-1 for numbers, p for "=", then `<eos>` and the operator; the
+label is a∘b mod p, read at the last position. `n_tokens` pads the vocabulary
+and the output classes (the authors' code: 2,000 of each). Division is built as
+Power et al. do: a / b = c where a = b·c mod p and b ≠ 0, so every pair has an
+answer.
 """
 
 from __future__ import annotations
@@ -38,6 +41,10 @@ OPS: dict[str, Op] = {
 }
 
 
+FORMATS = ("compact", "power")
+POWER_OPS = ("add", "sub", "mul", "div", "x2y2", "x2xyy2", "x3xy")  # the operators of Power et al.'s task list
+
+
 def is_prime(n: int) -> bool:
     if n < 2:
         return False
@@ -51,19 +58,35 @@ def is_prime(n: int) -> bool:
 
 @dataclass
 class ModularConfig(TaskConfig):
-    """a∘b mod p. `split`: `random`, `square:k` (a, b <= k held out) or `strip:t` (a <= t held out)."""
+    """a∘b mod p. `split`: `random`, `square:k` (a, b <= k held out) or `strip:t` (a <= t held out).
+    `format`: compact ([a, b, =]) or power (<eos> a ∘ b =); `n_tokens`: vocabulary and classes padded to this, 0 = unpadded."""
 
     name: str = "modular"
     p: int = 97
     op: str = "add"
     train_frac: float = 0.3
     split: str = "random"
+    format: str = "compact"
+    n_tokens: int = 0
+
+    @property
+    def vocab_needed(self) -> int:
+        """Numbers, "=", and for the power format <eos> and the operator."""
+        return self.p + (3 if self.format == "power" else 1)
 
     def validate(self) -> None:
         if self.p < 3 or not is_prime(self.p):
             raise ConfigError("task.p", f"must be a prime >= 3, got {self.p}")
         if self.op not in OPS:
             raise ConfigError("task.op", f"unknown operation {self.op!r}; choose one of {', '.join(OPS)}")
+        if self.format not in FORMATS:
+            raise ConfigError("task.format", f"unknown format {self.format!r}; choose {' or '.join(FORMATS)}")
+        if self.format == "power" and self.op not in POWER_OPS:
+            ops = ", ".join(POWER_OPS)
+            raise ConfigError("task.op", f"{self.op} is not in Power et al.'s task list (task.format=power); choose one of {ops}")
+        if self.n_tokens and self.n_tokens < self.vocab_needed:
+            need = f"{self.vocab_needed} (the {self.format} format's tokens at p={self.p})"
+            raise ConfigError("task.n_tokens", f"must be 0 or >= {need}, got {self.n_tokens}")
         if not 0.0 < self.train_frac < 1.0:
             raise ConfigError("task.train_frac", f"must be in (0, 1), got {self.train_frac}")
         kind, _bound = parse_split(self.split, self.p)
@@ -94,7 +117,7 @@ class ModularArithmetic(Task):
     """Modular arithmetic over a prime: add, sub, mul, div and polynomials."""
 
     Config = ModularConfig
-    summary = "a∘b mod p on tokens [a, b, =] (add, sub, mul, div, x2y2, x2xyy2, x3xy, x3xyy3)"
+    summary = "a∘b mod p on tokens [a, b, =] or <eos> a ∘ b = (add, sub, mul, div, x2y2, x2xyy2, x3xy, x3xyy3)"
     cfg: ModularConfig
 
     @classmethod
@@ -104,8 +127,16 @@ class ModularArithmetic(Task):
 
     @property
     def spec(self) -> TaskSpec:
-        p = self.cfg.p
-        return TaskSpec(n_classes=p, vocab_size=p + 1, seq_len=3, n_operand_tokens=p, operation=self.cfg.op)
+        c = self.cfg
+        power = c.format == "power"
+        return TaskSpec(
+            n_classes=c.n_tokens or c.p,
+            vocab_size=c.n_tokens or c.vocab_needed,
+            seq_len=5 if power else 3,
+            n_operand_tokens=c.p,
+            operation=c.op,
+            operand_positions=(1, 3) if power else (0, 1),
+        )
 
     def pairs(self) -> tuple[torch.Tensor, torch.Tensor]:
         """All operand pairs (a, b) in row-major order; for div, b runs over 1..p-1."""
@@ -142,6 +173,11 @@ class ModularArithmetic(Task):
         p = self.cfg.p
         a, b = self.pairs()
         y = OPS[self.cfg.op](a, b, p)
-        x = torch.stack([a, b, torch.full_like(a, p)], dim=1)  # (N, 3): [a, b, =]
+        eq = torch.full_like(a, p)
+        if self.cfg.format == "power":
+            eos, op = torch.full_like(a, p + 1), torch.full_like(a, p + 2)
+            x = torch.stack([eos, a, op, b, eq], dim=1)  # (N, 5): <eos> a ∘ b =
+        else:
+            x = torch.stack([a, b, eq], dim=1)  # (N, 3): [a, b, =]
         train, test = self.split_indices(a, b)
         return TaskData(x[train], y[train], x[test], y[test])
