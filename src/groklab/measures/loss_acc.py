@@ -45,7 +45,7 @@ def evaluate(
 @MEASURES.register("loss_acc")
 class LossAccuracy(Measure):
     name = "loss_acc"
-    summary = "train_loss, train_acc, test_loss, test_acc on the full sets"
+    summary = "train_loss, train_acc, test_loss, test_acc on the full sets; train_acc_batches: train mode, the last epoch's batches"
 
     @torch.no_grad()
     def compute(self, ctx: EvalContext) -> dict[str, float]:
@@ -59,4 +59,7 @@ class LossAccuracy(Measure):
             test_loss, test_acc = ctx.cache["test_loss"], ctx.cache["test_acc"]
         else:
             test_loss, test_acc = evaluate(ctx.model, d.test_x, d.test_y, loss, chunk=chunk)
-        return {"train_loss": train_loss, "train_acc": train_acc, "test_loss": test_loss, "test_acc": test_acc}
+        out = {"train_loss": train_loss, "train_acc": train_acc, "test_loss": test_loss, "test_acc": test_acc}
+        if "train_acc_batches" in ctx.cache:  # the trainer's own record of its training forwards (training/batch_accuracy.py)
+            out["train_acc_batches"] = ctx.cache["train_acc_batches"]
+        return out

@@ -34,6 +34,7 @@ from groklab.models.width_padding import PADDED_FIELDS, extract, host_shape, hos
 from groklab.store import Store
 from groklab.tasks import TaskData
 from groklab.training.allocator import tune_malloc
+from groklab.training.batch_accuracy import BatchAccuracy
 from groklab.training.grokfast import GradFilter
 from groklab.training.interrupts import stop_requests
 from groklab.training.objectives import train_mode_differs
@@ -124,6 +125,7 @@ class EnsembleTrainer:
         self.full_batch = self.batch == n
         self.eval_at = set(eval_steps(s))
         self.shares_train_pass = not train_mode_differs(self.template)  # see Trainer
+        self.batch_acc = BatchAccuracy(math.ceil(n / self.batch))  # each entry (K,)
         self.diverged: list[str] = [""] * self.K
 
     # ----- forward ------------------------------------------------------------------------------
@@ -162,9 +164,11 @@ class EnsembleTrainer:
         logits = self.forward(x)
         losses = self.losses(logits, y)
         losses.sum().backward()  # members share no parameters: each gets its own gradient
+        correct = (logits.detach().argmax(-1) == y).sum(1)  # (K,)
+        self.batch_acc.add(correct, y.shape[1])
         shared: list[dict[str, float]] = [{} for _ in range(self.K)]
         if record and self.full_batch and self.shares_train_pass:
-            acc = (logits.detach().argmax(-1) == y).double().mean(1).tolist()
+            acc = (correct.double() / y.shape[1]).tolist()
             shared = [{"train_loss": lo, "train_acc": a} for lo, a in zip(losses.detach().double().tolist(), acc, strict=True)]
         return losses.detach(), shared
 
@@ -210,7 +214,7 @@ class EnsembleTrainer:
         test_loss, test_acc = self._loss_acc(self.data.test_x, self.data.test_y)
         if "train_loss" not in shared[0]:  # minibatches: the train set was not seen whole in this step
             train_loss, train_acc = self._loss_acc(self.data.train_x, self.data.train_y)
-            shared = [{"train_loss": lo, "train_acc": a} for lo, a in zip(train_loss, train_acc, strict=True)]
+            shared = [{**sh, "train_loss": lo, "train_acc": a} for sh, lo, a in zip(shared, train_loss, train_acc, strict=True)]
         out = []
         for k, prep in enumerate(self.preps):
             model = self.load_member(k).eval()
@@ -255,6 +259,7 @@ class EnsembleTrainer:
             "optimizer": opt.state_dict(),
             "rng_cpu": torch.get_rng_state(),
             "grokfast": grokfast,
+            "batch_acc": self.batch_acc.state_dict(member=k),
         }
 
     def checkpoint(self) -> None:
@@ -284,6 +289,10 @@ class EnsembleTrainer:
                             if bad and not self.diverged[k]:
                                 self.diverged[k] = f"loss became {losses[k].item()} at step {self.step}"
                     if record:
+                        batch_acc = self.batch_acc.value(self.step)
+                        if batch_acc is not None:
+                            for k, a in enumerate(batch_acc.tolist()):
+                                shared[k]["train_acc_batches"] = a
                         for k, metrics in enumerate(self.evaluate(shared)):
                             if not self.diverged[k]:
                                 self.store.log_metrics(self.run_ids[k], self.step, metrics)

@@ -25,6 +25,7 @@ from groklab.config.schema import ExperimentConfig
 from groklab.measures import EvalContext
 from groklab.store import Store
 from groklab.training.allocator import tune_malloc
+from groklab.training.batch_accuracy import BatchAccuracy
 from groklab.training.grokfast import GradFilter
 from groklab.training.interrupts import stop_requests
 from groklab.training.objectives import correct_count, loss_fn, train_mode_differs
@@ -58,6 +59,7 @@ class Trainer:
         self.full_batch = self.batch == n
         self.shares_train_pass = not train_mode_differs(self.model)  # the training forward is also the train-set evaluation
         self.eval_at = set(eval_steps(s))
+        self.batch_acc = BatchAccuracy(math.ceil(n / self.batch))
 
     # ----- state --------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -69,6 +71,7 @@ class Trainer:
             "optimizer": self.opt.state_dict(),
             "rng_cpu": torch.get_rng_state(),
             "grokfast": self.filter.state_dict() if self.filter else {},
+            "batch_acc": self.batch_acc.state_dict(),
         }
         if self.device.type == "cuda":
             state["rng_cuda"] = torch.cuda.get_rng_state(self.device)
@@ -82,6 +85,7 @@ class Trainer:
             torch.cuda.set_rng_state(state["rng_cuda"], self.device)
         if self.filter:
             self.filter.load_state_dict(state["grokfast"])
+        self.batch_acc.load_state_dict(state.get("batch_acc", {}))  # checkpoints from before it start with an empty window
         self.step, self.evals_done, self.stop_streak = state["step"], state["evals_done"], state["stop_streak"]
 
     def checkpoint(self) -> None:
@@ -108,9 +112,11 @@ class Trainer:
         logits = self.model(x)
         loss = loss_fn(logits, y, self.cfg.optim.loss)
         loss.backward()
+        correct = correct_count(logits.detach(), y)
+        self.batch_acc.add(correct, len(y))
         shared: dict[str, Any] = {}
         if record and idx is None and self.shares_train_pass:
-            shared = {"train_loss": loss.detach().double().item(), "train_acc": correct_count(logits.detach(), y).item() / len(y)}
+            shared = {"train_loss": loss.detach().double().item(), "train_acc": correct.item() / len(y)}
         return loss.detach(), shared
 
     def apply_update(self) -> None:
@@ -159,6 +165,9 @@ class Trainer:
                             status, message = "diverged", f"loss became {loss.item()} at step {self.step}"
                             break
                     if record:
+                        batch_acc = self.batch_acc.value(self.step)
+                        if batch_acc is not None:
+                            shared["train_acc_batches"] = batch_acc.item()
                         metrics = self.evaluate(shared)
                         self.store.log_metrics(self.run_id, self.step, metrics)
                         self.reporter.evaluated(self.step, metrics)
