@@ -128,6 +128,10 @@ BAD_RUNS = [
     (["task.split=strip:40"], "task.split"),
     (["nanda2024"], "preset"),
     (["measures.enabled=loss_acc,unknown"], "measures.enabled"),
+    (["model.dropout_at=[mlp,ffn]"], "model.dropout_at"),
+    (["task.format=openai"], "task.format"),
+    (["task.format=power", "task.op=x3xyy3"], "task.op"),  # not in Power et al.'s task list
+    (["task.format=power", "task.n_tokens=15"], "task.n_tokens"),  # p = 13 needs 16 tokens in this format
 ]
 
 

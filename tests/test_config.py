@@ -46,6 +46,7 @@ def test_presets_match_the_issue_spec():
     d = resolve_config("davies2023")
     assert (d.task.op, d.model.n_layers, d.model.n_heads, d.model.dropout, d.optim.weight_decay) == ("div", 2, 1, 0.1, 1e-5)
     assert (d.model.init, d.model.pos) == ("torch", "sinusoidal")  # the authors' code: PyTorch's layer defaults, fixed sin/cos positions
+    assert (d.model.dropout_at, d.task.format, d.task.n_tokens) == (["mlp"], "power", 2000)  # their ffn_drop, <eos> a / b =, 2000 tokens
     assert resolve_config("grokfast").optim.grokfast.kind == "ema"
 
 
