@@ -10,7 +10,7 @@ import pytest
 from groklab.cli.main import main
 from groklab.config import resolve_config, to_dict
 from groklab.plots.model_wise import WidthCurves
-from groklab.reproduce.double_descent import FULL, QUICK, Transitions, _zero_div_count, claims, transition
+from groklab.reproduce.double_descent import FULL, QUICK, SEEDS, Transitions, _zero_div_count, claims, transition
 from groklab.store import Store
 
 P = 97
@@ -122,6 +122,7 @@ def test_quick_reproduction_runs_end_to_end_on_a_tiny_budget(capsys, tmp_path):
     ]
     assert main(args) == 0
     printed = capsys.readouterr().out
+    assert "estimated wall-clock on cpu:" in printed and "for 6 of 6 runs x 30 steps" in printed  # before it trains
     for claim in ("(a)", "(b)", "(c)", "(d)", "(e)", "(f)"):
         assert f"] {claim}" in printed
     saved = json.loads((out / "claims.json").read_text())
@@ -129,8 +130,9 @@ def test_quick_reproduction_runs_end_to_end_on_a_tiny_budget(capsys, tmp_path):
     assert (out / "heatmaps.png").stat().st_size > 0 and (out / "final_vs_dim.png").stat().st_size > 0
     assert list(out.glob("subsets_*.png"))
     assert main(args) == 0  # a second call continues the stored sweeps: nothing is trained twice
+    assert "estimated wall-clock" not in capsys.readouterr().out  # nothing left to estimate
     store = Store(runs, create=False)
-    assert len(store.runs()) == 3
+    assert len(store.runs()) == 2 * SEEDS + 1  # two widths x the default seeds, and the bump run
 
 
 @pytest.mark.parametrize("plan", [FULL, QUICK])
@@ -138,3 +140,98 @@ def test_plans_resolve(plan):
     from groklab.reproduce.double_descent import check
 
     check(plan is QUICK, [])
+
+
+# ----- the quick analog's claim logic, on stored-like synthetic sweeps ---------------------------
+
+
+def seeded(dim: int, train: list[float], test: list[float], train_batches: list[float] | None = None) -> WidthCurves:
+    """A dimension whose seeds end at the given train/test accuracies; train_acc_batches as given (else = train)."""
+    w = WidthCurves(dim, [f"r{dim}s{s}" for s in range(len(train))])
+    batches = train_batches or train
+    for name, finals_ in (("train_acc", train), ("train_acc_batches", batches), ("test_acc", test)):
+        w.curves[name] = [([0, 100], [CHANCE, v]) for v in finals_]
+    w.curves["test_loss"] = [([0, 100], [4.6, 0.01 if t >= 0.9 else 8.0 + dim / 100]) for t in test]
+    w.curves["train_loss"] = [([0, 100], [4.6, 0.01]) for _ in test]
+    return w
+
+
+def band_sweep() -> list[WidthCurves]:
+    """Underfit at 8, a memorizing band at 16-24, generalized from 32: three seeds each."""
+    return [
+        seeded(8, [0.3, 0.35, 0.4], [0.02, 0.02, 0.03]),
+        seeded(16, [0.93, 0.95, 0.97], [0.03, 0.05, 0.04]),
+        seeded(24, [0.99, 1.0, 1.0], [0.06, 0.02, 0.08]),
+        seeded(32, [1.0, 1.0, 1.0], [0.97, 0.99, 0.95]),
+        seeded(48, [1.0, 1.0, 1.0], [1.0, 1.0, 0.99]),
+    ]
+
+
+def rows_of(widths: list[WidthCurves], steps: int, plan=QUICK, store: Store | None = None, bump: list[str] | None = None) -> dict:
+    return {r["claim"][:3]: r for r in claims(store or Store(None), widths, bump or [], plan, P, steps)}
+
+
+def test_quick_band_present_passes_with_the_seeds_mean_and_ci():
+    rows = rows_of(band_sweep(), 3000)
+    a = rows["(a)"]
+    assert a["result"] == "PASS"
+    assert "band d in [16, 24]" in a["measured"] and "from d = 32" in a["measured"]
+    assert "d=16: 0.95 [0.90, 1.00] / 0.04 [0.02, 0.06]" in a["measured"]  # mean [95% CI] over the 3 seeds
+    assert rows["(c)"]["result"] == "PASS"  # the loss peaks in the band (24), below the jump (32)
+
+
+def test_quick_band_absent_or_one_width_fails():
+    no_band = [seeded(8, [0.3] * 3, [0.02] * 3), seeded(16, [1.0] * 3, [0.95] * 3), seeded(24, [1.0] * 3, [1.0] * 3)]
+    assert rows_of(no_band, 3000)["(a)"]["result"] == "FAIL"  # fits and generalizes at once
+    lone = [seeded(8, [0.3] * 3, [0.02] * 3), seeded(16, [1.0] * 3, [0.03] * 3), seeded(24, [1.0] * 3, [1.0] * 3)]
+    rows = rows_of(lone, 3000)
+    assert rows["(a)"]["result"] == "FAIL" and "band d in [16]" in rows["(a)"]["measured"]  # one width is not a band
+
+
+def test_a_budget_that_ends_before_any_width_generalizes_is_na_not_fail():
+    short = [seeded(d, [1.0] * 3, [0.02] * 3) for d in (16, 24, 32)]
+    rows = rows_of(short, 3000)
+    assert rows["(a)"]["result"] == "n/a" and "budget: 3,000 of the paper's 400K steps" in rows["(a)"]["measured"]
+    assert rows["(c)"]["result"] == "n/a"
+    full = rows_of(short, 400_000, FULL)  # at the paper's budget the same picture is a FAIL
+    assert full["(a)"]["result"] == "FAIL" and full["(c)"]["result"] == "FAIL"
+
+
+def test_fitting_is_judged_on_the_authors_train_accuracy():
+    """Eval-mode train accuracy >= 0.9 at d = 16 and 24, but the authors' train-mode measure is below 0.9 there."""
+    widths = band_sweep()
+    widths[1] = seeded(16, [0.95] * 3, [0.03] * 3, train_batches=[0.8] * 3)
+    widths[2] = seeded(24, [1.0] * 3, [0.03] * 3, train_batches=[0.85] * 3)
+    rows = rows_of(widths, 3000)
+    assert rows["(a)"]["result"] == "FAIL" and "train_acc_batches" in rows["(a)"]["claim"]
+
+
+def test_epoch_wise_double_descent_is_judged_on_the_d128_run(tmp_path):
+    store = Store(tmp_path / "s")
+    plain = []
+    for steps in (3000, 400_000):
+        cfg = resolve_config("davies2023", ["model.d_model=128", f"schedule.steps={steps}"])
+        plain.append(store.create_run(to_dict(cfg), "", "davies2023", "test", "cpu"))
+    with_dd = store.create_run(to_dict(cfg), "", "davies2023", "test", "cpu")
+    store.set_events(with_dd, {"dd_first_min": (200, 0.5), "dd_peak": (900, 2.0), "dd_second_min": (5000, 0.1)})
+    widths = band_sweep()
+    assert rows_of(widths, 3000, store=store, bump=[plain[0]])["(f)"]["result"] == "n/a"  # 3,000 steps: the peak may come later
+    assert rows_of(widths, 3000, store=store, bump=[plain[1]])["(f)"]["result"] == "FAIL"  # none in the paper's 400K
+    f = rows_of(widths, 3000, store=store, bump=[with_dd])["(f)"]
+    assert f["result"] == "PASS" and "peak 2 at step 900" in f["measured"]
+
+
+def test_ctrl_c_ends_the_reproduction_instead_of_starting_its_next_sweep(tmp_path):
+    from groklab.reproduce.double_descent import reproduce
+    from groklab.sweeps import run_sweep
+    from helpers import InterruptAt
+
+    store = Store(tmp_path / "runs")
+
+    def train(store, sweep_id):
+        run_sweep(store, sweep_id, reporter=lambda points, label: InterruptAt(5))
+
+    with pytest.raises(KeyboardInterrupt):
+        reproduce(store, True, 1, tmp_path / "out", train=train, overrides=["schedule.steps=30"], dims=(2,), echo=lambda _: None)
+    assert [sw["name"] for sw in store.sweeps()] == ["double-descent-dims-quick"]  # the bump sweep never started
+    assert [r.status for r in store.runs()] == ["interrupted"]

@@ -204,3 +204,15 @@ def test_train_mode_differs_for_dropout_and_batchnorm_only():
     assert not train_mode_differs(nn.Sequential(nn.Linear(3, 3), nn.ReLU(), nn.Dropout(0.0)))
     assert train_mode_differs(nn.Sequential(nn.Linear(3, 3), nn.Dropout(0.1)))
     assert train_mode_differs(nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2)))  # batch statistics in train mode
+
+
+def test_step_cost_is_measured_without_writing_to_the_store(tiny, runs_dir):
+    from groklab.config import resolve_config
+    from groklab.store import Store
+    from groklab.training.step_cost import step_seconds
+
+    store = Store(runs_dir)
+    before = sorted(p.name for p in runs_dir.rglob("*"))
+    seconds = step_seconds(resolve_config(None, tiny), store, seconds=0.05)
+    assert 0 < seconds < 1
+    assert store.runs() == [] and sorted(p.name for p in runs_dir.rglob("*")) == before

@@ -14,7 +14,7 @@ def add_reproduce_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("reproduce", help="reproduce a paper: its sweeps, figures and a PASS/FAIL table of its claims")
     p.add_argument("args", nargs="+", metavar="PAPER [key=value ...]", help=f"one of {', '.join(PAPERS)}, then overrides for every run")
     p.add_argument("--quick", action="store_true", help="a reduced version for a CPU (minutes, not hours)")
-    p.add_argument("--seeds", type=int, default=1, help="seeds per point (the paper reports one)")
+    p.add_argument("--seeds", type=int, default=None, help="seeds per point (default: double-descent 3, the others 1)")
     p.add_argument("--workers", type=int, default=1, help="train points in N processes")
     p.add_argument(
         "--dims", default=None, metavar="DIMS", help="double-descent: the embedding dimensions, e.g. 1:80 (default), 1:149 or 8,16,32"
@@ -33,14 +33,15 @@ def cmd_reproduce(ns: argparse.Namespace) -> int:
     paper, overrides = ns.args[0], ns.args[1:]
     if paper not in PAPERS:
         raise GroklabError(f"paper: unknown paper {paper!r}; choose one of {', '.join(PAPERS)}")
-    if ns.seeds < 1:
+    recipe = RECIPES[paper]
+    seeds = recipe.SEEDS if ns.seeds is None else ns.seeds
+    if seeds < 1:
         raise GroklabError(f"--seeds: must be >= 1, got {ns.seeds}")
     if ns.workers < 1:
         raise GroklabError(f"--workers: must be >= 1, got {ns.workers}")
     bad = [o for o in overrides if "=" not in o]
     if bad:
         raise GroklabError(f"overrides: {bad[0]!r} must look like key=value")
-    recipe = RECIPES[paper]
     options = {}
     if ns.dims is not None:
         if paper != "double-descent":
@@ -53,7 +54,7 @@ def cmd_reproduce(ns: argparse.Namespace) -> int:
     def train(store: Store, sweep_id: str) -> None:
         train_locally(store, sweep_id, ns.quiet, ns.workers)
 
-    rows = recipe.reproduce(store, ns.quick, ns.seeds, out, train=train, overrides=overrides, **options)
+    rows = recipe.reproduce(store, ns.quick, seeds, out, train=train, overrides=overrides, **options)
     print(format_table(rows))
     passed = sum(r["result"] == "PASS" for r in rows)
     failed = sum(r["result"] == "FAIL" for r in rows)

@@ -61,12 +61,17 @@ def _grid(widths: list[WidthCurves], name: str) -> tuple[np.ndarray, np.ndarray,
     return np.array(dims), np.array(steps), values
 
 
-def plot_heatmaps(widths: list[WidthCurves], output: Path, title: str = "") -> Path:
+def train_panel(train: str) -> tuple[str, str]:
+    """The train-accuracy panel: groklab's eval-mode `train_acc`, or the authors' train-mode `train_acc_batches`."""
+    return (train, "train accuracy" if train == "train_acc" else f"train accuracy ({train})")
+
+
+def plot_heatmaps(widths: list[WidthCurves], output: Path, title: str = "", train: str = "train_acc") -> Path:
     """Train/test accuracy and loss over steps (log, vertical) x embedding dimension, seeds averaged;
     the dotted line is where train accuracy first reaches 90% (Davies et al. Figs. 4 and 6)."""
     fig, axes = plt.subplots(1, 4, figsize=(18, 4.6), constrained_layout=True)
-    dims, steps, train = _grid(widths, "train_acc")
-    for ax, (name, label) in zip(axes, PANELS, strict=True):
+    dims, steps, fit_values = _grid(widths, train)
+    for ax, (name, label) in zip(axes, (train_panel(train), *PANELS[1:]), strict=True):
         d, s, v = _grid(widths, name)
         if not len(s):
             ax.set_title(f"{label}: not logged")
@@ -85,7 +90,7 @@ def plot_heatmaps(widths: list[WidthCurves], output: Path, title: str = "") -> P
         )
         fig.colorbar(mesh, ax=ax, label=f"log10 {label}" if is_loss else label)
         if len(steps):
-            fit = [next((st for st, a in zip(steps, train[:, j], strict=True) if a >= 0.9), np.nan) for j in range(len(dims))]
+            fit = [next((st for st, a in zip(steps, fit_values[:, j], strict=True) if a >= 0.9), np.nan) for j in range(len(dims))]
             ax.plot(dims, np.maximum(fit, 1), "w:", lw=1.5, label="train acc 90%")
         ax.set_yscale("log")
         ax.set_xlabel("embedding dimension")
@@ -97,11 +102,13 @@ def plot_heatmaps(widths: list[WidthCurves], output: Path, title: str = "") -> P
     return save_figure(fig, output)
 
 
-def plot_final_vs_dim(widths: list[WidthCurves], output: Path, title: str = "", marks: dict[str, float | None] | None = None) -> Path:
+def plot_final_vs_dim(
+    widths: list[WidthCurves], output: Path, title: str = "", marks: dict[str, float | None] | None = None, train: str = "train_acc"
+) -> Path:
     """Final train/test accuracy and loss against the embedding dimension: each seed a dot, the mean a
     line (Davies et al. Fig. 5). `marks` draws vertical lines at named dimensions (the transitions)."""
     fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(12, 4.2), constrained_layout=True)
-    for ax, names in ((ax_acc, ("train_acc", "test_acc")), (ax_loss, ("train_loss", "test_loss"))):
+    for ax, names in ((ax_acc, (train, "test_acc")), (ax_loss, ("train_loss", "test_loss"))):
         for name, color in zip(names, ("C0", "C1"), strict=True):
             xs = [w.dim for w in widths if w.finals(name)]
             ax.plot(xs, [statistics.fmean(w.finals(name)) for w in widths if w.finals(name)], color=color, label=name.replace("_", " "))

@@ -6,13 +6,16 @@ from collections.abc import Callable
 from typing import Any
 
 from groklab.store import Store
-from groklab.sweeps import spec_from_cli
+from groklab.sweeps import spec_from_cli, sweep_status
 
 
 def continue_or_create(
     store: Store, preset: str, name: str, overrides: list[str], grid: list[str], seeds: int, train: Callable[[Store, str], Any]
 ) -> str:
-    """Continue the stored sweep of this name, or create it; then train what is unfinished."""
+    """Continue the stored sweep of this name, or create it; then train what is unfinished.
+
+    A Ctrl-C that interrupted it ends the whole reproduction (KeyboardInterrupt), rather than letting it go
+    on to its next sweep; running the same command again continues where it stopped."""
     existing = [sw for sw in store.sweeps() if sw["name"] == name]
     if existing:
         sweep_id = existing[-1]["id"]
@@ -20,6 +23,8 @@ def continue_or_create(
         spec = spec_from_cli(preset, overrides, grid, seeds, name)
         sweep_id = store.create_sweep(name, spec.as_dict(), spec.plan())
     train(store, sweep_id)
+    if sweep_status(store, sweep_id).get("interrupted"):
+        raise KeyboardInterrupt
     return sweep_id
 
 
