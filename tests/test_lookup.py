@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from torch.func import vmap
 
@@ -82,15 +82,19 @@ def test_vmap_takes_the_sparse_path_and_a_lone_model_does_not(monkeypatch):
     dtype=st.sampled_from([torch.float32, torch.float64]),
     seed=st.integers(0, 2**16),
 )
+@example(rows=1, n=270, width=1, dtype=torch.float32, seed=0)  # a sum of ~13 whose two orders differ by 1.05e-5
 def test_row_sums_add_up_each_rows_gradients(rows: int, n: int, width: int, dtype: torch.dtype, seed: int) -> None:
     """Against a direct sum per row, with rows that no index hits (zero) and rows hit many times."""
     gen = torch.Generator().manual_seed(seed)
     idx = torch.randint(0, max(1, rows // 2), (n,), generator=gen)  # the upper half of the rows is never hit
     grad = torch.randn(n, width, generator=gen, dtype=dtype)
     out = row_sums(idx, grad, rows)
-    ref = torch.stack([grad[idx == r].sum(0) for r in range(rows)])
+    ref = torch.stack([grad[idx == r].double().sum(0) for r in range(rows)])  # in float64: exact enough to judge float32
     assert out.shape == (rows, width) and out.dtype == dtype and out.layout == torch.strided
-    torch.testing.assert_close(out, ref, rtol=0, atol=1e-12 if dtype == torch.float64 else 1e-5)
+    # Summing k terms in another order may differ by up to k·eps·Σ|terms| (the standard bound); unhit rows are exactly 0.
+    hits = torch.bincount(idx, minlength=rows).double()[:, None]
+    bound = hits * torch.finfo(dtype).eps * torch.stack([grad[idx == r].double().abs().sum(0) for r in range(rows)])
+    assert ((out.double() - ref).abs() <= bound).all()
 
 
 def test_a_kept_structure_sums_exactly_as_a_new_one(monkeypatch):
