@@ -175,7 +175,7 @@ def test_quick_band_present_passes_with_the_seeds_mean_and_ci():
     rows = rows_of(band_sweep(), 3000)
     a = rows["(a)"]
     assert a["result"] == "PASS"
-    assert "band d in [16, 24]" in a["measured"] and "from d = 32" in a["measured"]
+    assert "band below the test jump: [16, 24]" in a["measured"] and "from d = 32" in a["measured"]
     assert "d=16: 0.95 [0.90, 1.00] / 0.04 [0.02, 0.06]" in a["measured"]  # mean [95% CI] over the 3 seeds
     assert rows["(c)"]["result"] == "PASS"  # the loss peaks in the band (24), below the jump (32)
 
@@ -185,7 +185,7 @@ def test_quick_band_absent_or_one_width_fails():
     assert rows_of(no_band, 3000)["(a)"]["result"] == "FAIL"  # fits and generalizes at once
     lone = [seeded(8, [0.3] * 3, [0.02] * 3), seeded(16, [1.0] * 3, [0.03] * 3), seeded(24, [1.0] * 3, [1.0] * 3)]
     rows = rows_of(lone, 3000)
-    assert rows["(a)"]["result"] == "FAIL" and "band d in [16]" in rows["(a)"]["measured"]  # one width is not a band
+    assert rows["(a)"]["result"] == "FAIL" and "band below the test jump: [16]" in rows["(a)"]["measured"]  # one width is not a band
 
 
 def test_a_budget_that_ends_before_any_width_generalizes_is_na_not_fail():

@@ -266,7 +266,8 @@ def claims(
         f"(a) model-wise grokking: >= {MIN_BAND} consecutive widths fit the train set (>= {FIT:.0%}, {train}) with test accuracy "
         f"within {NEAR_CHANCE} of chance, and wider models generalize (test >= {GENERALIZED:.0%})",
         "train ~1 from d ~ 35-39, test ~ chance up to d ~ 39 and ~1 from d >= 41 (Fig. 5)",
-        f"memorizing band d in {t.band or 'none'}, test >= 90% from d = {t.test_jump}; final {train} / test_acc, mean [95% CI]"
+        f"fit at chance: d in {t.memorizing or 'none'}; band below the test jump: {t.band or 'none'}, test >= 90% from d = "
+        f"{t.test_jump}; final {train} / test_acc, mean [95% CI]"
         f" over seeds: {per_width(widths, train)}{undecided}",
         None if undecided else len(t.band) >= MIN_BAND,
     )
