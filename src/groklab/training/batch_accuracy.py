@@ -19,27 +19,29 @@ SINGLE_BATCH_UNTIL = 1000  # the authors' runner: before this step it logs each 
 
 
 class BatchAccuracy:
-    """The last epoch's minibatch accuracies (0-dim, or (K,) for an ensemble), kept on the device."""
+    """The last epoch's minibatch correct counts (0-dim, or (K,) for an ensemble) with their batch sizes.
+
+    The counts stay on the device while training (no sync a step); the accuracy is taken on the host, in
+    float64, only when an evaluation asks for it (MPS has no float64)."""
 
     def __init__(self, steps_per_epoch: int) -> None:
-        self.window: deque[torch.Tensor] = deque(maxlen=steps_per_epoch)
+        self.window: deque[tuple[torch.Tensor, int]] = deque(maxlen=steps_per_epoch)
 
     def add(self, correct: torch.Tensor, n: int) -> None:
         """One training forward's correct count(s) over a batch of n examples."""
-        self.window.append(correct.double() / n)
+        self.window.append((correct, n))
 
     def value(self, step: int) -> torch.Tensor | None:
         """The logged accuracy at `step`: the newest batch's before SINGLE_BATCH_UNTIL, else the window's mean."""
         if not self.window:
             return None
-        if step < SINGLE_BATCH_UNTIL:
-            return self.window[-1]
-        return torch.stack(list(self.window)).mean(0)
+        accs = [c.cpu().double() / n for c, n in self.window]
+        return accs[-1] if step < SINGLE_BATCH_UNTIL else torch.stack(accs).mean(0)
 
     def state_dict(self, member: int | None = None) -> dict[str, Any]:
         """For a checkpoint; `member` k keeps only ensemble member k's entries."""
-        return {"window": [t.clone() if member is None else t[member].clone() for t in self.window]}
+        return {"window": [(c.clone() if member is None else c[member].clone(), n) for c, n in self.window]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.window.clear()
-        self.window.extend(state.get("window", []))
+        self.window.extend((c, n) for c, n in state.get("window", []))
