@@ -420,9 +420,10 @@ def reproduce(
     t = Transitions.of(widths, 1.0 / p)
     title = f"Davies et al. model-wise grokking — {plan.note}"
     marks = {"train fit": t.train_fit, "test jump": t.test_jump, "loss peak": t.loss_peak}
+    train_name = train_measure(widths)
     figures = [
-        plot_heatmaps(widths, out_dir / "heatmaps.png", title, train_measure(widths)),
-        plot_final_vs_dim(widths, out_dir / "final_vs_dim.png", title, marks, train_measure(widths)),
+        plot_heatmaps(widths, out_dir / "heatmaps.png", title, train_name),
+        plot_final_vs_dim(widths, out_dir / "final_vs_dim.png", title, marks, train_name),
     ]
     figures += [plot_subsets(store, rid, out_dir / f"subsets_{rid}.png") for rid in bump_runs]
     out_dir.mkdir(parents=True, exist_ok=True)
