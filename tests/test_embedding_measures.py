@@ -198,3 +198,19 @@ def test_both_measures_run_in_a_tiny_training_run(tmp_path):
     assert all(5 / 6 <= v <= 1 for v in m["fourier_sparsity"][1])  # p = 13: 5 of 6 frequencies
     assert all(v == int(v) and 0 <= v <= 6 for v in m["fourier_key_freqs"][1])
     assert all(1 <= v <= 6 for v in m["fourier_entropy"][1])
+
+
+@pytest.mark.parametrize("wrap", [True, False])
+def test_med_with_separate_b_tokens_is_the_mean_of_the_two_tables(wrap):
+    p, off = 11, 7  # a: tokens 0..10, b: 7..17 (overlapping, as in Gu et al.'s str.py), "=": 18
+    torch.manual_seed(0)
+    model = EmbeddingMLP(p + off + 1, 3, p, d_model=4, d_mlp=8)
+    ctx = context(model, p, med_wrap=wrap)
+    ctx.spec = TaskSpec(n_classes=p, vocab_size=p + off + 1, seq_len=3, n_operand_tokens=p, operand_token_offsets=(0, off))
+    emb = model.tok_emb.weight.detach().double()
+    by_hand = [sum((emb[o + i + 1] - emb[o + i]).norm().item() for i in range(p - 2)) / (p - 2) for o in (0, off)]
+    if wrap:
+        by_hand = [sum((emb[o + (i + 1) % p] - emb[o + i]).norm().item() for i in range(p)) / p for o in (0, off)]
+    assert MEASURES.get("med")().compute(ctx)["med"] == pytest.approx(sum(by_hand) / 2, rel=1e-12)
+    ctx.spec = TaskSpec(n_classes=p, vocab_size=p + off + 1, seq_len=3, n_operand_tokens=p)
+    assert MEASURES.get("med")().compute(ctx)["med"] == pytest.approx(by_hand[0], rel=1e-12)  # shared table: rows 0..p-1 only

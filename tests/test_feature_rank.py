@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -234,10 +235,14 @@ def test_measure_end_to_end_on_a_rank_deficient_layer():
     ctx = context(model, torch.randn(40, 20), test_x)
     m = MEASURES.get("feature_rank")()
     out = m.compute(ctx)
-    assert set(out) == {f"{k}/L{i}" for k in ("rank", "erank") for i in (1, 2, 3)} | {"tunnel_length"}
+    assert set(out) == {f"{k}/L{i}" for k in ("rank", "erank") for i in (1, 2, 3)} | {"tunnel_length", "tunnel_length_hidden"}
     assert (out["rank/L1"], out["rank/L2"], out["rank/L3"]) == (6.0, 6.0, 3.0)
     assert all(1.0 <= out[f"erank/L{i}"] <= out[f"rank/L{i}"] + 1e-9 for i in (1, 2, 3))
     assert out["tunnel_length"] == 2.0  # 6 < 0.75 * 16 for L1 and L2; 3 of 3 is not below 2.25
+    assert out["tunnel_length_hidden"] == 2.0  # the same two: the output layer L3 is not in the tunnel
+    ctx.cfg.measures.tunnel_threshold = 5.0  # absolute: the 3-way output layer (rank 3) counts, the hidden ones (6) do not
+    out = m.compute(ctx)
+    assert (out["tunnel_length"], out["tunnel_length_hidden"]) == (1.0, 0.0)
     acts = []
     hooks = [model[i].register_forward_hook(lambda mod, a, o: acts.append(o.double())) for i in (0, 2, 4)]
     with torch.no_grad():
@@ -298,10 +303,42 @@ def test_measure_leaves_the_global_rng_alone():
     assert torch.equal(torch.get_rng_state(), state)
 
 
-def test_feature_rank_shares_loss_accs_forward_pass_with_identical_numbers():
+def test_rank_of_a_float32_layer_with_a_large_mean_is_its_float64_rank():
+    # rank 20 of 200 units whose mean is ~100x their spread: float32 round-off of the outputs is noise far above
+    # the float64 tolerance, so the rank must be taken from the layer computed in float64
+    g = torch.Generator().manual_seed(0)
+    layer = nn.Linear(30, 200)
+    with torch.no_grad():
+        layer.weight.copy_(torch.randn(200, 20, generator=g) @ torch.randn(20, 30, generator=g) / 30)
+        layer.bias.copy_(100 * torch.randn(200, generator=g).abs() + 100)
+    model = nn.Sequential(layer, nn.ReLU(), nn.Linear(200, 3))
+    x = torch.randn(2000, 30, generator=g)
+    out = FeatureRank().compute(context(model, x[:10], x))
+    with torch.no_grad():
+        a64 = copy.deepcopy(model).double()[0](x.double())
+        a32 = model[0](x).double()
+    assert int(torch.linalg.matrix_rank(torch.cov(a64.T))) == 20  # the oracle: the float64 layer
+    assert out["rank/L1"] == 20.0
+    assert int(torch.linalg.matrix_rank(torch.cov(a32.T))) > 40  # what float32 outputs would have read
+    assert next(model.parameters()).dtype == torch.float32  # the run's model is left as it was
+
+
+def test_feature_rank_in_float32_leaves_loss_acc_to_its_own_pass():
     torch.manual_seed(0)
     model = mlp()
     base = context(model, torch.randn(30, 20), torch.randn(40, 20))
+    data = TaskData(base.data.train_x, torch.randint(0, 3, (30,)), base.data.test_x, torch.randint(0, 3, (40,)))
+    alone = MEASURES.get("loss_acc")().compute(EvalContext(0, model, data, base.spec, base.cfg, {}))
+    ctx = EvalContext(0, model, data, base.spec, base.cfg, {})
+    MEASURES.get("feature_rank")().compute(ctx)
+    assert "test_loss" not in ctx.cache  # the float64 pass is not the run's evaluation
+    assert MEASURES.get("loss_acc")().compute(ctx) == alone
+
+
+def test_feature_rank_shares_loss_accs_forward_pass_with_identical_numbers():
+    torch.manual_seed(0)
+    model = mlp().double()
+    base = context(model, torch.randn(30, 20, dtype=F64), torch.randn(40, 20, dtype=F64))
     data = TaskData(base.data.train_x, torch.randint(0, 3, (30,)), base.data.test_x, torch.randint(0, 3, (40,)))
     alone = MEASURES.get("loss_acc")().compute(EvalContext(0, model, data, base.spec, base.cfg, {}))
     calls = []

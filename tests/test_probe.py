@@ -129,6 +129,61 @@ def test_fit_is_deterministic_in_the_generator():
     assert not torch.equal(a[0], c[0])
 
 
+def authors_probe(feats: torch.Tensor, y: torch.Tensor, k: int, epochs: int, generator: torch.Generator, batch: int) -> nn.Linear:
+    """tunnel_methods.EarlyExit for one layer, written out with autograd: nn.Linear, Adam 1e-3 on CE + 1e-3·||W||_F,
+    the last epoch's weights; the draws (split, init, shuffles) in fit_probes' order so the two can be compared."""
+    n, w = feats.shape
+    perm = torch.randperm(n, generator=generator)
+    fit_idx = perm[: int(0.8 * n)]
+    w0, b0 = init_probes([w], w, k, generator, feats.dtype)
+    probe = nn.Linear(w, k, dtype=feats.dtype)
+    with torch.no_grad():
+        probe.weight.copy_(w0[0])
+        probe.bias.copy_(b0[0])
+    opt = torch.optim.Adam(probe.parameters(), lr=1e-3)
+    for _ in range(epochs):
+        order = fit_idx[torch.randperm(len(fit_idx), generator=generator)]
+        for s in range(0, len(order), batch):
+            idx = order[s : s + batch]
+            loss = F.cross_entropy(probe(feats[idx]), y[idx]) + 1e-3 * probe.weight.norm()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return probe
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_last_epoch_probe_is_the_authors_in_the_features_dtype(dtype):
+    x, y = blobs(400, 6, 3, 0, 1.5)
+    x = x.to(dtype)
+    weight, bias = fit_probes(x[:, None], [6], y, 3, epochs=4, generator=gen(2), batch=64)
+    assert weight.dtype == dtype
+    oracle = authors_probe(x, y, 3, 4, gen(2), 64)
+    tol = {"rtol": 1e-12, "atol": 1e-12} if dtype == torch.float64 else {"rtol": 1e-5, "atol": 1e-6}
+    torch.testing.assert_close(weight[0], oracle.weight.detach(), **tol)
+    torch.testing.assert_close(bias[0], oracle.bias.detach(), **tol)
+
+
+def test_best_selection_keeps_the_epoch_best_on_the_held_out_rows():
+    x, y = blobs(400, 6, 3, 0, 0.3)  # weak signal: validation accuracy goes up and down across epochs
+    feats = x.double()[:, None]
+    last = fit_probes(feats, [6], y, 3, epochs=12, generator=gen(4), batch=32)
+    best = fit_probes(feats, [6], y, 3, epochs=12, generator=gen(4), batch=32, select="best")
+    g = gen(4)
+    perm = torch.randperm(400, generator=g)
+    val = perm[320:]
+    accs = []
+    for e in range(1, 13):  # the held-out accuracy after each epoch, from the last-epoch fit of e epochs (same draws)
+        w, b = fit_probes(feats, [6], y, 3, epochs=e, generator=gen(4), batch=32)
+        accs.append(probe_accuracy(w, b, feats[val], y[val]).item())
+    first_best = accs.index(max(accs)) + 1
+    w, b = fit_probes(feats, [6], y, 3, epochs=first_best, generator=gen(4), batch=32)
+    assert torch.equal(best[0], w) and torch.equal(best[1], b)
+    assert (first_best == 12) == torch.equal(best[0], last[0])
+    with pytest.raises(ValueError, match="last or best"):
+        fit_probes(feats, [6], y, 3, epochs=1, generator=gen(4), select="median")
+
+
 def test_fit_needs_two_rows():
     with pytest.raises(ValueError, match="at least 2"):
         fit_probes(torch.zeros(1, 1, 3), [3], torch.zeros(1, dtype=torch.long), 2, 1, gen())
@@ -149,12 +204,12 @@ def test_train_features_are_the_pre_activations_zero_padded():
     model = mlp().double().eval()
     x = torch.randn(37, 20, dtype=torch.float64)
     layers, feats = train_features(model, x, chunk=10)
-    assert layers == [0, 1, 2] and feats.shape == (37, 3, 16) and feats.dtype == torch.float32
+    assert layers == [0, 1, 2] and feats.shape == (37, 3, 16) and feats.dtype == torch.float64  # the model's dtype
     with torch.no_grad():
         h1 = model[0](x)
         h3 = model[4](model[3](model[2](model[1](h1))))
-    torch.testing.assert_close(feats[:, 0], h1.float())
-    torch.testing.assert_close(feats[:, 2, :3], h3.float())
+    torch.testing.assert_close(feats[:, 0], h1, rtol=0, atol=0)
+    torch.testing.assert_close(feats[:, 2, :3], h3, rtol=0, atol=0)
     assert torch.all(feats[:, 2, 3:] == 0) and no_hooks(model)
 
 
@@ -193,7 +248,7 @@ def test_measure_on_noise_stays_near_chance():
     assert all(abs(v - 1 / 3) < 0.08 for v in out.values()), out
 
 
-def test_measure_seeds_from_run_seed_and_step_and_trains_in_float32_for_a_float64_model(monkeypatch):
+def test_measure_seeds_from_run_seed_and_step_and_trains_in_the_models_float64(monkeypatch):
     torch.manual_seed(0)
     model = mlp().double().eval()
     ctx = context(model, signal=1.0, epochs=2)
@@ -201,14 +256,17 @@ def test_measure_seeds_from_run_seed_and_step_and_trains_in_float32_for_a_float6
     seen = []
 
     def spy(feats, widths, y, n_classes, epochs, generator, **kw):
-        seen.append((feats.dtype, epochs, generator.initial_seed(), widths))
+        seen.append((feats.dtype, epochs, generator.initial_seed(), widths, kw["select"]))
         return fit_probes(feats, widths, y, n_classes, epochs, generator, **kw)
 
     monkeypatch.setattr("groklab.measures.probe.fit_probes", spy)
     ctx.cfg.run.seed = 3
     out = LinearProbe().compute(ctx)
-    assert seen == [(torch.float32, 2, probe_seed(3, 7), [16, 16, 3])]
+    assert seen == [(torch.float64, 2, probe_seed(3, 7), [16, 16, 3], "last")]
     assert set(out) == {"probe_acc/L1", "probe_acc/L2", "probe_acc/L3"}
+    ctx.cfg.measures.probe_select = "best"
+    LinearProbe().compute(ctx)
+    assert seen[-1][-1] == "best"
 
 
 def test_measure_registration_cadence_and_applicability():

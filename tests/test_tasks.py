@@ -23,6 +23,7 @@ DIRECT = {
     "x2xyy2": lambda a, b, p: (a**2 + a * b + b**2) % p,
     "x3xy": lambda a, b, p: (a**3 + a * b) % p,
     "x3xyy3": lambda a, b, p: (a**3 + a * b + b**3) % p,
+    "x3y3": lambda a, b, p: (a**3 + b**3) % p,
 }
 
 
@@ -144,3 +145,38 @@ def test_power_format_is_the_equation_read_at_the_equals_sign(op):
     spec = power.spec
     assert (spec.seq_len, spec.vocab_size, spec.n_classes, spec.operand_positions) == (5, 40, 40, (1, 3))
     assert (compact.spec.vocab_size, compact.spec.n_classes, compact.spec.operand_positions) == (14, 13, (0, 1))
+
+
+@settings(max_examples=20, deadline=None)
+@given(p=st.sampled_from([5, 11, 13, 17]), offset=st.integers(1, 30), data=st.data())
+def test_separate_b_tokens_are_gu_strs_layout(p, offset, data):
+    """b as token b + offset and "=" after them (their str.py: offset 60, "=" = d_vocab - 1); same pairs, labels and split."""
+    split = data.draw(st.sampled_from(["random", f"strip:{p // 2}", f"square:{p // 3}"]))
+    shared, separate = task(p=p, split=split), task(p=p, split=split, b_offset=offset)
+    s, t = shared.build(), separate.build()
+    assert torch.equal(s.train_y, t.train_y) and torch.equal(s.test_y, t.test_y)
+    for x, y in ((t.train_x, t.train_y), (t.test_x, t.test_y)):
+        for (a, b, eq), label in zip(x.tolist(), y.tolist(), strict=True):
+            assert 0 <= a < p and offset <= b < offset + p and eq == p + offset
+            assert label == (a + b - offset) % p
+    spec = separate.spec
+    assert (spec.vocab_size, spec.n_classes, spec.operand_token_offsets) == (p + offset + 1, p, (0, offset))
+    if split.startswith("strip"):  # the strip's a-tokens never appear in training, in either position, below the offset
+        seen = set(t.train_x[:, :2].flatten().tolist())
+        assert not any(tok in seen for tok in range(min(p // 2 + 1, offset)))
+
+
+def test_gu_strip_layout_at_p97_leaves_tokens_0_to_59_untrained():
+    d = task(p=97, split="strip:67", b_offset=60, n_tokens=0).build()
+    seen = set(d.train_x[:, :2].flatten().tolist())
+    assert seen.isdisjoint(range(60)) and set(range(60, 157)) <= seen
+    assert task(p=97, b_offset=60).spec.vocab_size == 158
+
+
+@pytest.mark.parametrize(
+    "kw,field", [({"b_offset": -1}, "task.b_offset"), ({"b_offset": 60, "format": "power"}, "task.b_offset")]
+)
+def test_bad_b_offset(kw, field):
+    with pytest.raises(ConfigError) as exc:
+        ModularConfig(p=13, **kw).validate()
+    assert exc.value.field == field

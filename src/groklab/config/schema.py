@@ -130,6 +130,7 @@ class MeasuresConfig:
     rank_rtol: float | None = None  # matrix_rank's relative tolerance; None = sigma_max * d * eps (Fan et al.)
     tunnel_threshold: float = 0.75  # a layer is in the tunnel if its rank < this (< 1: a fraction of its width; >= 1: absolute)
     probe_epochs: int = 30  # linear-probe training epochs (Fan et al.: Adam 1e-3, batch 512, 80/20 split)
+    probe_select: str = "last"  # last: the last epoch's probe, as the authors' code scores; best: the best on the held-out 20%
 
     def validate(self) -> None:
         from groklab.measures import MEASURES
@@ -146,6 +147,8 @@ class MeasuresConfig:
             raise ConfigError(
                 "measures.tunnel_threshold", f"must be > 0 (< 1: a fraction of the width; >= 1: a rank), got {self.tunnel_threshold}"
             )
+        if self.probe_select not in ("last", "best"):
+            raise ConfigError("measures.probe_select", f"unknown selection {self.probe_select!r}; choose last or best")
         if self.probe_epochs < 1:
             raise ConfigError("measures.probe_epochs", f"must be >= 1, got {self.probe_epochs}")
         for name, k in self.every.items():

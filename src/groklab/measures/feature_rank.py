@@ -3,7 +3,10 @@
 For each nn.Linear (numbered 1..L in `model.modules()` order) the output before the
 activation over the evaluation set gives A (N, w); its feature rank is
 matrix_rank(cov(A)) with matrix_rank's default tolerance sigma_max * w * eps(float64),
-as in the authors' code, always in float64. The covariance is accumulated chunk by
+as in the authors' code, always in float64: a model that trains in another dtype is
+measured through a float64 copy, since float32 round-off in a layer whose mean is far
+above its spread is noise well above the float64 tolerance (a rank-20 layer would read
+as rank 88). The covariance is accumulated chunk by
 chunk (Chan et al.'s pairwise merge of centred scatter matrices), so memory stays
 O(w^2) per layer whatever N, and chunk-wise centring keeps the round-off of
 X^T X - N mu mu^T (which a large mean would otherwise blow up above the tolerance) away.
@@ -14,6 +17,7 @@ are measured (e.g. an MLP's layers; a transformer's (B, T, w) projections are sk
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from types import TracebackType
 
@@ -158,6 +162,15 @@ def stats_and_loss_acc(
     return {i + 1: accs[i] for i in taps.valid if i in accs}, result
 
 
+def in_float64(model: nn.Module, x: torch.Tensor) -> tuple[nn.Module, torch.Tensor]:
+    """The model and inputs to take activations from in float64: a float64 copy unless the model is float64 already
+    (or on MPS, which has no float64: there the float32 model is used as it is)."""
+    p = next(model.parameters(), None)
+    if p is None or p.dtype == torch.float64 or p.device.type == "mps":
+        return model, x
+    return copy.deepcopy(model).double(), x.double() if x.is_floating_point() else x
+
+
 def covariance_spectrum(cov: torch.Tensor) -> torch.Tensor:
     """Singular values of a symmetric matrix, descending, in float64 (|eigenvalues|: cheaper than an SVD)."""
     return torch.linalg.eigvalsh(cov.double()).abs().sort(descending=True).values
@@ -187,16 +200,17 @@ def tunnel_length(ranks: list[int], widths: list[int], threshold: float) -> int:
 
 @MEASURES.register("feature_rank")
 class FeatureRank(Measure):
-    """rank/L{i} and erank/L{i} of each Linear's pre-activation covariance, and tunnel_length.
+    """rank/L{i} and erank/L{i} of each Linear's pre-activation covariance, tunnel_length and tunnel_length_hidden.
 
     tunnel_length counts every measured layer, the output layer included (with an
-    absolute threshold above its width, it always counts).
+    absolute threshold above its width, it always counts); tunnel_length_hidden leaves the
+    output layer out.
     """
 
     name = "feature_rank"
     every = 5
     fills_cache = True
-    summary = "rank/L<i>, erank/L<i>: (effective) rank of each Linear output's covariance; tunnel_length (Fan et al. 2024)"
+    summary = "rank/L<i>, erank/L<i>: (effective) rank of each Linear output's covariance; tunnel_length(_hidden) (Fan et al. 2024)"
 
     @classmethod
     def not_applicable(cls, model: nn.Module, spec: TaskSpec) -> str | None:
@@ -209,8 +223,10 @@ class FeatureRank(Measure):
         m = ctx.cfg.measures
         split = m.rank_on
         x, y = (ctx.data.test_x, ctx.data.test_y) if split == "test" else (ctx.data.train_x, ctx.data.train_y)
-        shared = f"{split}_loss" not in ctx.cache  # then this pass is also loss_acc's, which runs later
-        stats, loss_acc = stats_and_loss_acc(ctx.model, x, y if shared else None, ctx.cfg.optim.loss, eval_rows=eval_chunk(ctx.cfg))
+        model, x64 = in_float64(ctx.model, x)
+        # in the run's own dtype, this pass is also loss_acc's (which runs later): one forward pass for both
+        shared = model is ctx.model and f"{split}_loss" not in ctx.cache
+        stats, loss_acc = stats_and_loss_acc(model, x64, y if shared else None, ctx.cfg.optim.loss, eval_rows=eval_chunk(ctx.cfg))
         if loss_acc is not None:
             ctx.cache[f"{split}_loss"], ctx.cache[f"{split}_acc"] = loss_acc
         out: dict[str, float] = {}
@@ -223,4 +239,7 @@ class FeatureRank(Measure):
             ranks.append(r)
             widths.append(acc.width)
         out["tunnel_length"] = float(tunnel_length(ranks, widths, m.tunnel_threshold))
+        hidden = [i != len(linear_layers(ctx.model)) for i in stats]  # the last Linear is the output layer
+        kept = [(r, w) for (r, w), h in zip(zip(ranks, widths, strict=True), hidden, strict=True) if h]
+        out["tunnel_length_hidden"] = float(tunnel_length([r for r, _ in kept], [w for _, w in kept], m.tunnel_threshold))
         return out

@@ -3,7 +3,9 @@
 MED = (1/p) Σ_{i=0}^{p-1} ‖φ(i+1) − φ(i)‖₂ with φ(p) = φ(0): it falls as weight
 decay makes the embeddings of Z_p uniform, and traces the test loss. The
 authors' code differs: no wrap-around and token p−1 left out, i.e. the mean of
-‖φ(i+1) − φ(i)‖ over i = 0..p−3 (`measures.med_wrap=false`).
+‖φ(i+1) − φ(i)‖ over i = 0..p−3 (`measures.med_wrap=false`). When b has tokens
+of its own (`task.b_offset`), MED is the mean of the two tables' MEDs (the authors'
+str.py adds them; the mean keeps the scale of one table).
 """
 
 from __future__ import annotations
@@ -48,5 +50,6 @@ class MeanEmbeddingDistance(Measure):
 
     @torch.no_grad()
     def compute(self, ctx: EvalContext) -> dict[str, float]:
-        emb = ctx.model.token_embedding[: ctx.spec.n_operand_tokens]  # (p, C)
-        return {"med": med(emb, ctx.cfg.measures.med_wrap)}
+        p, table = ctx.spec.n_operand_tokens, ctx.model.token_embedding
+        offsets = sorted(set(ctx.spec.operand_token_offsets))
+        return {"med": sum(med(table[o : o + p], ctx.cfg.measures.med_wrap) for o in offsets) / len(offsets)}  # rows (p, C) each

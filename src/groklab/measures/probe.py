@@ -1,19 +1,19 @@
 """Linear probes on every Linear layer's output: how linearly decodable the labels are at each depth (Fan et al. 2024).
 
-Protocol of the authors' code: per layer, a probe nn.Linear(w, K) is trained on the
-layer's pre-activation outputs over the TRAINING set, with Adam (lr 1e-3, batch 512)
-for `measures.probe_epochs` epochs on a random 80%, loss = cross-entropy +
-1e-3 * ||W||_F (not squared); the weights with the best accuracy on the other 20%
-(checked after each epoch) are kept, and their accuracy on the TEST set's outputs
-is reported.
+Protocol of the authors' code (tunnel_methods.EarlyExit): per layer, a probe nn.Linear(w, K)
+is trained on the layer's pre-activation outputs over the TRAINING set, with Adam (lr 1e-3,
+batch 512) for `measures.probe_epochs` epochs on a random 80%, loss = cross-entropy +
+1e-3 * ||W||_F (not squared), in the model's dtype (float64 in fan2024); the LAST epoch's
+weights are scored on the TEST set's outputs (their code has a best-on-validation reload
+that is never called). `measures.probe_select=best` keeps instead the epoch that scores best
+on the other 20%.
 
 All layers are probed, the output layer too: it costs one more probe in the same
 batched training. The probes of all layers train as one batch (features (N, G, w)
 for G layers, torch.baddbmm over G): a narrower layer's features are zero-padded to the widest
 layer, with its padded weights starting at 0; they get no gradient from either term
 of the loss (zero inputs; d||W||/dW = W/||W|| is 0 there), so Adam never moves them
-and each probe trains exactly as it would alone. Probes train in float32 whatever
-the model's dtype, and draw all randomness (split, shuffling, init) from a local
+and each probe trains exactly as it would alone. Probes draw all randomness (split, shuffling, init) from a local
 generator seeded by (run.seed, step): torch's global RNG is never touched, so a
 resumed run stays bit-identical.
 """
@@ -33,7 +33,8 @@ from groklab.tasks.base import TaskSpec
 LR = 1e-3
 BATCH = 512
 NORM_COEF = 1e-3  # weight of ||W||_F in the probe loss
-FIT_FRAC = 0.8  # the rest picks the best epoch
+FIT_FRAC = 0.8  # the rest picks the best epoch under probe_select=best
+PROBE_SELECT = ("last", "best")
 
 
 def probe_seed(seed: int, step: int) -> int:
@@ -41,16 +42,18 @@ def probe_seed(seed: int, step: int) -> int:
     return ((seed & 0xFFFFFFFF) << 32) | (step & 0xFFFFFFFF)
 
 
-def init_probes(widths: list[int], width: int, n_classes: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Weights (G, K, width) (nn.Linear's layout) and biases (G, K), float32 on the CPU, drawn like nn.Linear's: U(±1/sqrt(w)).
+def init_probes(
+    widths: list[int], width: int, n_classes: int, generator: torch.Generator, dtype: torch.dtype = torch.float32
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weights (G, K, width) (nn.Linear's layout) and biases (G, K) on the CPU, drawn like nn.Linear's: U(±1/sqrt(w)).
 
     Columns past a probe's own width w stay 0 (the zero padding of narrower layers).
     """
     G = len(widths)
-    bound = torch.tensor([1 / math.sqrt(w) for w in widths])
-    weight = (torch.rand(G, n_classes, width, generator=generator) * 2 - 1) * bound[:, None, None]
+    bound = torch.tensor([1 / math.sqrt(w) for w in widths], dtype=dtype)
+    weight = (torch.rand(G, n_classes, width, generator=generator, dtype=dtype) * 2 - 1) * bound[:, None, None]
     weight *= torch.arange(width)[None, None, :] < torch.tensor(widths)[:, None, None]
-    bias = (torch.rand(G, n_classes, generator=generator) * 2 - 1) * bound[:, None]
+    bias = (torch.rand(G, n_classes, generator=generator, dtype=dtype) * 2 - 1) * bound[:, None]
     return weight, bias
 
 
@@ -98,11 +101,15 @@ def fit_probes(
     lr: float = LR,
     batch: int = BATCH,
     norm_coef: float = NORM_COEF,
+    select: str = "last",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Train G probes at once on features (N, G, w) (zero-padded past each probe's width) for labels (N,).
+    """Train G probes at once on features (N, G, w) (zero-padded past each probe's width) for labels (N,), in the features' dtype.
 
-    Returns the best-on-validation weights (G, K, w) and biases (G, K); all randomness comes from `generator`.
+    Returns the weights (G, K, w) and biases (G, K) of the last epoch (select="last", the authors')
+    or of the epoch best on the held-out 20% (select="best"); all randomness comes from `generator`.
     """
+    if select not in PROBE_SELECT:
+        raise ValueError(f"unknown probe selection {select!r}; choose {' or '.join(PROBE_SELECT)}")
     N, G, width = feats.shape
     if N < 2:
         raise ValueError(f"a probe needs at least 2 training rows (fit and validation), got {N}")
@@ -111,7 +118,7 @@ def fit_probes(
     perm = torch.randperm(N, generator=generator).to(dev)
     fit_idx, val_idx = perm[:n_fit], perm[n_fit:]
     x_val, y_val = feats.index_select(0, val_idx), y[val_idx]
-    w0, b0 = init_probes(widths, width, n_classes, generator)
+    w0, b0 = init_probes(widths, width, n_classes, generator, feats.dtype)
     weight, bias = w0.to(dev), b0.to(dev)
     opt = torch.optim.Adam([weight, bias], lr=lr)  # grads set by hand: same update as Adam on a loss.backward()
     best_acc = torch.full((G,), -1.0, device=dev)
@@ -122,18 +129,21 @@ def fit_probes(
             idx = order[s : s + batch]
             weight.grad, bias.grad = probe_grads(weight, bias, feats.index_select(0, idx), y[idx], norm_coef)
             opt.step()
+        if select == "last":
+            continue  # the 20% split is still drawn, so both selections train on the same rows
         acc = probe_accuracy(weight, bias, x_val, y_val)
         better = acc > best_acc
         best_acc = torch.where(better, acc, best_acc)
         best_w[better], best_b[better] = weight[better], bias[better]
-    return best_w, best_b
+    return (weight, bias) if select == "last" else (best_w, best_b)
 
 
 def train_features(model: nn.Module, x: torch.Tensor, chunk: int = CHUNK) -> tuple[list[int], torch.Tensor]:
-    """Every tappable Linear's output over x as float32 features (N, G, w_max), zero-padded, and their 0-based layer indices."""
+    """Every tappable Linear's output over x as features (N, G, w_max) in the model's dtype, zero-padded, and their 0-based layer indices."""
     layers = linear_layers(model)
     width = max((layer.out_features for layer in layers), default=0)
-    feats = torch.zeros(len(x), len(layers), width, dtype=torch.float32, device=x.device)
+    dtype = layers[0].weight.dtype if layers else torch.float32
+    feats = torch.zeros(len(x), len(layers), width, dtype=dtype, device=x.device)
     offset = 0
 
     def sink(i: int, out: torch.Tensor) -> None:
@@ -158,7 +168,7 @@ def layer_probe_accuracy(
     def sink(i: int, out: torch.Tensor) -> None:
         if i in pos:
             g = pos[i]
-            logits = torch.addmm(bias[g], out.float(), weight[g, :, : out.shape[1]].T)
+            logits = torch.addmm(bias[g], out.to(weight.dtype), weight[g, :, : out.shape[1]].T)
             correct[g] += (logits.argmax(-1) == yc).sum()
 
     with LinearTaps(model, sink) as taps:
@@ -191,7 +201,7 @@ class LinearProbe(Measure):
         if not layers:
             return {}
         widths = [linear_layers(ctx.model)[i].out_features for i in layers]
-        W, b = fit_probes(feats, widths, d.train_y, K, ctx.cfg.measures.probe_epochs, gen)
+        W, b = fit_probes(feats, widths, d.train_y, K, ctx.cfg.measures.probe_epochs, gen, select=ctx.cfg.measures.probe_select)
         del feats
         acc = layer_probe_accuracy(ctx.model, layers, W, b, d.test_x, d.test_y)
         return {f"probe_acc/L{i + 1}": a for i, a in acc.items()}

@@ -21,7 +21,7 @@ from groklab.tasks.base import TaskSpec
 class EmbeddingMLP(nn.Module):
     """Embed each of T tokens in C dims, concatenate, then n_layers hidden layers of width W: (B, T) -> (B, K).
 
-    `embed_init="toeplitz"` makes rows 0..n_number_tokens-1 (0 = all) of the token embedding one Toeplitz matrix.
+    `embed_init="toeplitz"` starts the token embedding as Gu et al.'s Toeplitz matrix (App. E).
     """
 
     def __init__(
@@ -35,7 +35,6 @@ class EmbeddingMLP(nn.Module):
         act: str = "relu",
         dropout: float = 0.0,
         embed_init: str = "default",
-        n_number_tokens: int = 0,
     ) -> None:
         super().__init__()
         self.d_model = d_model
@@ -48,7 +47,7 @@ class EmbeddingMLP(nn.Module):
         layers.append(nn.Linear(width, n_classes))
         self.net = nn.Sequential(*layers)
         nn.init.normal_(self.tok_emb.weight, std=1.0 / math.sqrt(d_model))
-        apply_embed_init(self.tok_emb.weight, embed_init, n_number_tokens, 1.0 / math.sqrt(d_model))  # drawn last: the rest is unchanged
+        apply_embed_init(self.tok_emb.weight, embed_init)  # drawn last: the rest is unchanged
 
     @property
     def token_embedding(self) -> torch.Tensor:
@@ -89,7 +88,7 @@ class MLPConfig(ModelConfig):
     n_layers: int = 1  # hidden layers
     act: str = "relu"
     dropout: float = 0.0
-    embed_init: str = "default"  # default | toeplitz: number-token embeddings as one Toeplitz matrix (Gu et al. App. E)
+    embed_init: str = "default"  # default | toeplitz: Gu et al.'s Toeplitz embedding (App. E, their rec.py)
 
     def validate(self) -> None:
         super().validate()
@@ -117,7 +116,6 @@ def _build(cfg: MLPConfig, spec: TaskSpec) -> EmbeddingMLP:
         cfg.act,
         cfg.dropout,
         embed_init=cfg.embed_init,
-        n_number_tokens=spec.n_operand_tokens,
     )
 
 

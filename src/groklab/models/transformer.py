@@ -51,8 +51,7 @@ class TransformerShape:
     causal: bool = True
     mlp_bias: bool = True
     init: str = "nanda"  # nanda: every matrix N(0, 1/d_model); torch: PyTorch's layer defaults (embeddings N(0, 1))
-    embed_init: str = "default"  # default: as `init`; toeplitz: number-token rows from one random vector (Gu et al. App. E)
-    n_number_tokens: int = 0  # the first tokens that stand for numbers, which embed_init structures; 0 = the whole vocabulary
+    embed_init: str = "default"  # default: as `init`; toeplitz: Gu et al.'s App. E construction, every token
     masked_width: bool = False  # host a narrower model: LayerNorm and attention scale read per-model buffers (see width_padding)
     pos: str = "learned"  # learned: an nn.Embedding; sinusoidal: the fixed encoding of Vaswani et al. (Davies et al.'s code)
 
@@ -191,8 +190,7 @@ class Transformer(nn.Module):
         if s.init == "nanda":
             self.reset_parameters()  # else keep the PyTorch defaults each layer drew at construction
         # Drawn last, so every other parameter is the same as under embed_init=default with the same seed.
-        emb_std = 1.0 / math.sqrt(s.d_model) if s.init == "nanda" else 1.0  # the std the default init gave these rows
-        apply_embed_init(self.tok_emb.weight, s.embed_init, s.n_number_tokens, emb_std)
+        apply_embed_init(self.tok_emb.weight, s.embed_init)
 
     def reset_parameters(self) -> None:
         """Nanda et al.'s scheme: every weight matrix N(0, 1/d_model), biases 0, LayerNorm (1, 0)."""
@@ -276,7 +274,7 @@ class TransformerConfig(ModelConfig):
     causal: bool = True
     mlp_bias: bool = True
     init: str = "nanda"  # nanda: every matrix N(0, 1/d_model); torch: PyTorch's layer defaults (embeddings N(0, 1))
-    embed_init: str = "default"  # default | toeplitz: number-token embeddings as one Toeplitz matrix (Gu et al. App. E)
+    embed_init: str = "default"  # default | toeplitz: Gu et al.'s Toeplitz W_E (App. E, their rec.py), every token
     pos: str = "learned"  # learned | sinusoidal: fixed sin/cos positions, as in Davies et al.'s (OpenAI's grok) code
 
     def validate(self) -> None:
@@ -310,7 +308,6 @@ def _build(cfg: TransformerConfig, spec: TaskSpec) -> Transformer:
         "vocab_size": spec.vocab_size,
         "n_classes": spec.n_classes,
         "seq_len": spec.seq_len,
-        "n_number_tokens": spec.n_operand_tokens,
     }
     from_cfg = {f.name: getattr(cfg, f.name) for f in fields(TransformerShape) if f.name not in from_task and hasattr(cfg, f.name)}
     from_cfg["d_mlp"] = cfg.d_mlp or 4 * cfg.d_model

@@ -26,6 +26,7 @@ class TaskSpec:
     image_shape: tuple[int, ...] = ()  # (C, H, W) for image tasks (inputs (N, C, H, W))
     operation: str = ""  # modular arithmetic: task.op ("add", "div", ...); "" for tasks without one
     operand_positions: tuple[int, ...] = (0, 1)  # modular arithmetic: where a and b stand in an input sequence
+    operand_token_offsets: tuple[int, ...] = (0, 0)  # modular arithmetic: the token id of the number 0 for a and for b
 
 
 @dataclass

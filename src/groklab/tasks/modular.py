@@ -3,7 +3,9 @@
 Each example is the token sequence [a, b, =] (format `compact`) or Power et al.'s
 equation `<eos> a ∘ b =` (format `power`, as in their and Davies et al.'s code),
 with tokens 0..p-1 for numbers, p for "=", then `<eos>` and the operator; the
-label is a∘b mod p, read at the last position. `n_tokens` pads the vocabulary
+label is a∘b mod p, read at the last position. `b_offset` > 0 gives b the tokens
+b_offset..b_offset+p-1 and "=" the token after them (Gu et al.'s str.py: 60), so
+under a strip holdout tokens 0..b_offset-1 are never seen in training. `n_tokens` pads the vocabulary
 and the output classes (the authors' code: 2,000 of each). Division is built as
 Power et al. do: a / b = c where a = b·c mod p and b ≠ 0, so every pair has an
 answer.
@@ -38,6 +40,7 @@ OPS: dict[str, Op] = {
     "x2xyy2": lambda a, b, p: (a * a + a * b + b * b) % p,
     "x3xy": lambda a, b, p: (a * a % p * a + a * b) % p,
     "x3xyy3": lambda a, b, p: (a * a % p * a + a * b + b * b % p * b) % p,
+    "x3y3": lambda a, b, p: (a * a % p * a + b * b % p * b) % p,
 }
 
 
@@ -59,7 +62,8 @@ def is_prime(n: int) -> bool:
 @dataclass
 class ModularConfig(TaskConfig):
     """a∘b mod p. `split`: `random`, `square:k` (a, b <= k held out) or `strip:t` (a <= t held out).
-    `format`: compact ([a, b, =]) or power (<eos> a ∘ b =); `n_tokens`: vocabulary and classes padded to this, 0 = unpadded."""
+    `format`: compact ([a, b, =]) or power (<eos> a ∘ b =); `n_tokens`: vocabulary and classes padded to this, 0 = unpadded.
+    `b_offset`: b's tokens start at this id (compact format); 0 = one token table shared by a and b."""
 
     name: str = "modular"
     p: int = 97
@@ -68,11 +72,12 @@ class ModularConfig(TaskConfig):
     split: str = "random"
     format: str = "compact"
     n_tokens: int = 0
+    b_offset: int = 0
 
     @property
     def vocab_needed(self) -> int:
-        """Numbers, "=", and for the power format <eos> and the operator."""
-        return self.p + (3 if self.format == "power" else 1)
+        """Numbers (b's shifted by b_offset), "=", and for the power format <eos> and the operator."""
+        return self.p + self.b_offset + (3 if self.format == "power" else 1)
 
     def validate(self) -> None:
         if self.p < 3 or not is_prime(self.p):
@@ -84,6 +89,10 @@ class ModularConfig(TaskConfig):
         if self.format == "power" and self.op not in POWER_OPS:
             ops = ", ".join(POWER_OPS)
             raise ConfigError("task.op", f"{self.op} is not in Power et al.'s task list (task.format=power); choose one of {ops}")
+        if self.b_offset < 0:
+            raise ConfigError("task.b_offset", f"must be >= 0 (0: a and b share tokens 0..p-1), got {self.b_offset}")
+        if self.b_offset and self.format != "compact":
+            raise ConfigError("task.b_offset", f"applies to task.format=compact only (Gu et al.'s layout), got format {self.format}")
         if self.n_tokens and self.n_tokens < self.vocab_needed:
             need = f"{self.vocab_needed} (the {self.format} format's tokens at p={self.p})"
             raise ConfigError("task.n_tokens", f"must be 0 or >= {need}, got {self.n_tokens}")
@@ -117,7 +126,7 @@ class ModularArithmetic(Task):
     """Modular arithmetic over a prime: add, sub, mul, div and polynomials."""
 
     Config = ModularConfig
-    summary = "a∘b mod p on tokens [a, b, =] or <eos> a ∘ b = (add, sub, mul, div, x2y2, x2xyy2, x3xy, x3xyy3)"
+    summary = "a∘b mod p on tokens [a, b, =] or <eos> a ∘ b = (add, sub, mul, div, x2y2, x2xyy2, x3xy, x3xyy3, x3y3)"
     cfg: ModularConfig
 
     @classmethod
@@ -136,6 +145,7 @@ class ModularArithmetic(Task):
             n_operand_tokens=c.p,
             operation=c.op,
             operand_positions=(1, 3) if power else (0, 1),
+            operand_token_offsets=(0, c.b_offset),
         )
 
     def pairs(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -173,11 +183,11 @@ class ModularArithmetic(Task):
         p = self.cfg.p
         a, b = self.pairs()
         y = OPS[self.cfg.op](a, b, p)
-        eq = torch.full_like(a, p)
         if self.cfg.format == "power":
-            eos, op = torch.full_like(a, p + 1), torch.full_like(a, p + 2)
+            eq, eos, op = (torch.full_like(a, p + k) for k in range(3))
             x = torch.stack([eos, a, op, b, eq], dim=1)  # (N, 5): <eos> a ∘ b =
         else:
-            x = torch.stack([a, b, eq], dim=1)  # (N, 3): [a, b, =]
+            off = self.cfg.b_offset
+            x = torch.stack([a, b + off, torch.full_like(a, p + off)], dim=1)  # (N, 3): [a, b + b_offset, =]
         train, test = self.split_indices(a, b)
         return TaskData(x[train], y[train], x[test], y[test])
