@@ -85,18 +85,19 @@ def test_bad_reproduce_input_writes_nothing(capsys, tmp_path):
 def test_quick_reproduction_runs_end_to_end_on_a_tiny_budget(capsys, tmp_path):
     tiny = [f"task.data_dir={REAL}", "model.width=8", "schedule.steps=30", "schedule.eval_every=10", "task.n_test=300"]
     tiny.append("measures.probe_epochs=1")
-    argv = ["reproduce", "deep-grokking", "--quick", *tiny, "--quiet", "--runs-dir", str(tmp_path), "--out", str(tmp_path / "out")]
+    argv = ["reproduce", "deep-grokking", "--quick", "--seeds", "1", *tiny, "--quiet", "--runs-dir", str(tmp_path), "--out", str(tmp_path / "out")]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "(a) N=5000" in out and ("PASS" in out or "FAIL" in out)
     data = json.loads((tmp_path / "out" / "claims.json").read_text())
-    assert [r["claim"][:3] for r in data["claims"]] == ["(a)", "(b)", "(c)", "(d)", "(d)", "(e)", "(f)"]
+    assert [r["claim"][:4].strip() for r in data["claims"]] == ["(a)", "(b)", "(b2)", "(c)", "(d)", "(d)", "(e)", "(f)", "(g)"]
+    assert data["seeds"] == 1
     assert (tmp_path / "out" / "rank_d12_n2000_wd0.1_s0.png").stat().st_size > 0
     assert (tmp_path / "out" / "depth_sweep.png").exists()
     assert main(argv) == 0  # run again: the stored sweep is reused, nothing trains twice
     from groklab.store import Store
 
-    assert len(Store(tmp_path, create=False).runs()) == 6  # depth 4, 8, 12 x N 2000, 5000
+    assert len(Store(tmp_path, create=False).runs()) == 9  # depth 4, 8, 12 x N 2000, 5000, 7000
 
 
 # ----- progress-measures (Gu et al. 2025) -----------------------------------------------------------
@@ -137,27 +138,36 @@ def test_holdout_claims_against_table1():
     assert next(r for r in rows if r["claim"].startswith("the larger the square"))["result"] == "FAIL"
 
 
-def test_toeplitz_ratio_claim():
+def test_toeplitz_ratio_claim_is_the_median_of_per_seed_ratios():
     from groklab.reproduce.progress_measures import toeplitz_rows
 
-    def run(init: str, at: int):
+    def run(init: str, at: int | None, seed: int):
         steps = list(range(0, 4000, 100))
-        return {"task": {"train_frac": 0.3}, "model": {"embed_init": init}}, {"test_acc": (steps, [1.0 if s >= at else 0.1 for s in steps])}
+        acc = [1.0 if at is not None and s >= at else 0.1 for s in steps]
+        return {"task": {"train_frac": 0.3}, "model": {"embed_init": init}, "run": {"seed": seed}}, {"test_acc": (steps, acc)}
 
-    (row,) = toeplitz_rows([run("default", 2000), run("toeplitz", 1000)])
-    assert row["result"] == "PASS" and "ratio 0.50" in row["measured"]
-    (row,) = toeplitz_rows([run("default", 2000), run("toeplitz", 1900)])
-    assert row["result"] == "FAIL"
+    def judged(default: list[int | None], toeplitz: list[int | None]) -> dict[str, str]:
+        runs = [run("default", t, k) for k, t in enumerate(default)] + [run("toeplitz", t, k) for k, t in enumerate(toeplitz)]
+        (row,) = toeplitz_rows(runs, budget=4000)
+        return row
+
+    row = judged([2000, 3000, 1000], [1000, 1800, 700])  # ratios 0.5, 0.6, 0.7: median 0.6
+    assert row["result"] == "PASS" and "ratio median 0.60 over 3 seeds" in row["measured"]
+    assert judged([2000, 3000, 1000], [1000, 2000, 700])["result"] == "FAIL"  # ratios 0.5, 0.67, 0.7: median 0.67 > 0.6
+    assert judged([2000, 2000, 2000], [1000, 1000, 1900])["result"] == "PASS"  # one slow seed does not sway the median
+    row = judged([2000, None, None], [1000, 1000, None])  # only seed 0 grokked in both arms
+    assert row["result"] == "n/a" and "only 1 of 3 seeds grokked in both arms within 4000 steps" in row["measured"]
 
 
 def test_progress_measures_runs_end_to_end_on_a_tiny_budget(capsys, tmp_path):
     tiny = ["schedule.steps=20", "schedule.eval_every=10", "model.d_model=16", "model.n_heads=2", "model.d_mlp=32"]
-    argv = ["reproduce", "progress-measures", "--quick", *tiny, "--quiet", "--runs-dir", str(tmp_path), "--out", str(tmp_path / "out")]
+    argv = ["reproduce", "progress-measures", "--quick", "--seeds", "1", *tiny, "--quiet", "--runs-dir", str(tmp_path), "--out", str(tmp_path / "out")]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "Table 1 square:30" in out and "MED traces the test loss" in out and "Toeplitz" in out
     data = json.loads((tmp_path / "out" / "claims.json").read_text())
-    assert len(data["sweeps"]) == 3 and (tmp_path / "out" / "gu2025-holdout-quick.png").exists()
+    assert len(data["sweeps"]) == 6 and (tmp_path / "out" / "gu2025-holdout-quick.png").exists()
+    assert "b tokens offset 60" in out and "x²+xy+y²" in out and "polygon grids" in out and "MED tracks the test loss more closely" in out
 
 
 def test_the_toeplitz_baseline_is_the_med_run_not_a_second_copy(capsys, tmp_path, monkeypatch):
@@ -166,15 +176,16 @@ def test_the_toeplitz_baseline_is_the_med_run_not_a_second_copy(capsys, tmp_path
 
     seen = []
     real = pm.toeplitz_rows
-    monkeypatch.setattr(pm, "toeplitz_rows", lambda runs: seen.extend(runs) or real(runs))
+    monkeypatch.setattr(pm, "toeplitz_rows", lambda runs, budget: seen.extend(runs) or real(runs, budget))
     tiny = ["schedule.steps=10", "schedule.eval_every=10", "model.d_model=16", "model.n_heads=2", "model.d_mlp=32"]
-    argv = ["reproduce", "progress-measures", "--quick", *tiny, "--quiet", "--runs-dir", str(tmp_path), "--out", str(tmp_path / "out")]
+    argv = ["reproduce", "progress-measures", "--quick", "--seeds", "1", *tiny, "--quiet", "--runs-dir", str(tmp_path), "--out", str(tmp_path / "out")]
     assert main(argv) == 0
     arms = sorted((cfg["model"]["embed_init"], cfg["task"]["p"], cfg["task"]["train_frac"]) for cfg, _ in seen)
     assert arms == [("default", 97, 0.3), ("toeplitz", 97, 0.3)]
-    with Store(tmp_path) as store:  # 7 splits + MED at p=47 and 97 + the Toeplitz run: nothing trained twice
+    with Store(tmp_path) as store:  # splits (both layouts) + MED at p=47 and 97 + the Toeplitz run + Fig. 4: nothing trained twice
         configs = [json.dumps(store.get(r.id).config, sort_keys=True) for r in store.runs()]
-    assert len(configs) == len(pm.QUICK.splits) + len(pm.QUICK.med_primes) + 1 == len(set(configs))
+    q = pm.QUICK
+    assert len(configs) == len(q.splits) + len(q.separate_strips) + len(q.med_primes) + 1 + 2 * len(q.fig4_fracs) == len(set(configs))
 
 
 def test_tunnel_lengths_are_judged_only_at_the_papers_width():

@@ -197,6 +197,21 @@ def onset_of_rise(steps: Sequence[int], values: Sequence[float], fraction: float
     return _onset(steps, values, fraction, 1)
 
 
+def steepest_change(steps: Sequence[int], values: Sequence[float], sign: int) -> int | None:
+    """The step ending the steepest move of the (median-of-3 smoothed) curve between consecutive
+    evaluations: the largest rise for sign = 1, the largest fall for sign = -1; None if it never moves that way.
+
+    Measured per evaluation interval, not per step: with log-spaced evaluations a per-step slope would
+    always favour the dense early intervals."""
+    if sign not in (1, -1):
+        raise ValueError(f"steepest_change: sign must be 1 or -1, got {sign}")
+    st, raw = _finite(steps, values)
+    v = _median3(raw)
+    moves = [(sign * (v[i + 1] - v[i]), st[i + 1]) for i in range(len(v) - 1)]
+    best = max(moves, key=lambda m: m[0], default=(0.0, None))  # the first of equal moves
+    return best[1] if best[0] > 0 else None
+
+
 def rank_lag(rank_curve: Curve, acc_curve: Curve, fraction: float = 0.1) -> int | None:
     """Steps from the onset of the rank's fall to the onset of the accuracy's rise (positive: the rank
     falls first, as a leading indicator would); None if either never moves `fraction` of its range."""

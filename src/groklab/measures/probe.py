@@ -139,7 +139,7 @@ def fit_probes(
 
 
 def train_features(model: nn.Module, x: torch.Tensor, chunk: int = CHUNK) -> tuple[list[int], torch.Tensor]:
-    """Every tappable Linear's output over x as features (N, G, w_max) in the model's dtype, zero-padded, and their 0-based layer indices."""
+    """Every tappable Linear's output over x as features (N, G, w_max) in the model's dtype, zero-padded; their 0-based layers."""
     layers = linear_layers(model)
     width = max((layer.out_features for layer in layers), default=0)
     dtype = layers[0].weight.dtype if layers else torch.float32
