@@ -132,6 +132,10 @@ BAD_RUNS = [
     (["task.format=openai"], "task.format"),
     (["task.format=power", "task.op=x3xyy3"], "task.op"),  # not in Power et al.'s task list
     (["task.format=power", "task.n_tokens=15"], "task.n_tokens"),  # p = 13 needs 16 tokens in this format
+    (["task.b_offset=-1"], "task.b_offset"),
+    (["task.format=power", "task.b_offset=60"], "task.b_offset"),  # str.py's layout is of the [a, b, =] format
+    (["task.op=x3+y3"], "task.op"),
+    (["measures.probe_select=median"], "measures.probe_select"),
 ]
 
 

@@ -85,7 +85,19 @@ def test_bad_reproduce_input_writes_nothing(capsys, tmp_path):
 def test_quick_reproduction_runs_end_to_end_on_a_tiny_budget(capsys, tmp_path):
     tiny = [f"task.data_dir={REAL}", "model.width=8", "schedule.steps=30", "schedule.eval_every=10", "task.n_test=300"]
     tiny.append("measures.probe_epochs=1")
-    argv = ["reproduce", "deep-grokking", "--quick", "--seeds", "1", *tiny, "--quiet", "--runs-dir", str(tmp_path), "--out", str(tmp_path / "out")]
+    argv = [
+        "reproduce",
+        "deep-grokking",
+        "--quick",
+        "--seeds",
+        "1",
+        *tiny,
+        "--quiet",
+        "--runs-dir",
+        str(tmp_path),
+        "--out",
+        str(tmp_path / "out"),
+    ]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "(a) N=5000" in out and ("PASS" in out or "FAIL" in out)
@@ -161,7 +173,19 @@ def test_toeplitz_ratio_claim_is_the_median_of_per_seed_ratios():
 
 def test_progress_measures_runs_end_to_end_on_a_tiny_budget(capsys, tmp_path):
     tiny = ["schedule.steps=20", "schedule.eval_every=10", "model.d_model=16", "model.n_heads=2", "model.d_mlp=32"]
-    argv = ["reproduce", "progress-measures", "--quick", "--seeds", "1", *tiny, "--quiet", "--runs-dir", str(tmp_path), "--out", str(tmp_path / "out")]
+    argv = [
+        "reproduce",
+        "progress-measures",
+        "--quick",
+        "--seeds",
+        "1",
+        *tiny,
+        "--quiet",
+        "--runs-dir",
+        str(tmp_path),
+        "--out",
+        str(tmp_path / "out"),
+    ]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "Table 1 square:30" in out and "MED traces the test loss" in out and "Toeplitz" in out
@@ -178,7 +202,19 @@ def test_the_toeplitz_baseline_is_the_med_run_not_a_second_copy(capsys, tmp_path
     real = pm.toeplitz_rows
     monkeypatch.setattr(pm, "toeplitz_rows", lambda runs, budget: seen.extend(runs) or real(runs, budget))
     tiny = ["schedule.steps=10", "schedule.eval_every=10", "model.d_model=16", "model.n_heads=2", "model.d_mlp=32"]
-    argv = ["reproduce", "progress-measures", "--quick", "--seeds", "1", *tiny, "--quiet", "--runs-dir", str(tmp_path), "--out", str(tmp_path / "out")]
+    argv = [
+        "reproduce",
+        "progress-measures",
+        "--quick",
+        "--seeds",
+        "1",
+        *tiny,
+        "--quiet",
+        "--runs-dir",
+        str(tmp_path),
+        "--out",
+        str(tmp_path / "out"),
+    ]
     assert main(argv) == 0
     arms = sorted((cfg["model"]["embed_init"], cfg["task"]["p"], cfg["task"]["train_frac"]) for cfg, _ in seen)
     assert arms == [("default", 97, 0.3), ("toeplitz", 97, 0.3)]
@@ -203,3 +239,188 @@ def test_tunnel_lengths_are_judged_only_at_the_papers_width():
     narrow = [with_tunnel(d, t, 128) for d, t in ((4, 1), (8, 3), (12, 6))]
     row = next(r for r in claims(narrow, [], QUICK, 0.1, 10) if r["claim"].startswith("(d) tunnel lengths at N=5000"))
     assert row["result"] == "n/a" and "indicative" in row["measured"]
+
+
+# ----- the claims added for issue 16: each on synthetic runs where it must PASS and where it must FAIL ----------------
+
+
+def rank_dd_curve(first: float, second: float, steps: range = range(0, 8001, 100)):
+    """120 -> 50 (falling from the start), back up to 100 at the first surge, down to 30 with the second."""
+    s = list(steps)
+    fall = [120 - 70 / (1 + math.exp(-(x - 300) / 100)) for x in s]
+    up = [50 / (1 + math.exp(-(x - first) / 150)) for x in s]
+    down = [-70 / (1 + math.exp(-(x - second) / 150)) for x in s]
+    return s, [a + b + c for a, b, c in zip(fall, up, down, strict=True)]
+
+
+def with_events(v: RunView) -> RunView:
+    """The events the trainer stores, computed from the view's curves as it would."""
+    from groklab.analysis.stages import stage_events
+
+    v.events = stage_events(v.m, 0.1, 10, 0.1)
+    return v
+
+
+def claim(rows: list[dict[str, str]], tag: str) -> dict[str, str]:
+    return next(r for r in rows if r["claim"].startswith(tag + " "))
+
+
+def test_b_is_na_in_a_reduced_setting_that_never_shows_a_second_surge_but_judged_once_any_run_does():
+    views = [view(d, 7000, sigmoid_curve(1000 * d)) for d in (4, 8, 12)] + [view(d, 5000, sigmoid_curve(1000 * d)) for d in (4, 8, 12)]
+    row = claim(claims(views, [], QUICK, 0.1, 10), "(b)")
+    assert row["result"] == "n/a" and "no run of this reduced setting shows a second surge" in row["measured"]
+    views[0] = view(4, 7000, two_stage_curve(1000, 5000))  # a second surge, at the wrong depth
+    assert claim(claims(views, [], QUICK, 0.1, 10), "(b)")["result"] == "FAIL"
+    assert claim(claims(views[:3], [], FULL, 0.1, 10), "(b)")["result"] == "FAIL"  # the paper's setup: never n/a
+
+
+def test_b2_rank_double_descent_aligned_with_the_two_stages():
+    def run(depth: int, rank_second: float) -> RunView:
+        v = view(depth, 7000, two_stage_curve(2000, 5500), rank_dd_curve(2000, rank_second))
+        return with_events(v)
+
+    good = [run(8, 5500), run(12, 5500), view(4, 7000, sigmoid_curve(1000))]
+    row = claim(claims(good, [], FULL, 0.1, 10), "(b2)")
+    assert row["result"] == "PASS", row
+    flat = [with_events(view(12, 7000, two_stage_curve(2000, 5500), falling_rank(300)))]  # two stages, a rank that only falls
+    assert claim(claims(flat, [], FULL, 0.1, 10), "(b2)")["result"] == "FAIL"
+    late = [run(12, 7800)]  # the rank's second fall comes after the second surge has started: the peak is past it
+    assert claim(claims(late, [], FULL, 0.1, 10), "(b2)")["result"] == "FAIL"
+    single = [with_events(view(12, 7000, sigmoid_curve(2000), rank_dd_curve(2000, 5500)))]
+    assert claim(claims(single, [], FULL, 0.1, 10), "(b2)")["result"] == "n/a"
+
+
+def test_c_fails_for_a_rank_that_falls_from_step_zero():
+    views = [view(12, n, sigmoid_curve(4000), falling_rank(50)) for n in (2000, 5000)]  # rank collapses at once, test rises late
+    row = claim(claims(views, [], QUICK, 0.1, 10), "(c)")
+    assert row["result"] == "FAIL" and "steepest rank fall at step" in row["measured"]
+    views = [view(12, n, sigmoid_curve(4000), falling_rank(4100)) for n in (2000, 5000)]
+    assert claim(claims(views, [], QUICK, 0.1, 10), "(c)")["result"] == "PASS"
+
+
+def test_g_probe_accuracy_must_rise_in_every_layer():
+    def run(flat_layer: int | None, seed: int) -> RunView:
+        v = view(12, 5000, sigmoid_curve(4000), seed=seed)
+        steps = list(range(0, 8001, 800))
+        for i in range(1, 13):
+            v.m[f"probe_acc/L{i}"] = (steps, [0.85 if i == flat_layer else (0.3 if s < 4000 else 0.9) for s in steps])
+        return v
+
+    row = claim(claims([run(None, k) for k in range(3)], [], QUICK, 0.1, 10), "(g)")
+    assert row["result"] == "PASS" and "L12: +0.600" in row["measured"]
+    row = claim(claims([run(1, k) for k in range(3)], [], QUICK, 0.1, 10), "(g)")
+    assert row["result"] == "FAIL" and "L1: +0.000" in row["measured"]
+    assert claim(claims([view(12, 5000, sigmoid_curve(4000))], [], QUICK, 0.1, 10), "(g)")["result"] == "n/a"
+
+
+def test_d_judges_the_count_with_the_output_layer_and_shows_the_hidden_count():
+    def run(depth: int, tunnel: int) -> RunView:
+        v = view(depth, 5000, sigmoid_curve(1000 * depth))
+        v.m["tunnel_length"] = ([8000], [float(tunnel)])
+        v.m["tunnel_length_hidden"] = ([8000], [float(tunnel - 1)])
+        return v
+
+    row = claim(claims([run(4, 1), run(8, 3), run(12, 6)], [], FULL, 0.1, 10), "(d)")
+    assert row["result"] == "PASS" and "depth 8: 3 (hidden layers only: 2)" in row["measured"]
+
+
+def test_steepest_change_finds_the_largest_move_between_evaluations():
+    from groklab.analysis.stages import steepest_change
+
+    steps = [0, 10, 20, 100, 1000, 2000, 3000]
+    acc = [0.1, 0.12, 0.14, 0.2, 0.3, 0.9, 0.95]
+    assert steepest_change(steps, acc, 1) == 2000
+    assert steepest_change(steps, acc, -1) is None  # it never falls
+    assert steepest_change(steps, [5, 4, 4, 4, 1, 1, 1], -1) == 1000
+    with pytest.raises(ValueError, match="sign"):
+        steepest_change(steps, acc, 0)
+
+
+def gu_run(**cfg_and_curves):
+    cfg = {"task": {"p": 97, "train_frac": 0.3, "split": "random"}, "model": {"embed_init": "default"}, "run": {"seed": 0}}
+    for key in ("split", "train_frac", "p"):
+        if key in cfg_and_curves:
+            cfg["task"][key] = cfg_and_curves.pop(key)
+    if "seed" in cfg_and_curves:
+        cfg["run"]["seed"] = cfg_and_curves.pop("seed")
+    return cfg, cfg_and_curves
+
+
+def test_med_ranked_against_the_prior_measures_by_their_tracking_of_the_test_loss():
+    from groklab.reproduce.progress_measures import med_rank_rows
+
+    steps = list(range(0, 2000, 20))
+    loss = [3 * math.exp(-(((s - 600) / 300) ** 2)) + 0.1 for s in steps]  # rises, then falls as it groks
+    follows = loss
+    monotone = [1 - s / 2000 for s in steps]  # a steady fall: tracks only the falling half
+    noisy = [math.sin(s / 37.0) for s in steps]
+
+    def runs(med, norm, fourier):
+        return [
+            gu_run(seed=k, test_loss=(steps, loss), med=(steps, med), weight_norm=(steps, norm), fourier_sparsity=(steps, fourier))
+            for k in range(3)
+        ]
+
+    (row,) = med_rank_rows(runs(follows, monotone, noisy))
+    assert row["result"] == "PASS" and "closest: med" in row["measured"]
+    (row,) = med_rank_rows(runs(noisy, monotone, [-x for x in follows]))  # the Fourier sparsity mirrors the loss: it tracks it best
+    assert row["result"] == "FAIL" and "closest: fourier_sparsity" in row["measured"]
+    (row,) = med_rank_rows([gu_run(test_loss=(steps, loss), med=(steps, follows))])
+    assert row["result"] == "n/a"
+
+
+def test_fig4_constant_covered_accuracy_and_an_mlp_at_chance():
+    from groklab.reproduce.progress_measures import fig4_rows
+
+    steps = [0, 2500]
+
+    def arm(acc_of, train=1.0):
+        return [
+            gu_run(train_frac=f, seed=k, test_acc=(steps, [0.01, acc_of(f)]), train_acc=(steps, [0.0, train]))
+            for f in (0.5, 0.6, 0.7)
+            for k in range(3)
+        ]
+
+    constant = lambda f: 0.3 / (1 - f)  # noqa: E731  acc x (1 - frac) = 0.3 at every fraction
+    tf, mlp = fig4_rows(arm(constant), arm(lambda f: 0.011))
+    assert tf["result"] == "PASS" and "max / min 1.00" in tf["measured"] and mlp["result"] == "PASS"
+    tf, mlp = fig4_rows(arm(lambda f: 1.0), arm(lambda f: 0.4))  # full generalization: acc x (1 - frac) falls 0.5 -> 0.3
+    assert tf["result"] == "FAIL" and mlp["result"] == "FAIL"
+    tf, _ = fig4_rows(arm(constant, train=0.8), [])
+    assert tf["result"] == "n/a" and "not every run fit" in tf["measured"]
+
+
+def test_separate_token_strips_beside_the_paper_and_the_shared_layout():
+    from groklab.reproduce.progress_measures import QUICK, separate_rows
+
+    steps = list(range(0, 2500, 100))
+
+    def runs(ceilings):
+        return [
+            gu_run(split=s, seed=k, test_acc=(steps, [min(c, 0.01 + s_ / 2500) for s_ in steps]))
+            for s, c in ceilings.items()
+            for k in range(3)
+        ]
+
+    paper_like = {"strip:40": 0.9, "strip:50": 0.8, "strip:60": 0.33, "strip:67": 0.075}
+    shared_like = {"strip:40": 0.95, "strip:50": 0.9, "strip:60": 0.8, "strip:67": 0.6}
+    rows = separate_rows(runs(shared_like), runs(paper_like), QUICK)
+    by = {r["claim"].split(":")[0]: r for r in rows if "reach the paper's ceilings" in r["claim"]}
+    assert by["b tokens offset 60"]["result"] == "PASS" and by["shared tokens"]["result"] == "FAIL"
+    assert next(r for r in rows if r["claim"].startswith("the widest strip"))["result"] == "PASS"
+    assert any(r["claim"] == "Table 1 strip:60 (b tokens offset 60, as str.py)" and "3 seeds" in r["measured"] for r in rows)
+
+
+def test_polygon_claim_is_na_without_the_gpu_runs_and_judged_with_them():
+    from groklab.reproduce.progress_measures import polygon_rows
+
+    (row,) = polygon_rows(None)
+    assert row["result"] == "n/a" and "run.device=cuda" in row["measured"]
+    steps = list(range(0, 60000, 1000))
+    train = (steps, [min(1.0, s / 2000) for s in steps])
+    grokked = (steps, [0.35 if s < 50000 else 0.97 for s in steps])
+    stuck = (steps, [0.35 for _ in steps])
+    (row,) = polygon_rows([gu_run(seed=k, train_acc=train, test_acc=grokked) for k in range(3)])
+    assert row["result"] == "PASS"
+    (row,) = polygon_rows([gu_run(seed=0, train_acc=train, test_acc=grokked), gu_run(seed=1, train_acc=train, test_acc=stuck)])
+    assert row["result"] == "FAIL"

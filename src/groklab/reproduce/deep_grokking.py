@@ -24,7 +24,7 @@ from typing import Any
 
 from groklab.analysis.aggregate import mean_ci
 from groklab.analysis.events import first_crossing
-from groklab.analysis.stages import layer_metrics, onset_of_rise, steepest_change, surges
+from groklab.analysis.stages import double_descent, layer_metrics, onset_of_rise, steepest_change, surges
 from groklab.plots import plot_sweep
 from groklab.reproduce.common import continue_or_create
 from groklab.store import Store
@@ -98,6 +98,7 @@ class RunView:
     m: dict[str, tuple[list[int], list[float]]]
     width: int = 400
     events: dict[str, tuple[int | None, float | None]] = field(default_factory=dict)
+    prominence: float = 0.1  # events.rank_prominence the run's rank_dd events were found with
 
     def curve(self, name: str) -> tuple[list[int], list[float]]:
         return self.m.get(name, ([], []))
@@ -143,6 +144,7 @@ def collect(store: Store, sweep_id: str) -> list[RunView]:
                 store.metrics(run_id),
                 cfg["model"]["width"],
                 store.events(run_id),
+                cfg["events"]["rank_prominence"],
             )
         )
     return views
@@ -362,24 +364,42 @@ def claims(depth_views: list[RunView], wd_views: list[RunView], plan: Plan, rise
 
 
 def rank_double_descent(views: list[RunView], deep: list[int], rise: float, window: int) -> tuple[str, str, str, bool | None]:
-    """(b2) Fig. 1c: a two-stage run's second-to-last layer rank falls, rises at the first surge and falls again with
-    the second: its double descent's intermediate peak lies between the two surges' starts. Read from the stored
-    stage and rank_dd events; n/a when no run of the deep depths has two stages."""
-    claim = "(b2) multi-stage generalization aligns with a double descent in feature rank (PASS: every two-stage run of depth "
-    claim += f"{', '.join(map(str, deep))} has a rank double descent peaking between its two surges' starts)"
+    """(b2) Fig. 1c: in a two-stage run the second-to-last layer's rank rises at the first surge and falls again with
+    the second. The run's stored events say whether it has two stages and a rank double descent (rank_dd: the
+    intermediate peak); the curves say when the rank rose and fell most steeply within it, and each must fall
+    inside its surge (from its start to where it levels off), give or take RANK_TIMING of the run's steps.
+    n/a when no run of the deep depths has two stages."""
+    claim = "(b2) multi-stage generalization aligns with a double descent in feature rank (PASS: in every two-stage run of depth "
+    claim += f"{', '.join(map(str, deep))} the rank rises with the first surge and falls with the second)"
     paper = "rank falls, rises at the first surge, falls again with the second (Fig. 1c)"
     parts, ok = [], True
     for v in views:
-        if v.depth not in deep or v.n_stages(rise, window) < 2:
+        if v.depth not in deep or (v.events.get("n_stages", (None, 0.0))[1] or 0) < 2:
             continue
-        s1, s2 = v.events.get("stage1", (None, None))[0], v.events.get("stage2", (None, None))[0]
-        peak = v.events.get(f"rank_dd/L{v.depth - 1}", (None, None))[0]
-        aligned_ = s1 is not None and s2 is not None and peak is not None and s1 <= peak <= s2
-        ok &= aligned_
-        parts.append(f"depth {v.depth} seed {v.seed}: surges from {s1} and {s2}, rank double-descent peak at {peak}")
+        steps, rank = v.curve(v.rank_layer())
+        found = surges(*v.curve("test_acc"), rise=rise, window=window)
+        dd = double_descent(steps, rank, v.prominence) if v.events.get(f"rank_dd/L{v.depth - 1}", (None, None))[0] is not None else None
+        if dd is None or len(found) < 2:
+            ok = False
+            parts.append(f"depth {v.depth} seed {v.seed}: two stages but no rank double descent")
+            continue
+        tol = RANK_TIMING * steps[-1]
+        up = steepest_change(*_between(steps, rank, dd.first_min, dd.peak), 1)
+        down = steepest_change(*_between(steps, rank, dd.peak, dd.second_min), -1)
+        inside = [t is not None and s.start - tol <= t <= s.end + tol for t, s in ((up, found[0]), (down, found[1]))]
+        ok &= all(inside)
+        parts.append(
+            f"depth {v.depth} seed {v.seed}: surges {found[0].start}-{found[0].end} and {found[1].start}-{found[1].end}; "
+            f"rank rises most steeply at {up}, falls again at {down}"
+        )
     if not parts:
         return claim, paper, "no run of the deep depths has two stages", None
     return claim, paper, "; ".join(parts), ok
+
+
+def _between(steps: list[int], values: list[float], first: int, last: int) -> tuple[list[int], list[float]]:
+    kept = [(s, x) for s, x in zip(steps, values, strict=True) if first <= s <= last]
+    return [s for s, _ in kept], [x for _, x in kept]
 
 
 def _relative_spread(curves: list[tuple[list[int], list[float]]]) -> float:
