@@ -173,9 +173,7 @@ def test_gu_strip_layout_at_p97_leaves_tokens_0_to_59_untrained():
     assert task(p=97, b_offset=60).spec.vocab_size == 158
 
 
-@pytest.mark.parametrize(
-    "kw,field", [({"b_offset": -1}, "task.b_offset"), ({"b_offset": 60, "format": "power"}, "task.b_offset")]
-)
+@pytest.mark.parametrize("kw,field", [({"b_offset": -1}, "task.b_offset"), ({"b_offset": 60, "format": "power"}, "task.b_offset")])
 def test_bad_b_offset(kw, field):
     with pytest.raises(ConfigError) as exc:
         ModularConfig(p=13, **kw).validate()

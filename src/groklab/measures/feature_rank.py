@@ -5,8 +5,8 @@ activation over the evaluation set gives A (N, w); its feature rank is
 matrix_rank(cov(A)) with matrix_rank's default tolerance sigma_max * w * eps(float64),
 as in the authors' code, always in float64: a model that trains in another dtype is
 measured through a float64 copy, since float32 round-off in a layer whose mean is far
-above its spread is noise well above the float64 tolerance (a rank-20 layer would read
-as rank 88). The covariance is accumulated chunk by
+above its spread is noise well above the float64 tolerance and reads as extra rank.
+The covariance is accumulated chunk by
 chunk (Chan et al.'s pairwise merge of centred scatter matrices), so memory stays
 O(w^2) per layer whatever N, and chunk-wise centring keeps the round-off of
 X^T X - N mu mu^T (which a large mean would otherwise blow up above the tolerance) away.

@@ -170,14 +170,14 @@ def classify(view: RunView, rise: float, window: int) -> str:
     return "grokking"
 
 
-def _ci(values: list[float], fmt: str = "{:.4g}") -> str:
-    """A value, or mean [95% CI] over seeds; '-' where no run measured it."""
+def _ci(values: list[float], fmt: str = "{:.4g}", within: tuple[float, float] | None = None, over: str = "seeds") -> str:
+    """A value, or mean [95% CI] over seeds (or runs), clipped to the values the quantity can take; '-' where none."""
     if not values:
         return "-"
     if len(values) == 1:
         return fmt.format(values[0])
-    mean, lo, hi = mean_ci(values)
-    return f"{fmt.format(mean)} [{fmt.format(lo)}, {fmt.format(hi)}] over {len(values)} seeds"
+    mean, lo, hi = mean_ci(values, within=within)
+    return f"{fmt.format(mean)} [{fmt.format(lo)}, {fmt.format(hi)}] over {len(values)} {over}"
 
 
 def probe_deltas(v: RunView) -> dict[int, float] | None:
@@ -288,7 +288,8 @@ def claims(depth_views: list[RunView], wd_views: list[RunView], plan: Plan, rise
         got = {d: [x for v in _by(depth_views, depth=d, n=n) if (x := v.final("tunnel_length")) is not None] for d in table}
         hidden = {d: [x for v in _by(depth_views, depth=d, n=n) if (x := v.final("tunnel_length_hidden")) is not None] for d in table}
         measured = ", ".join(
-            f"depth {d}: {_ci(vals, '{:.3g}')} (hidden layers only: {_ci(hidden[d], '{:.3g}')})" for d, vals in got.items()
+            f"depth {d}: {_ci(vals, '{:.3g}', (0, d))} (hidden layers only: {_ci(hidden[d], '{:.3g}', (0, d - 1))})"
+            for d, vals in got.items()
         )
         if any(v.width != 400 for v in runs_n):
             add(
@@ -318,7 +319,8 @@ def claims(depth_views: list[RunView], wd_views: list[RunView], plan: Plan, rise
             if not norm:
                 continue
             ok_e &= statistics.mean(rank) > 2 * statistics.mean(norm)
-            parts.append(f"depth {d}: weight-norm spread {_ci(norm, '{:.3f}')}, rank spread {_ci(rank, '{:.3f}')}")
+            nonneg = (0.0, float("inf"))
+            parts.append(f"depth {d}: weight-norm spread {_ci(norm, '{:.3f}', nonneg)}, rank spread {_ci(rank, '{:.3f}', nonneg)}")
         add(
             "(e) across N, weight norms overlap while the second-to-last layer's rank separates runs "
             "(PASS: mean rank spread > 2x the norm's)",
@@ -355,7 +357,7 @@ def claims(depth_views: list[RunView], wd_views: list[RunView], plan: Plan, rise
             f"(g) depth {deepest}: the linear probe's test accuracy rises in every layer while test accuracy rises "
             f"(PASS: mean gain > {PROBE_RISE} in every layer, over the N and seeds run)",
             "probe accuracy rises in every layer whenever test accuracy rises (Fig. 1)",
-            ", ".join(f"L{i}: {_ci(d, '{:+.3f}')}" for i, d in sorted(per_layer.items())),
+            ", ".join(f"L{i}: {_ci(d, '{:+.3f}', over='runs')}" for i, d in sorted(per_layer.items())),
             ok_g,
         )
     else:
