@@ -82,22 +82,27 @@ def test_bad_reproduce_input_writes_nothing(capsys, tmp_path):
 
 
 @needs_real
-def test_quick_reproduction_runs_end_to_end_on_a_tiny_budget(capsys, tmp_path):
-    tiny = [f"task.data_dir={REAL}", "model.width=8", "schedule.steps=30", "schedule.eval_every=10", "task.n_test=300"]
-    tiny.append("measures.probe_epochs=1")
-    argv = [
+def quick_argv(recipe: str, overrides: list[str], tmp_path) -> list[str]:
+    """`reproduce RECIPE --quick` with one seed and the overrides, stored and drawn under tmp_path."""
+    return [
         "reproduce",
-        "deep-grokking",
+        recipe,
         "--quick",
         "--seeds",
         "1",
-        *tiny,
+        *overrides,
         "--quiet",
         "--runs-dir",
         str(tmp_path),
         "--out",
         str(tmp_path / "out"),
     ]
+
+
+def test_quick_reproduction_runs_end_to_end_on_a_tiny_budget(capsys, tmp_path):
+    tiny = [f"task.data_dir={REAL}", "model.width=8", "schedule.steps=30", "schedule.eval_every=10", "task.n_test=300"]
+    tiny.append("measures.probe_epochs=1")
+    argv = quick_argv("deep-grokking", tiny, tmp_path)
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "(a) N=5000" in out and ("PASS" in out or "FAIL" in out)
@@ -171,22 +176,14 @@ def test_toeplitz_ratio_claim_is_the_median_of_per_seed_ratios():
     assert row["result"] == "n/a" and "only 1 of 3 seeds grokked in both arms within 4000 steps" in row["measured"]
 
 
+def gu_quick_argv(tmp_path, steps: int) -> list[str]:
+    """`reproduce progress-measures --quick` on a tiny transformer."""
+    tiny = [f"schedule.steps={steps}", "schedule.eval_every=10", "model.d_model=16", "model.n_heads=2", "model.d_mlp=32"]
+    return quick_argv("progress-measures", tiny, tmp_path)
+
+
 def test_progress_measures_runs_end_to_end_on_a_tiny_budget(capsys, tmp_path):
-    tiny = ["schedule.steps=20", "schedule.eval_every=10", "model.d_model=16", "model.n_heads=2", "model.d_mlp=32"]
-    argv = [
-        "reproduce",
-        "progress-measures",
-        "--quick",
-        "--seeds",
-        "1",
-        *tiny,
-        "--quiet",
-        "--runs-dir",
-        str(tmp_path),
-        "--out",
-        str(tmp_path / "out"),
-    ]
-    assert main(argv) == 0
+    assert main(gu_quick_argv(tmp_path, steps=20)) == 0
     out = capsys.readouterr().out
     assert "Table 1 square:30" in out and "MED traces the test loss" in out and "Toeplitz" in out
     data = json.loads((tmp_path / "out" / "claims.json").read_text())
@@ -201,21 +198,7 @@ def test_the_toeplitz_baseline_is_the_med_run_not_a_second_copy(capsys, tmp_path
     seen = []
     real = pm.toeplitz_rows
     monkeypatch.setattr(pm, "toeplitz_rows", lambda runs, budget: seen.extend(runs) or real(runs, budget))
-    tiny = ["schedule.steps=10", "schedule.eval_every=10", "model.d_model=16", "model.n_heads=2", "model.d_mlp=32"]
-    argv = [
-        "reproduce",
-        "progress-measures",
-        "--quick",
-        "--seeds",
-        "1",
-        *tiny,
-        "--quiet",
-        "--runs-dir",
-        str(tmp_path),
-        "--out",
-        str(tmp_path / "out"),
-    ]
-    assert main(argv) == 0
+    assert main(gu_quick_argv(tmp_path, steps=10)) == 0
     arms = sorted((cfg["model"]["embed_init"], cfg["task"]["p"], cfg["task"]["train_frac"]) for cfg, _ in seen)
     assert arms == [("default", 97, 0.3), ("toeplitz", 97, 0.3)]
     with Store(tmp_path) as store:  # splits (both layouts) + MED at p=47 and 97 + the Toeplitz run + Fig. 4: nothing trained twice
