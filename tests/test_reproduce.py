@@ -81,7 +81,6 @@ def test_bad_reproduce_input_writes_nothing(capsys, tmp_path):
     assert not (tmp_path / "r").exists()
 
 
-@needs_real
 def quick_argv(recipe: str, overrides: list[str], tmp_path) -> list[str]:
     """`reproduce RECIPE --quick` with one seed and the overrides, stored and drawn under tmp_path."""
     return [
@@ -99,6 +98,7 @@ def quick_argv(recipe: str, overrides: list[str], tmp_path) -> list[str]:
     ]
 
 
+@needs_real
 def test_quick_reproduction_runs_end_to_end_on_a_tiny_budget(capsys, tmp_path):
     tiny = [f"task.data_dir={REAL}", "model.width=8", "schedule.steps=30", "schedule.eval_every=10", "task.n_test=300"]
     tiny.append("measures.probe_epochs=1")
