@@ -70,6 +70,7 @@ CLAIMS = {
 }
 MLP_ARM = ("model.name=mlp", "model.n_layers=2", "model.d_model=128", "model.d_mlp=512")  # their MLP/base.py TwoLayerMLP
 
+PERCENT, UNIT, CORRELATION = (0.0, 100.0), (0.0, 1.0), (-1.0, 1.0)  # what the CIs are clipped to
 SEEDS = 3  # per point, unless --seeds says otherwise (the paper reports one)
 
 
@@ -252,11 +253,11 @@ def _mean(values: list[float | None]) -> float | None:
     return statistics.mean(xs) if xs else None
 
 
-def _ci(values: list[float], fmt: str = "{:.2f}", unit: str = "") -> str:
+def _ci(values: list[float], fmt: str = "{:.2f}", unit: str = "", within: tuple[float, float] | None = None) -> str:
     """mean [95% CI] over seeds, or the one value."""
     if len(values) == 1:
         return fmt.format(values[0]) + unit
-    mean, lo, hi = mean_ci(values)
+    mean, lo, hi = mean_ci(values, within=within)
     return f"{fmt.format(mean)}{unit} [{fmt.format(lo)}, {fmt.format(hi)}]"
 
 
@@ -282,8 +283,8 @@ def table_row(label: str, split: str, outs: list[Outcome], plan: Plan) -> dict[s
         gos = [o.go for o in outs if o.go is not None]
         go = "-" if not gos else f"{statistics.median(gos):.0f} (median; {len(gos)} of {len(outs)} seeds grokked)"
         measured = (
-            f"U-Acc {_ci(u, unit='%')} ({statistics.mean(u) - paper[0]:+.2f}), "
-            f"L-Acc {_ci(lo, unit='%')} ({statistics.mean(lo) - paper[1]:+.2f}), "
+            f"U-Acc {_ci(u, unit='%', within=PERCENT)} ({statistics.mean(u) - paper[0]:+.2f}), "
+            f"L-Acc {_ci(lo, unit='%', within=PERCENT)} ({statistics.mean(lo) - paper[1]:+.2f}), "
             f"grokking from step {go}" + (f"; {len(outs)} seeds" if len(outs) > 1 else "")
         )
     return _row(label, f"U-Acc {paper[0]}%, L-Acc {paper[1]}%, GO {go_paper}", measured, None)
@@ -326,7 +327,7 @@ def widest_strip_row(split: str, outs: list[Outcome], layout: str) -> dict[str, 
     return _row(
         f"the widest strip ({split}, {layout}) gives no grokking (PASS: mean U-Acc < 20%)",
         "strip t=67: U-Acc 7.56%, grokking disappears",
-        f"U-Acc {_ci(u, unit='%')}",
+        f"U-Acc {_ci(u, unit='%', within=PERCENT)}",
         statistics.mean(u) < 20,
     )
 
@@ -386,7 +387,7 @@ def med_rows(runs: list[tuple[dict[str, Any], dict]]) -> list[dict[str, str]]:
         _row(
             f"MED traces the test loss at 30% training data (PASS: mean Spearman >= {CLAIMS['med_rho']} for every p)",
             f"MED follows the test loss for p in {CLAIMS['med_primes']} (Fig. 5)",
-            ", ".join(f"p={p}: Spearman {_ci(v, '{:.3f}')}" for p, v in sorted(per_p.items())),
+            ", ".join(f"p={p}: Spearman {_ci(v, '{:.3f}', within=CORRELATION)}" for p, v in sorted(per_p.items())),
             ok,
         )
     ]
@@ -412,7 +413,7 @@ def med_rank_rows(runs: list[tuple[dict[str, Any], dict]]) -> list[dict[str, str
         strength = {name: statistics.mean(abs(r) for r in by[name]) for name in measures}
         best = max(strength, key=lambda n: strength[n])
         ok &= best == "med"
-        parts.append(f"p={p}: " + ", ".join(f"{n} {_ci(by[n], '{:+.3f}')}" for n in measures) + f" -> closest: {best}")
+        parts.append(f"p={p}: " + ", ".join(f"{n} {_ci(by[n], '{:+.3f}', within=CORRELATION)}" for n in measures) + f" -> closest: {best}")
     return [
         _row(
             "MED tracks the test loss more closely than the weight norm and the Fourier sparsity "
@@ -442,7 +443,8 @@ def toeplitz_rows(runs: list[tuple[dict[str, Any], dict]], budget: int = 30000) 
         measured = f"steps to 99% by seed: default {shown['default']}; Toeplitz {shown['toeplitz']}"
         if len(ratios) >= min(3, len(seeds)) and ratios:
             ok: bool | None = statistics.median(ratios) <= bar
-            measured += f"; ratio median {statistics.median(ratios):.2f} over {len(ratios)} seeds ({_ci(ratios)} mean [95% CI])"
+            mean = _ci(ratios, within=(0.0, float("inf")))
+            measured += f"; ratio median {statistics.median(ratios):.2f} over {len(ratios)} seeds ({mean} mean [95% CI])"
         else:
             ok = None
             measured += f"; only {len(ratios)} of {len(seeds)} seeds grokked in both arms within {budget} steps"
@@ -478,7 +480,8 @@ def fig4_rows(transformer: list[tuple[dict[str, Any], dict]], mlp: list[tuple[di
         spread = max(means.values()) / min(means.values()) if min(means.values()) > 0 else float("inf")
         ok = None if not fitted or len(means) < 2 else spread <= bar
         measured = "; ".join(
-            f"frac {f}: test acc {_ci([a for a, _ in tf[f]], '{:.3f}')}, x (1 - frac) {_ci(v, '{:.3f}')}" for f, v in covered.items()
+            f"frac {f}: test acc {_ci([a for a, _ in tf[f]], '{:.3f}', within=UNIT)}, x (1 - frac) {_ci(v, '{:.3f}', within=UNIT)}"
+            for f, v in covered.items()
         )
         measured += f"; max / min {spread:.2f}" + ("" if fitted else " (not every run fit its train set within the budget)")
         rows.append(
@@ -498,7 +501,7 @@ def fig4_rows(transformer: list[tuple[dict[str, Any], dict]], mlp: list[tuple[di
             _row(
                 f"x²+xy+y²: a 2-layer MLP stays near chance (PASS: mean final test accuracy <= {chance} at every fraction)",
                 "a 2-layer DNN stays at about 0.01 test accuracy (Fig. 4)",
-                "; ".join(f"frac {f}: {_ci(v, '{:.3f}')}" for f, v in accs.items()),
+                "; ".join(f"frac {f}: {_ci(v, '{:.3f}', within=UNIT)}" for f, v in accs.items()),
                 all(statistics.mean(v) <= chance for v in accs.values()),
             )
         )
