@@ -239,7 +239,7 @@ class FeatureRank(Measure):
             ranks.append(r)
             widths.append(acc.width)
         out["tunnel_length"] = float(tunnel_length(ranks, widths, m.tunnel_threshold))
-        hidden = [i != len(linear_layers(ctx.model)) for i in stats]  # the last Linear is the output layer
-        kept = [(r, w) for (r, w), h in zip(zip(ranks, widths, strict=True), hidden, strict=True) if h]
-        out["tunnel_length_hidden"] = float(tunnel_length([r for r, _ in kept], [w for _, w in kept], m.tunnel_threshold))
+        output = len(linear_layers(ctx.model))  # the last Linear is the output layer
+        hidden = [k for k, i in enumerate(stats) if i != output]
+        out["tunnel_length_hidden"] = float(tunnel_length([ranks[k] for k in hidden], [widths[k] for k in hidden], m.tunnel_threshold))
         return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from groklab.analysis.aggregate import mean_ci
 from groklab.store import Store
 from groklab.sweeps import spec_from_cli, sweep_status
 
@@ -36,3 +37,21 @@ def format_table(rows: list[dict[str, str]]) -> str:
         lines.append(f"         paper:    {r['paper']}")
         lines.append(f"         measured: {r['measured']}")
     return "\n".join(lines)
+
+
+def claim_row(claim: str, paper: str, measured: str, ok: bool | None) -> dict[str, str]:
+    """One row of a claim table: PASS or FAIL when the runs decided it, n/a (ok None) when they could not."""
+    return {"claim": claim, "paper": paper, "measured": measured, "result": "n/a" if ok is None else ("PASS" if ok else "FAIL")}
+
+
+def mean_ci_text(
+    values: list[float], fmt: str = "{:.4g}", within: tuple[float, float] | None = None, unit: str = "", over: str = ""
+) -> str:
+    """'mean [low, high]' (the 95% CI over seeds, clipped to `within`), then ' over N <over>' if given; the value
+    alone for one seed, '-' for none."""
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return fmt.format(values[0]) + unit
+    mean, lo, hi = mean_ci(values, within=within)
+    return f"{fmt.format(mean)}{unit} [{fmt.format(lo)}, {fmt.format(hi)}]" + (f" over {len(values)} {over}" if over else "")

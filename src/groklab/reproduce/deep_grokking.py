@@ -22,11 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from groklab.analysis.aggregate import mean_ci
 from groklab.analysis.events import first_crossing
 from groklab.analysis.stages import double_descent, layer_metrics, onset_of_rise, steepest_change, surges
 from groklab.plots import plot_sweep
-from groklab.reproduce.common import continue_or_create
+from groklab.reproduce.common import claim_row, continue_or_create, mean_ci_text
 from groklab.store import Store
 from groklab.sweeps import run_sweep
 
@@ -171,13 +170,7 @@ def classify(view: RunView, rise: float, window: int) -> str:
 
 
 def _ci(values: list[float], fmt: str = "{:.4g}", within: tuple[float, float] | None = None, over: str = "seeds") -> str:
-    """A value, or mean [95% CI] over seeds (or runs), clipped to the values the quantity can take; '-' where none."""
-    if not values:
-        return "-"
-    if len(values) == 1:
-        return fmt.format(values[0])
-    mean, lo, hi = mean_ci(values, within=within)
-    return f"{fmt.format(mean)} [{fmt.format(lo)}, {fmt.format(hi)}] over {len(values)} {over}"
+    return mean_ci_text(values, fmt, within, over=over)
 
 
 def probe_deltas(v: RunView) -> dict[int, float] | None:
@@ -207,7 +200,7 @@ def claims(depth_views: list[RunView], wd_views: list[RunView], plan: Plan, rise
     rows: list[dict[str, str]] = []
 
     def add(claim: str, paper: str, measured: str, ok: bool | None) -> None:
-        rows.append({"claim": claim, "paper": paper, "measured": measured, "result": "n/a" if ok is None else ("PASS" if ok else "FAIL")})
+        rows.append(claim_row(claim, paper, measured, ok))
 
     # (a) the grokking step grows with depth
     n_a = PAPER["depth_order_n"] if PAPER["depth_order_n"] in plan.sizes else plan.sizes[0]

@@ -23,11 +23,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from groklab.analysis.aggregate import mean_ci
 from groklab.config.schema import ExperimentConfig
 from groklab.errors import ConfigError
 from groklab.plots.model_wise import PANELS, WidthCurves, by_width, plot_final_vs_dim, plot_heatmaps, plot_subsets
-from groklab.reproduce.common import continue_or_create
+from groklab.reproduce.common import claim_row, continue_or_create, mean_ci_text
 from groklab.store import Store
 from groklab.sweeps import run_sweep
 
@@ -196,8 +195,7 @@ def per_width(widths: list[WidthCurves], train: str) -> str:
     """Each dimension's final train / test accuracy: the mean and 95% CI over its seeds."""
 
     def show(values: list[float]) -> str:
-        mean, low, high = mean_ci(values, within=(0.0, 1.0))
-        return f"{mean:.2f}" if len(values) < 2 else f"{mean:.2f} [{low:.2f}, {high:.2f}]"
+        return mean_ci_text(values, "{:.2f}", (0.0, 1.0))
 
     return "; ".join(f"d={w.dim}: {show(w.finals(train))} / {show(w.finals('test_acc'))}" for w in widths if w.finals(train))
 
@@ -256,7 +254,7 @@ def claims(
     rows: list[dict[str, str]] = []
 
     def add(claim: str, paper: str, measured: str, ok: bool | None) -> None:
-        rows.append({"claim": claim, "paper": paper, "measured": measured, "result": "n/a" if ok is None else ("PASS" if ok else "FAIL")})
+        rows.append(claim_row(claim, paper, measured, ok))
 
     short = steps < PAPER_STEPS
     t = Transitions.of(widths, 1.0 / p)

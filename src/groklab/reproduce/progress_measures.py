@@ -28,13 +28,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from groklab.analysis.aggregate import mean_ci
 from groklab.analysis.compare import aligned, spearman, tracking
 from groklab.analysis.events import first_crossing
 from groklab.analysis.stages import onset_of_rise
 from groklab.config import resolve_config
 from groklab.plots import plot_sweep
-from groklab.reproduce.common import continue_or_create
+from groklab.reproduce.common import claim_row, continue_or_create, mean_ci_text
 from groklab.store import Store
 from groklab.sweeps import run_sweep
 
@@ -206,7 +205,8 @@ def reproduce(
     med = sweep("gu2025-med", extra, [f"task.p={','.join(map(str, plan.med_primes))}"])
     # The Toeplitz comparison's default-init arm at the MED runs' training fraction is a MED run (same
     # config, same seeds): reuse it rather than train it twice.
-    med_frac = resolve_config("gu2025", extra).task.train_frac  # type: ignore[attr-defined]
+    base = resolve_config("gu2025", extra)
+    med_frac = base.task.train_frac  # type: ignore[attr-defined]
     shared = {med_frac} & set(plan.toeplitz_fracs) if plan.p in plan.med_primes else set()
     baseline_fracs = [f for f in plan.toeplitz_fracs if f not in shared]
     toeplitz_sweeps = [
@@ -222,15 +222,15 @@ def reproduce(
     fig4_mlp = sweep("gu2025-fig4-mlp", [*mlp_arm(p_fixed), f"task.op={CLAIMS['fig4_op']}"], fig4_grid, n_seeds=plan.fig4_seeds)
     polygons = sweep("gu2025-polygons", list(overrides or []), [], preset="gu2025-polygons") if plan.polygons else None
 
-    med_runs = _finished(store, med)
+    med_runs, holdout_runs = _finished(store, med), _finished(store, holdout)
     baseline = [(cfg, m) for cfg, m in med_runs if cfg["task"]["p"] == plan.p and cfg["task"]["train_frac"] in shared]
     toeplitz_runs = [r for sweep_id in toeplitz_sweeps for r in _finished(store, sweep_id)] + baseline
     rows = (
-        holdout_rows(_finished(store, holdout), plan)
-        + separate_rows(_finished(store, holdout), _finished(store, separate), plan)
+        holdout_rows(holdout_runs, plan)
+        + separate_rows(holdout_runs, _finished(store, separate), plan)
         + med_rows(med_runs)
         + med_rank_rows(med_runs)
-        + toeplitz_rows(toeplitz_runs, resolve_config("gu2025", extra).schedule.steps)
+        + toeplitz_rows(toeplitz_runs, base.schedule.steps)
         + fig4_rows(_finished(store, fig4), _finished(store, fig4_mlp))
         + polygon_rows(_finished(store, polygons) if polygons else None)
     )
@@ -256,15 +256,7 @@ def _mean(values: list[float | None]) -> float | None:
 
 
 def _ci(values: list[float], fmt: str = "{:.2f}", unit: str = "", within: tuple[float, float] | None = None) -> str:
-    """mean [95% CI] over seeds, or the one value."""
-    if len(values) == 1:
-        return fmt.format(values[0]) + unit
-    mean, lo, hi = mean_ci(values, within=within)
-    return f"{fmt.format(mean)}{unit} [{fmt.format(lo)}, {fmt.format(hi)}]"
-
-
-def _row(claim: str, paper: str, measured: str, ok: bool | None) -> dict[str, str]:
-    return {"claim": claim, "paper": paper, "measured": measured, "result": "n/a" if ok is None else ("PASS" if ok else "FAIL")}
+    return mean_ci_text(values, fmt, within, unit)
 
 
 def outcomes_by_split(runs: list[tuple[dict[str, Any], dict]]) -> dict[str, list[Outcome]]:
@@ -289,7 +281,7 @@ def table_row(label: str, split: str, outs: list[Outcome], plan: Plan) -> dict[s
             f"L-Acc {_ci(lo, unit='%', within=PERCENT)} ({statistics.mean(lo) - paper[1]:+.2f}), "
             f"grokking from step {go}" + (f"; {len(outs)} seeds" if len(outs) > 1 else "")
         )
-    return _row(label, f"U-Acc {paper[0]}%, L-Acc {paper[1]}%, GO {go_paper}", measured, None)
+    return claim_row(label, f"U-Acc {paper[0]}%, L-Acc {paper[1]}%, GO {go_paper}", measured, None)
 
 
 def holdout_rows(runs: list[tuple[dict[str, Any], dict]], plan: Plan) -> list[dict[str, str]]:
@@ -311,7 +303,7 @@ def holdout_rows(runs: list[tuple[dict[str, Any], dict]], plan: Plan) -> list[di
         if len(splits) >= 3:
             rho = spearman([float(s.split(":")[1]) for s in splits], [u_of[s] for s in splits], min_points=3)
             rows.append(
-                _row(
+                claim_row(
                     f"the larger the {kind} held out, the lower the accuracy ceiling (PASS: Spearman of bound vs mean U-Acc <= -0.8)",
                     "U-Acc falls as k or t grows (Table 1)",
                     "U-Acc constant across the splits" if rho is None else f"Spearman {rho:.3f} over {len(splits)} splits",
@@ -326,7 +318,7 @@ def holdout_rows(runs: list[tuple[dict[str, Any], dict]], plan: Plan) -> list[di
 
 def widest_strip_row(split: str, outs: list[Outcome], layout: str) -> dict[str, str]:
     u = [o.u_acc for o in outs]
-    return _row(
+    return claim_row(
         f"the widest strip ({split}, {layout}) gives no grokking (PASS: mean U-Acc < 20%)",
         "strip t=67: U-Acc 7.56%, grokking disappears",
         f"U-Acc {_ci(u, unit='%', within=PERCENT)}",
@@ -355,7 +347,7 @@ def separate_rows(
             continue
         gaps = {s: statistics.mean(o.u_acc for o in outs_of[s]) - TABLE1[table1_row(s, plan.p)][0] for s in have}
         rows.append(
-            _row(
+            claim_row(
                 f"{layout}: the strips t = 60 and 67 reach the paper's ceilings (PASS: mean U-Acc within {close:g} points of Table 1)",
                 ", ".join(f"{s}: U-Acc {TABLE1[table1_row(s, plan.p)][0]}%" for s in have),
                 ", ".join(f"{s}: {g:+.2f} points" for s, g in gaps.items()),
@@ -383,10 +375,10 @@ def med_rows(runs: list[tuple[dict[str, Any], dict]]) -> list[dict[str, str]]:
     """MED traces the test loss: Spearman correlation over the whole run in steps (as compare-measures), per p."""
     per_p = {p: by["med"] for p, by in correlations(runs, ("med",)).items() if "med" in by}
     if not per_p:
-        return [_row("MED traces the test loss", "Fig. 5", "no runs", None)]
+        return [claim_row("MED traces the test loss", "Fig. 5", "no runs", None)]
     ok = all(statistics.mean(v) >= CLAIMS["med_rho"] for v in per_p.values())
     return [
-        _row(
+        claim_row(
             f"MED traces the test loss at 30% training data (PASS: mean Spearman >= {CLAIMS['med_rho']} for every p)",
             f"MED follows the test loss for p in {CLAIMS['med_primes']} (Fig. 5)",
             ", ".join(f"p={p}: Spearman {_ci(v, '{:.3f}', within=CORRELATION)}" for p, v in sorted(per_p.items())),
@@ -403,7 +395,7 @@ def med_rank_rows(runs: list[tuple[dict[str, Any], dict]]) -> list[dict[str, str
     complete = {p: by for p, by in per_p.items() if all(name in by for name in measures)}
     if not complete:
         return [
-            _row(
+            claim_row(
                 "MED tracks the test loss more closely than prior progress measures",
                 "abstract, Fig. 5",
                 "no runs logged all three measures",
@@ -417,7 +409,7 @@ def med_rank_rows(runs: list[tuple[dict[str, Any], dict]]) -> list[dict[str, str
         ok &= best == "med"
         parts.append(f"p={p}: " + ", ".join(f"{n} {_ci(by[n], '{:+.3f}', within=CORRELATION)}" for n in measures) + f" -> closest: {best}")
     return [
-        _row(
+        claim_row(
             "MED tracks the test loss more closely than the weight norm and the Fourier sparsity "
             "(PASS: highest mean |Spearman| at every p)",
             "MED traces the test loss more accurately than prior progress measures",
@@ -451,7 +443,7 @@ def toeplitz_rows(runs: list[tuple[dict[str, Any], dict]], budget: int = 30000) 
             ok = None
             measured += f"; only {len(ratios)} of {len(seeds)} seeds grokked in both arms within {budget} steps"
         rows.append(
-            _row(
+            claim_row(
                 f"train fraction {frac}: the Toeplitz embedding init groks in fewer steps (PASS: median ratio <= {bar})",
                 f"about {CLAIMS['toeplitz_ratio']}x the epochs (App. E)",
                 measured,
@@ -487,7 +479,7 @@ def fig4_rows(transformer: list[tuple[dict[str, Any], dict]], mlp: list[tuple[di
         )
         measured += f"; max / min {spread:.2f}" + ("" if fitted else " (not every run fit its train set within the budget)")
         rows.append(
-            _row(
+            claim_row(
                 f"x²+xy+y²: the transformer's test accuracy x (1 - frac) is roughly constant (PASS: max / min of the means <= {bar})",
                 "Acc·(1 − frac) ≈ constant for frac 0.5, 0.6, 0.7 (Fig. 4)",
                 measured,
@@ -495,12 +487,12 @@ def fig4_rows(transformer: list[tuple[dict[str, Any], dict]], mlp: list[tuple[di
             )
         )
     else:
-        rows.append(_row("x²+xy+y²: the transformer's test accuracy x (1 - frac) is roughly constant", "Fig. 4", "no runs", None))
+        rows.append(claim_row("x²+xy+y²: the transformer's test accuracy x (1 - frac) is roughly constant", "Fig. 4", "no runs", None))
     mf, chance = finals(mlp), CLAIMS["fig4_mlp_acc"]
     if mf:
         accs = {f: [a for a, _ in v] for f, v in sorted(mf.items())}
         rows.append(
-            _row(
+            claim_row(
                 f"x²+xy+y²: a 2-layer MLP stays near chance (PASS: mean final test accuracy <= {chance} at every fraction)",
                 "a 2-layer DNN stays at about 0.01 test accuracy (Fig. 4)",
                 "; ".join(f"frac {f}: {_ci(v, '{:.3f}', within=UNIT)}" for f, v in accs.items()),
@@ -508,7 +500,7 @@ def fig4_rows(transformer: list[tuple[dict[str, Any], dict]], mlp: list[tuple[di
             )
         )
     else:
-        rows.append(_row("x²+xy+y²: a 2-layer MLP stays near chance", "Fig. 4", "no runs", None))
+        rows.append(claim_row("x²+xy+y²: a 2-layer MLP stays near chance", "Fig. 4", "no runs", None))
     return rows
 
 
@@ -520,7 +512,7 @@ def polygon_rows(runs: list[tuple[dict[str, Any], dict]] | None) -> list[dict[st
     )
     paper = "train accuracy 1 after ~100 epochs, test 0.3-0.4 for ~2,800 epochs, then rising to 1 (Fig. 7)"
     if runs is None:
-        return [_row(claim, paper, f"n/a: a GPU job, not in the quick version; run {POLYGONS_GPU}", None)]
+        return [claim_row(claim, paper, f"n/a: a GPU job, not in the quick version; run {POLYGONS_GPU}", None)]
     parts, ok = [], bool(runs)
     for cfg, m in runs:
         (ts, train), (ss, test) = m.get("train_acc", ([], [])), m.get("test_acc", ([], []))
@@ -531,4 +523,4 @@ def polygon_rows(runs: list[tuple[dict[str, Any], dict]] | None) -> list[dict[st
         parts.append(
             f"seed {cfg['run']['seed']}: fit at step {t_fit}, test {at_fit if at_fit is None else round(at_fit, 3)} there, peak {peak:.3f}"
         )
-    return [_row(claim, paper, "; ".join(parts) or "no runs", ok if runs else None)]
+    return [claim_row(claim, paper, "; ".join(parts) or "no runs", ok if runs else None)]
