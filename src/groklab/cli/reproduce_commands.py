@@ -13,8 +13,8 @@ PAPERS = ("deep-grokking", "progress-measures", "double-descent")
 def add_reproduce_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("reproduce", help="reproduce a paper: its sweeps, figures and a PASS/FAIL table of its claims")
     p.add_argument("args", nargs="+", metavar="PAPER [key=value ...]", help=f"one of {', '.join(PAPERS)}, then overrides for every run")
-    p.add_argument("--quick", action="store_true", help="a reduced version for a CPU (minutes, not hours)")
-    p.add_argument("--seeds", type=int, default=None, help="seeds per point (default: double-descent 3, the others 1)")
+    p.add_argument("--quick", action="store_true", help="a reduced version for a 2-core CPU (half an hour to two hours, not days)")
+    p.add_argument("--seeds", type=int, default=None, help="seeds per point (default 3; the papers report one)")
     p.add_argument("--workers", type=int, default=1, help="train points in N processes")
     p.add_argument(
         "--dims", default=None, metavar="DIMS", help="double-descent: the embedding dimensions, e.g. 1:80 (default), 1:149 or 8,16,32"
