@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,9 +11,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from groklab.config.schema import ExperimentConfig
-from groklab.store import Store
+from groklab.training.lone import LoneBackend
 from groklab.training.setup import prepare
-from groklab.training.trainer import Trainer
 
 
 def sync(device: torch.device | str) -> None:
@@ -103,27 +101,26 @@ def matmul_burst(n: int, device: torch.device, dtype: torch.dtype, seconds: floa
 def step_cost(cfg: ExperimentConfig, device: torch.device, reps: int, rounds: int = 24, peak_size: int = 2048) -> StepCost:
     """The real trainer's step on a config's model, timed in `rounds` rounds of `reps` steps, each round
     after a matmul burst at `peak_size` in the config's dtype (see StepCost for why)."""
-    with tempfile.TemporaryDirectory() as tmp, Store(tmp) as store:
-        prep = prepare(cfg)
-        trainer = Trainer(prep, store, "bench")
+    prep = prepare(cfg)
+    trainer = LoneBackend(prep)
 
-        def one_step() -> None:
-            trainer.train_step(record=False)
-            trainer.apply_update()
+    def one_step() -> None:
+        trainer.train_step(record=False)
+        trainer.apply_update()
 
-        with FlopCounterMode(display=False) as counter:
+    with FlopCounterMode(display=False) as counter:
+        one_step()
+    step_s, peak = [], []
+    for _ in range(rounds):
+        peak.append(matmul_burst(peak_size, device, prep.dtype))
+        for _ in range(2):  # the burst evicted the model from cache: a run's steps follow steps, not matmuls
             one_step()
-        step_s, peak = [], []
-        for _ in range(rounds):
-            peak.append(matmul_burst(peak_size, device, prep.dtype))
-            for _ in range(2):  # the burst evicted the model from cache: a run's steps follow steps, not matmuls
-                one_step()
+        sync(device)
+        times = []
+        for _ in range(reps):
+            t = time.perf_counter()
+            one_step()
             sync(device)
-            times = []
-            for _ in range(reps):
-                t = time.perf_counter()
-                one_step()
-                sync(device)
-                times.append(time.perf_counter() - t)
-            step_s.append(statistics.median(times))
-        return StepCost(counter.get_total_flops(), trainer.batch, step_s, peak)
+            times.append(time.perf_counter() - t)
+        step_s.append(statistics.median(times))
+    return StepCost(counter.get_total_flops(), trainer.batch, step_s, peak)

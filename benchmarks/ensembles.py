@@ -12,17 +12,15 @@ much of a lone step is overhead, so this shows where on the size axis vectorizin
 from __future__ import annotations
 
 import argparse
-import tempfile
 
 import torch
 
 from common import timed
 from groklab.config import resolve_config
-from groklab.store import Store
 from groklab.training.allocator import tune_malloc
-from groklab.training.ensemble import EnsembleTrainer
+from groklab.training.lone import LoneBackend
 from groklab.training.setup import prepare
-from groklab.training.trainer import Trainer
+from groklab.training.stacked import StackedBackend
 
 CONFIG = ["task.p=31", "task.train_frac=0.5", "model.name=mlp", "model.d_model=16", "model.d_mlp=64", "model.n_layers=1"]
 
@@ -47,27 +45,26 @@ def main() -> None:
     config = [*CONFIG, *args.overrides]
     tune_malloc()
     print(f"torch {torch.__version__}, device {args.device}, threads {torch.get_num_threads()}; model: {' '.join(config)}")
-    with tempfile.TemporaryDirectory() as tmp, Store(tmp) as store:
-        for k in (int(x) for x in args.ks.split(",")):
-            cfgs = member_configs(k, args.device, config)
-            ens = EnsembleTrainer([prepare(c) for c in cfgs], store, [f"e{i}" for i in range(k)])
+    for k in (int(x) for x in args.ks.split(",")):
+        cfgs = member_configs(k, args.device, config)
+        ens = StackedBackend([prepare(c) for c in cfgs])
 
-            def ens_step(ens: EnsembleTrainer = ens) -> None:
-                ens.train_step(record=False)
-                ens.apply_update()
+        def ens_step(ens: StackedBackend = ens) -> None:
+            ens.train_step(record=False)
+            ens.apply_update()
 
-            t_vec = args.steps * timed(ens_step, args.steps, args.device, warmup=5)
-            t_seq = 0.0
-            for c in cfgs:
-                lone = Trainer(prepare(c), store, "lone")
+        t_vec = args.steps * timed(ens_step, args.steps, args.device, warmup=5)
+        t_seq = 0.0
+        for c in cfgs:
+            lone = LoneBackend(prepare(c))
 
-                def lone_step(lone: Trainer = lone) -> None:
-                    lone.train_step(record=False)
-                    lone.apply_update()
+            def lone_step(lone: LoneBackend = lone) -> None:
+                lone.train_step(record=False)
+                lone.apply_update()
 
-                t_seq += args.steps * timed(lone_step, args.steps, args.device, warmup=5)
-            vec, seq = k * args.steps / t_vec, k * args.steps / t_seq
-            print(f"K={k:4d}: vectorized {vec:9.0f} member-steps/s, sequential {seq:9.0f} member-steps/s -> {vec / seq:6.2f}x")
+            t_seq += args.steps * timed(lone_step, args.steps, args.device, warmup=5)
+        vec, seq = k * args.steps / t_vec, k * args.steps / t_seq
+        print(f"K={k:4d}: vectorized {vec:9.0f} member-steps/s, sequential {seq:9.0f} member-steps/s -> {vec / seq:6.2f}x")
 
 
 if __name__ == "__main__":

@@ -23,9 +23,9 @@ from groklab.config import resolve_config
 from groklab.measures import MEASURES, EvalContext
 from groklab.tasks import build_task
 from groklab.training.allocator import tune_malloc
+from groklab.training.lone import LoneBackend
 from groklab.training.schedule import eval_steps
 from groklab.training.setup import prepare
-from groklab.training.trainer import Trainer
 
 
 def timed(fn, device: torch.device, reps: int = 5) -> float:
@@ -41,27 +41,22 @@ def timed(fn, device: torch.device, reps: int = 5) -> float:
 
 
 def measure_costs(label: str, preset: str, overrides: list[str], device: torch.device, reps: int = 5) -> None:
-    import tempfile
-
-    from groklab.store import Store
-
     cfg = resolve_config(preset, [*overrides, f"run.device={device.type}"])
-    with tempfile.TemporaryDirectory() as tmp, Store(tmp) as store:
-        trainer = Trainer(prepare(cfg), store, "bench")
+    trainer = LoneBackend(prepare(cfg))
 
-        def step() -> None:
-            trainer.train_step(record=False)
-            trainer.apply_update()
+    def step() -> None:
+        trainer.train_step(record=False)
+        trainer.apply_update()
 
-        step_s = timed(step, device, reps)
-        trainer.model.eval()
-        costs = {}
+    step_s = timed(step, device, reps)
+    trainer.model.eval()
+    costs = {}
 
-        def fresh() -> EvalContext:  # an empty cache: each measure pays for its own forward passes
-            return EvalContext(0, trainer.model, trainer.data, trainer.p.spec, cfg, {})
+    def fresh() -> EvalContext:  # an empty cache: each measure pays for its own forward passes
+        return EvalContext(0, trainer.model, trainer.data, trainer.preps[0].spec, cfg, {})
 
-        for measure, every in trainer.p.measures:
-            costs[measure.name] = (timed(lambda m=measure: m.compute(fresh()), device, reps), every)
+    for measure, every in trainer.preps[0].measures:
+        costs[measure.name] = (timed(lambda m=measure: m.compute(fresh()), device, reps), every)
     evals = eval_steps(cfg.schedule)
     n_evals = len(evals)
     run_steps = cfg.schedule.steps

@@ -25,9 +25,9 @@ from groklab.store import Store
 from groklab.sweeps.local import plan_batches
 from groklab.sweeps.spec import parse_values, spec_from_cli
 from groklab.training.allocator import tune_malloc
-from groklab.training.ensemble import EnsembleTrainer
+from groklab.training.lone import LoneBackend
 from groklab.training.setup import prepare
-from groklab.training.trainer import Trainer
+from groklab.training.stacked import StackedBackend
 
 FULL_STEPS = 400_000
 
@@ -36,8 +36,8 @@ def config(d: int, seed: int, device: str) -> ExperimentConfig:
     return resolve_config("davies2023", [f"model.d_model={d}", f"run.seed={seed}", f"run.device={device}", "measures.enabled=[loss_acc]"])
 
 
-def lone_step(store: Store, d: int, device: str, reps: int) -> float:
-    trainer = Trainer(prepare(config(d, 0, device)), store, "lone")
+def lone_step(d: int, device: str, reps: int) -> float:
+    trainer = LoneBackend(prepare(config(d, 0, device)))
 
     def step() -> None:
         trainer.train_step(record=False)
@@ -46,9 +46,9 @@ def lone_step(store: Store, d: int, device: str, reps: int) -> float:
     return timed(step, reps, device)
 
 
-def ensemble_step(store: Store, widths: list[tuple[int, int]], device: str, reps: int) -> float:
+def ensemble_step(widths: list[tuple[int, int]], device: str, reps: int) -> float:
     """Seconds per step of one ensemble of (d_model, seed) members (padded when the widths differ)."""
-    ens = EnsembleTrainer([prepare(config(d, s, device)) for d, s in widths], store, [f"m{i}" for i in range(len(widths))])
+    ens = StackedBackend([prepare(config(d, s, device)) for d, s in widths])
 
     def step() -> None:
         ens.train_step(record=False)
@@ -102,13 +102,12 @@ def main() -> None:
     sizes = f"of {args.bucket} members" if args.bucket else f"as groklab sweep plans them: {[len(b) for b in buckets]} members"
     print(f"measured at widths {sample}; padded ensembles {sizes}; {reps} timed steps each")
 
-    with tempfile.TemporaryDirectory() as tmp, Store(tmp) as store:
-        lone = {d: lone_step(store, d, args.device, reps) for d in sample}
-        seeds = {d: ensemble_step(store, [(d, s) for s in range(args.seeds)], args.device, reps) for d in sample}
-        padded = []
-        for b in buckets:
-            padded.append(ensemble_step(store, b, args.device, max(1, reps // 2)) if len(b) > 1 else interp(lone, b[0][0]))
-            print(f"  {len(b)} member(s), d {b[0][0]}..{b[-1][0]}: {padded[-1] * 1e3:.1f} ms/step", flush=True)
+    lone = {d: lone_step(d, args.device, reps) for d in sample}
+    seeds = {d: ensemble_step([(d, s) for s in range(args.seeds)], args.device, reps) for d in sample}
+    padded = []
+    for b in buckets:
+        padded.append(ensemble_step(b, args.device, max(1, reps // 2)) if len(b) > 1 else interp(lone, b[0][0]))
+        print(f"  {len(b)} member(s), d {b[0][0]}..{b[-1][0]}: {padded[-1] * 1e3:.1f} ms/step", flush=True)
 
     per_step = {
         "sequential": args.seeds * sum(interp(lone, d) for d in dims),

@@ -16,9 +16,8 @@ import torch
 
 from groklab.config import resolve_config
 from groklab.store import Store
-from groklab.training.ensemble import start_ensemble
+from groklab.training.runs import start_ensemble, start_run
 from groklab.training.setup import prepare
-from groklab.training.trainer import start_run
 
 DATA = Path(__file__).parent / "data"
 PINNED = DATA / "pinned_metrics.json"

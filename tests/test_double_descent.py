@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from groklab.analysis.double_descent import EVENT_NAMES, LOSS_FLOOR, log_loss, loss_dd_events, loss_double_descent
+from groklab.analysis.run_events import events_of
 from groklab.analysis.stages import DoubleDescent
 from groklab.cli.main import main
 from groklab.config import resolve_config
@@ -18,7 +19,6 @@ from groklab.config.loading import to_dict
 from groklab.errors import ConfigError
 from groklab.plots.run_figure import _mark_double_descent, plot_run
 from groklab.store import Store
-from groklab.training.trainer import events_of
 
 STEPS = list(range(0, 501, 2))  # evaluations every 2 steps
 

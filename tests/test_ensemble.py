@@ -9,8 +9,11 @@ import groklab
 from groklab.api import resume
 from groklab.config import resolve_config
 from groklab.store import Store
-from groklab.training.ensemble import EnsembleTrainer, can_vectorize, shape_key, start_ensemble
+from groklab.training.ensemble_keys import can_vectorize, shape_key
+from groklab.training.lone import LoneBackend
+from groklab.training.runs import start_ensemble
 from groklab.training.setup import prepare
+from groklab.training.stacked import StackedBackend
 from helpers import TINY, InterruptAt
 
 MEMBERS = [
@@ -58,7 +61,7 @@ def test_shape_key_separates_what_cannot_share_a_pass():
     assert shape_key(base) != shape_key(resolve_config(None, [*TINY, "model.d_model=64"]))
     assert not can_vectorize(resolve_config(None, [*TINY, "schedule.stop_test_acc=0.9"]))
     with pytest.raises(ValueError, match="shape key"):  # widths pad; depths do not
-        EnsembleTrainer([prepare(base), prepare(resolve_config(None, [*TINY, "model.n_layers=2"]))], Store(None), ["a", "b"])
+        StackedBackend([prepare(base), prepare(resolve_config(None, [*TINY, "model.n_layers=2"]))])
 
 
 def test_interrupted_member_resumes_alone(tmp_path):
@@ -77,14 +80,11 @@ def test_interrupted_member_resumes_alone(tmp_path):
 def test_train_metrics_come_from_the_training_pass_only_without_dropout(tmp_path, dropout):
     """With dropout the full-batch training forward is a perturbed network: the train set is then evaluated apart,
     for ensembles as for lone runs, so recorded train accuracy never depends on the dropout mask."""
-    from groklab.training.trainer import Trainer
-
     cfgs = [resolve_config(None, [*TINY, f"model.dropout={dropout}", f"run.seed={s}"]) for s in range(2)]
-    with Store(tmp_path) as store:
-        ens = EnsembleTrainer([prepare(c) for c in cfgs], store, ["a", "b"])
-        lone = Trainer(prepare(cfgs[0]), store, "c")
-        _, shared = ens.train_step(record=True)
-        _, lone_shared = lone.train_step(record=True)
+    ens = StackedBackend([prepare(c) for c in cfgs])
+    lone = LoneBackend(prepare(cfgs[0]))
+    _, shared = ens.train_step(record=True)
+    _, [lone_shared] = lone.train_step(record=True)
     if dropout:
         assert shared == [{}, {}] and lone_shared == {}
     else:
@@ -105,12 +105,12 @@ MLP = [*(o for o in TINY if not o.startswith("model.")), "model.name=mlp", "mode
 )
 def test_mlp_members_run_the_stacked_forward_and_match_lone_runs(tmp_path, variant, monkeypatch):
     """The MLP trains its members through its own stacked_forward, not vmap, and still matches lone runs."""
-    import groklab.training.ensemble as ensemble
+    import groklab.training.stacked as stacked
 
     def no_vmap(*args, **kwargs):
         raise AssertionError("vmap was used")
 
-    monkeypatch.setattr(ensemble, "vmap", no_vmap)
+    monkeypatch.setattr(stacked, "vmap", no_vmap)
     assert_members_match_lone_runs(tmp_path, [*MLP, *variant])
 
 
@@ -130,10 +130,37 @@ def test_an_ensemble_step_never_copies_a_weight_per_example(tmp_path):
 
     shape = ["model.d_model=32", "model.d_mlp=32", "model.n_heads=1", "model.n_layers=2", "model.dropout=0.1"]
     cfgs = [resolve_config(None, [*TINY, *shape, f"run.seed={s}"]) for s in range(2)]
-    with Store(tmp_path) as store:
-        ens = EnsembleTrainer([prepare(c) for c in cfgs], store, ["a", "b"])
-        B = ens.data.train_y.shape[1]
-        with Largest() as seen:
-            ens.train_step(record=False)
-            ens.apply_update()
+    ens = StackedBackend([prepare(c) for c in cfgs])
+    B = ens.data.train_y.shape[1]
+    with Largest() as seen:
+        ens.train_step(record=False)
+        ens.apply_update()
     assert seen.numel < 2 * B * 32 * 32 / 4
+
+
+def test_progress_reports_every_member_of_an_ensemble(tmp_path):
+    """The reporter hears every live member at each evaluation, not the last one alone, and the progress
+    line shows their range."""
+    from groklab.cli.progress import accuracies
+
+    class Heard:
+        def __init__(self):
+            self.seen = []
+
+        def start(self, *a): ...
+        def step(self, step): ...
+        def close(self): ...
+
+        def evaluated(self, step, metrics):
+            self.seen.append(metrics)
+
+    heard = Heard()
+    configs = [resolve_config(None, [*TINY, *m]) for m in MEMBERS]
+    run_ids, _ = start_ensemble([prepare(c) for c in configs], Store(tmp_path), heard)
+    store = Store(tmp_path)
+    assert all(len(m) == 3 for m in heard.seen)
+    last = heard.seen[-1]
+    assert [m["test_acc"] for m in last] == [store.metrics(rid)["test_acc"][1][-1] for rid in run_ids]
+    rows = [{"train_acc": 1.0, "test_acc": 0.25}, {"train_acc": 0.5, "test_acc": 0.75}]
+    assert accuracies(rows) == "train 0.500..1.000 test 0.250..0.750"
+    assert accuracies(rows[:1]) == "train 1.000 test 0.250"

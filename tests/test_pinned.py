@@ -15,8 +15,8 @@ import torch
 
 from groklab.api import resume
 from groklab.store import Store
+from groklab.store.records import create_run
 from groklab.training.setup import prepare
-from groklab.training.trainer import create_run
 from pinned import CASES, DATA, PINNED, configs, record, train
 
 RECORDED = json.loads(PINNED.read_text())
@@ -62,7 +62,7 @@ def test_resume_reads_old_checkpoints(tmp_path, case):
     kind, _ = CASES[case]
     cfg = configs(case)[0]
     store = Store(tmp_path)
-    rid = create_run(prepare(cfg), store)
+    rid = create_run(store, prepare(cfg).cfg, "cpu")
     shutil.copyfile(DATA / f"checkpoint_v0_{case}.pt", store.run_dir(rid) / "checkpoint.pt")
     store.set_status(rid, "interrupted", CHECKPOINT_STEP, "")
     assert resume(rid, runs_dir=tmp_path).status == "finished"

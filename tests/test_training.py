@@ -199,7 +199,7 @@ def test_resume_without_any_checkpoint_starts_over_identically(tiny, tmp_path):
 def test_train_mode_differs_for_dropout_and_batchnorm_only():
     from torch import nn
 
-    from groklab.training.objectives import train_mode_differs
+    from groklab.models import train_mode_differs
 
     assert not train_mode_differs(nn.Sequential(nn.Linear(3, 3), nn.ReLU(), nn.Dropout(0.0)))
     assert train_mode_differs(nn.Sequential(nn.Linear(3, 3), nn.Dropout(0.1)))
@@ -213,6 +213,6 @@ def test_step_cost_is_measured_without_writing_to_the_store(tiny, runs_dir):
 
     store = Store(runs_dir)
     before = sorted(p.name for p in runs_dir.rglob("*"))
-    seconds = step_seconds(resolve_config(None, tiny), store, seconds=0.05)
+    seconds = step_seconds(resolve_config(None, tiny), seconds=0.05)
     assert 0 < seconds < 1
     assert store.runs() == [] and sorted(p.name for p in runs_dir.rglob("*")) == before

@@ -15,8 +15,10 @@ from groklab.models.transformer import Transformer, TransformerShape
 from groklab.models.width_padding import embed, extract, host_shape, host_state
 from groklab.store import Store
 from groklab.sweeps.local import plan_batches
-from groklab.training.ensemble import EnsembleTrainer, pad_key, shape_key, start_ensemble
+from groklab.training.ensemble_keys import pad_key, shape_key
+from groklab.training.runs import start_ensemble
 from groklab.training.setup import prepare
+from groklab.training.stacked import StackedBackend
 from helpers import TINY
 
 
@@ -59,7 +61,7 @@ def test_ensemble_refuses_a_non_transformer_among_padded_members():
     transformer = prepare(resolve_config(None, [*PADDED, "model.d_model=8"]))
     mlp = prepare(resolve_config(None, ["model.name=mlp", "model.d_model=8", *TINY[:2], "run.dtype=float64"]))
     with pytest.raises(ValueError, match="pad key"):
-        EnsembleTrainer([transformer, mlp], Store(None), ["a", "b"])
+        StackedBackend([transformer, mlp])
 
 
 def test_host_shape_refuses_members_that_differ_beyond_width():
@@ -93,11 +95,11 @@ def test_padded_ensemble_members_match_lone_runs(tmp_path, pos):
 
 def test_padded_member_with_dropout_trains(tmp_path):
     configs = [resolve_config(None, [*PADDED, "model.dropout=0.1", *w]) for w in WIDTHS[:2]]
-    trainer = EnsembleTrainer([prepare(c) for c in configs], Store(tmp_path / "s"), ["a", "b"])
-    x, _ = trainer._batch()
+    trainer = StackedBackend([prepare(c) for c in configs])
+    x, _ = trainer.train_batch()
     first, second = trainer.forward(x), trainer.forward(x)
     assert not torch.equal(first, second)  # dropout draws fresh masks under vmap
-    trainer.template.eval()
+    trainer.model.eval()
     assert torch.equal(trainer.forward(x), trainer.forward(x))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +40,9 @@ class Run:
 
     def events(self) -> dict[str, tuple[int | None, float | None]]:
         """t_fit, t_grok, delay, ... as name -> (step, value); computed from the curves if not yet stored."""
-        stored = self.store.events(self.id)
-        if stored:
-            return stored
-        from groklab.training.trainer import events_of
+        from groklab.analysis.run_events import run_events
 
-        return events_of(self.store, self.id, self.config)
+        return run_events(self.store, self.id)
 
     def __repr__(self) -> str:
         return f"Run({self.id!r}, status={self.status!r})"
@@ -65,19 +63,23 @@ def run(
     overrides: list[str] | dict[str, Any] | None = None,
     runs_dir: str | Path | None = None,
     reporter: Any = None,
+    on_prepared: Callable[[Any, Store], Any] | None = None,
 ) -> Run:
     """Train one run and return it.
 
     `config` is an ExperimentConfig, a preset name or YAML path (default: the
     `modular-addition` preset), or a nested dict; `overrides` are dotted keys,
-    e.g. `["model.d_model=64"]` or `{"optim.weight_decay": 0.3}`.
+    e.g. `["model.d_model=64"]` or `{"optim.weight_decay": 0.3}`. `on_prepared(prep, store)` is called once
+    the run is built and checked, before anything is written (the CLI prints its banner there).
     """
+    from groklab.training.runs import start_run
     from groklab.training.setup import prepare
-    from groklab.training.trainer import start_run
 
     cfg = _as_config(config, overrides)
-    prep = prepare(cfg)
+    prep = prepare(cfg)  # everything checked before the store is touched
     store = Store(runs_dir)
+    if on_prepared is not None:
+        on_prepared(prep, store)
     run_id, _ = start_run(prep, store, reporter)
     return Run(store, run_id)
 
@@ -90,8 +92,8 @@ def open_run(ref: str, runs_dir: str | Path | None = None) -> Run:
 
 def resume(ref: str, runs_dir: str | Path | None = None, reporter: Any = None) -> Run:
     """Continue an interrupted run from its last checkpoint."""
+    from groklab.training.runs import resume_run
     from groklab.training.setup import prepare
-    from groklab.training.trainer import resume_run
 
     store = Store(runs_dir, create=False)
     rec = store.get(ref)

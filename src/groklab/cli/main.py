@@ -17,6 +17,7 @@ from groklab.cli.patterns_commands import add_patterns_parser, cmd_patterns
 from groklab.cli.reproduce_commands import add_reproduce_parser, cmd_reproduce
 from groklab.cli.sweep_commands import cmd_sweep, cmd_sweeps, is_sweep_ref, show_sweep
 from groklab.errors import GroklabError
+from groklab.training.allocator import tune_malloc
 
 EVENT_VALUE_LABELS = {
     "t_fit": "train acc >=",
@@ -169,23 +170,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(ns: argparse.Namespace) -> int:
-    from groklab.config import resolve_config
-    from groklab.store import Store
-    from groklab.training.setup import prepare
-    from groklab.training.trainer import start_run
+    from groklab.api import run
+
+    def banner(prep: Any, store: Any) -> None:
+        cfg = prep.cfg
+        line = f"groklab: {cfg.preset} on {prep.device} ({cfg.task.name} {_task_label(cfg)}, {cfg.model.name}); store {store.root}"
+        print(line, file=sys.stderr)
 
     preset, overrides = split_args(ns.args)
-    cfg = resolve_config(preset, overrides)
-    prep = prepare(cfg)  # everything checked before the store is touched
-    store = Store(ns.runs_dir)
-    reporter = None if ns.quiet else progress_bar()
-    if not ns.quiet:
-        print(
-            f"groklab: {cfg.preset} on {prep.device} ({cfg.task.name} {_task_label(cfg)}, {cfg.model.name}); store {store.root}",
-            file=sys.stderr,
-        )
-    run_id, _ = start_run(prep, store, reporter)
-    return _report(store, run_id, ns.quiet)
+    trained = run(preset, overrides, ns.runs_dir, None if ns.quiet else progress_bar(), on_prepared=None if ns.quiet else banner)
+    return _report(trained.store, trained.id, ns.quiet)
 
 
 def cmd_resume(ns: argparse.Namespace) -> int:
@@ -248,7 +242,7 @@ def cmd_show(ns: argparse.Namespace) -> int:
 def cmd_runs(ns: argparse.Namespace) -> int:
     from groklab.config import changes_from_preset
     from groklab.store import Store
-    from groklab.training.trainer import PRESET_FILE
+    from groklab.store.records import PRESET_FILE
 
     store = Store(ns.runs_dir, create=False)
 
@@ -370,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
             if not hasattr(ns, "args") or any(x.startswith("-") or "=" not in x for x in extra):
                 raise GroklabError(f"unrecognized arguments: {' '.join(extra)} (overrides look like key=value)")
             ns.args = [*ns.args, *extra]
+        tune_malloc()  # the CLI owns its process: keep freed CPU tensor memory for the next step (training/allocator.py)
         return COMMANDS[ns.command](ns)
     except GroklabError as exc:
         print(f"groklab: error: {exc}", file=sys.stderr)

@@ -7,6 +7,18 @@ import sys
 from tqdm import tqdm
 
 
+def accuracies(metrics: list[dict[str, float]]) -> str:
+    """Train and test accuracy of one run; of an ensemble, their range over its members ("" if not logged)."""
+    rows = [m for m in metrics if "train_acc" in m]
+    if not rows:
+        return ""
+    spans = []
+    for name in ("train_acc", "test_acc"):
+        lo, hi = min(m[name] for m in rows), max(m[name] for m in rows)
+        spans.append(f"{name[:-4]} {lo:.3f}" if lo == hi else f"{name[:-4]} {lo:.3f}..{hi:.3f}")
+    return " ".join(spans)
+
+
 class ProgressBar:
     """A Reporter that draws one tqdm bar per run."""
 
@@ -27,11 +39,12 @@ class ProgressBar:
             self.bar.update(step - self.last)
             self.last = step
 
-    def evaluated(self, step: int, metrics: dict[str, float]) -> None:
-        if self.bar is not None and "train_acc" in metrics:
-            acc = f"train {metrics['train_acc']:.3f} test {metrics['test_acc']:.3f}"
-            loss = f"loss {metrics['train_loss']:.2e}/{metrics['test_loss']:.2e}"
-            self.bar.set_postfix_str(f"{acc} {loss}", refresh=False)
+    def evaluated(self, step: int, metrics: list[dict[str, float]]) -> None:
+        acc = accuracies(metrics)
+        if self.bar is not None and acc:
+            if len(metrics) == 1:
+                acc += f" loss {metrics[0]['train_loss']:.2e}/{metrics[0]['test_loss']:.2e}"
+            self.bar.set_postfix_str(acc, refresh=False)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -69,9 +82,10 @@ class SweepProgress:
         self.bar.update((step - self.last) * len(self.points))
         self.last = step
 
-    def evaluated(self, step: int, metrics: dict[str, float]) -> None:
-        if "train_acc" in metrics:
-            self.bar.set_postfix_str(f"{self._where()} train {metrics['train_acc']:.3f} test {metrics['test_acc']:.3f}", refresh=False)
+    def evaluated(self, step: int, metrics: list[dict[str, float]]) -> None:
+        acc = accuracies(metrics)
+        if acc:
+            self.bar.set_postfix_str(f"{self._where()} {acc}", refresh=False)
 
     def close(self) -> None:
         # A batch ended (possibly early): count its remaining steps as done so the bar and ETA stay true.

@@ -8,10 +8,8 @@ import torch
 from torch import nn
 
 from groklab.config.schema import ExperimentConfig
+from groklab.losses import EVAL_CHUNK, loss_and_accuracy
 from groklab.measures.base import MEASURES, EvalContext, Measure
-from groklab.training.objectives import correct_count, loss_fn
-
-EVAL_CHUNK = 16384
 
 
 def eval_chunk(cfg: ExperimentConfig) -> int:
@@ -32,14 +30,8 @@ def evaluate(
 
     `forward` replaces `model(chunk)`: a measure that hooks the same pass (feature rank) gets these
     numbers for free, identical to the ones loss_acc would compute."""
-    total_loss = torch.zeros((), dtype=torch.float64, device=y.device)
-    correct = torch.zeros((), dtype=torch.long, device=y.device)
-    for i in range(0, len(y), chunk):
-        logits = (forward or model)(x[i : i + chunk])
-        yc = y[i : i + chunk]
-        total_loss += loss_fn(logits, yc, loss).double() * len(yc)
-        correct += correct_count(logits, yc)
-    return (total_loss / len(y)).item(), correct.item() / len(y)
+    loss_value, acc = loss_and_accuracy(forward or model, x, y, loss, chunk)
+    return loss_value.item(), acc.item()
 
 
 @MEASURES.register("loss_acc")

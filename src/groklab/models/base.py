@@ -39,3 +39,12 @@ def build_model(cfg: ModelConfig, spec: TaskSpec) -> nn.Module:
     """The model for a config and task, after the default init and the init-scale multiplier."""
     entry = MODELS.get(cfg.name, "model.name")
     return scale_parameters(entry.build(cfg, spec), cfg.init_scale)
+
+
+def train_mode_differs(model: nn.Module) -> bool:
+    """Does the model compute something else in train mode (dropout, batch statistics)?
+
+    Then a full-batch training forward cannot stand in for the evaluation of the train set:
+    its loss and accuracy are those of a perturbed (dropout) or batch-normalized (BatchNorm) network.
+    """
+    return any((isinstance(m, nn.Dropout) and m.p > 0) or isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())

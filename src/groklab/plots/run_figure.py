@@ -85,6 +85,6 @@ def _mark_double_descent(ax: plt.Axes, events: dict[str, tuple[int | None, float
 
 
 def _live_events(store: Store, run_id: str) -> dict[str, tuple[int | None, float | None]]:
-    from groklab.api import Run
+    from groklab.analysis.run_events import run_events
 
-    return Run(store, run_id).events()
+    return run_events(store, run_id)

@@ -361,7 +361,7 @@ def estimate(store: Store, plan: Plan, overrides: list[str], seeds: int, done: i
     dims = plan.dims
     sample = sorted({dims[0], dims[len(dims) // 2], dims[-1]})
     cfgs = {d: resolve_config(PRESET, [*overrides, f"model.d_model={d}"]) for d in sample}
-    cost = {d: step_seconds(cfg, store) for d, cfg in cfgs.items()}
+    cost = {d: step_seconds(cfg) for d, cfg in cfgs.items()}
 
     def at(d: int) -> float:
         lo = max((x for x in sample if x <= d), default=sample[0])

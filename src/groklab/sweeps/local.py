@@ -19,10 +19,11 @@ import torch
 
 from groklab.config import ExperimentConfig, from_dict
 from groklab.store import Store, is_live
-from groklab.training.ensemble import can_vectorize, pad_key, shape_key, start_ensemble
+from groklab.training.allocator import tune_malloc
+from groklab.training.ensemble_keys import can_vectorize, pad_key, shape_key
 from groklab.training.reporter import Reporter
+from groklab.training.runs import resume_run, start_ensemble, start_run
 from groklab.training.setup import Prepared, prepare
-from groklab.training.trainer import resume_run, start_run
 
 DONE = ("finished", "stopped", "diverged")
 Reporters = Callable[[list[int], str], Reporter | None]  # (points trained together, label) -> their progress reporter
@@ -232,6 +233,7 @@ def _worker(root: str, sweep_id: str, todo: Any, threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
+    tune_malloc()
     store = Store(root, create=False)
     sweep = store.get_sweep(sweep_id)
     while True:

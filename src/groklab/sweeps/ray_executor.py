@@ -24,6 +24,7 @@ from groklab.errors import GroklabError
 from groklab.store import Store
 from groklab.store.checkpoints import checkpoint_bytes, deserialize, save_checkpoint_bytes, serialize
 from groklab.sweeps.local import pending_batches, sweep_status, train_batch
+from groklab.training.allocator import tune_malloc
 
 # The Store methods a trainer calls, carried out by the store actor (checkpoints go as bytes).
 STORE_CALLS = frozenset(
@@ -122,6 +123,7 @@ class RemoteStore:
 def train_remote(service: Any, sweep: dict[str, Any], batch: list[int], threads: int) -> list[str]:
     """The body of one Ray task: train a batch of points against the store actor."""
     torch.set_num_threads(threads)
+    tune_malloc()
     return train_batch(RemoteStore(service), sweep, batch, lambda points, label: None, lambda msg: None)
 
 

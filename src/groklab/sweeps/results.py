@@ -6,9 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from groklab.analysis.aggregate import aggregate_curves, aggregate_events, mean_ci, metric_range
-from groklab.config import from_dict
+from groklab.analysis.run_events import run_events
 from groklab.store import Store
-from groklab.training.trainer import events_of
 
 
 @dataclass
@@ -42,10 +41,9 @@ def summarize(store: Store, sweep: dict[str, Any]) -> list[dict[str, Any]]:
         finals: dict[str, list[float]] = {}
         evs = []
         for rid in g.run_ids:
-            rec = store.get(rid)
             for name, (_, values) in store.metrics(rid, ["train_acc", "test_acc", "train_loss", "test_loss"]).items():
                 finals.setdefault(name, []).append(values[-1])
-            evs.append(store.events(rid) or events_of(store, rid, from_dict(rec.config)))
+            evs.append(run_events(store, rid))
         final = {k: mean_ci(v, metric_range(k)) for k, v in sorted(finals.items())}
         row: dict[str, Any] = {"values": g.values, "runs": g.run_ids, "final": final}
         row["events"] = aggregate_events(evs)

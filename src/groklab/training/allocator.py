@@ -1,10 +1,12 @@
 """Keep freed CPU tensor memory in the process instead of returning it to the OS after every op.
 
 glibc serves allocations above 128 KiB with fresh mmap()s by default, so every
-step of a CPU training loop page-faults its activations in again; on a 2-core
-machine that costs about a quarter of a small transformer's step. Raising the
+step of a CPU training loop page-faults its activations in again. Raising the
 mmap and trim thresholds (what MALLOC_MMAP_THRESHOLD_ etc. do) makes the heap
 reuse those pages. No effect off glibc; set GROKLAB_MALLOC_TUNING=0 to skip.
+
+A process-wide change, so the processes groklab owns apply it at their entry (the CLI, sweep workers,
+Ray tasks, the benchmarks); a notebook that trains through the Python API calls it if it wants it.
 """
 
 from __future__ import annotations

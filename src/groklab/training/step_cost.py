@@ -8,16 +8,15 @@ import time
 import torch
 
 from groklab.config.schema import ExperimentConfig
-from groklab.store import Store
+from groklab.training.lone import LoneBackend
 from groklab.training.setup import prepare
-from groklab.training.trainer import Trainer
 
 
-def step_seconds(cfg: ExperimentConfig, store: Store, seconds: float = 0.5, warmup: int = 3) -> float:
+def step_seconds(cfg: ExperimentConfig, seconds: float = 0.5, warmup: int = 3) -> float:
     """Mean seconds per optimizer step over about `seconds` of steps, after `warmup` steps.
 
-    Builds the run's model and data but writes nothing: the trainer's store is never touched before `run`."""
-    trainer = Trainer(prepare(cfg), store, run_id="")
+    Builds the run's model and data but writes nothing."""
+    trainer = LoneBackend(prepare(cfg))
     sync = torch.cuda.synchronize if trainer.device.type == "cuda" else (lambda: None)
     for _ in range(warmup):
         trainer.train_step(record=False)

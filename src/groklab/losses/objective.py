@@ -1,0 +1,35 @@
+"""Training objectives: cross-entropy, or MSE against one-hot targets (Omnigrok, Deep Grokking).
+
+Every function takes one model's logits (B, C), or a stack of K members' (K, B, C) and returns one value
+per member. A lone model reduces its batch in one kernel and a stack per member; the two round
+differently in the last bit, and each is kept as it was, so stored runs reproduce exactly.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+LOSS_NAMES = ("ce", "mse")
+
+
+def mean_loss(logits: torch.Tensor, y: torch.Tensor, kind: str) -> torch.Tensor:
+    """Mean loss over the batch: (B, C) logits and (B,) labels -> (); (K, B, C) and (K, B) -> (K,).
+
+    MSE averages over batch x classes."""
+    C = logits.shape[-1]
+    if kind not in LOSS_NAMES:
+        raise ValueError(f"unknown loss {kind!r}")
+    if logits.dim() == 2:
+        if kind == "ce":
+            return F.cross_entropy(logits, y)
+        return F.mse_loss(logits, F.one_hot(y, C).to(logits.dtype))
+    K, B, _ = logits.shape
+    if kind == "ce":
+        return F.cross_entropy(logits.reshape(K * B, C), y.reshape(K * B), reduction="none").view(K, B).mean(1)
+    return F.mse_loss(logits, F.one_hot(y, C).to(logits.dtype), reduction="none").mean(dim=(1, 2))
+
+
+def correct_count(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Argmax predictions equal to the labels, per member: () or (K,), left on the device (no host sync)."""
+    return (logits.argmax(dim=-1) == y).sum(-1)

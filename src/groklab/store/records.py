@@ -1,0 +1,23 @@
+"""A run's record as it is created: its row in the store, its resolved config.yaml and its preset."""
+
+from __future__ import annotations
+
+import yaml
+
+from groklab.config.loading import to_dict
+from groklab.config.presets import preset_baseline
+from groklab.config.schema import ExperimentConfig
+from groklab.store.db import Store
+from groklab.version import __version__
+
+PRESET_FILE = "preset.yaml"  # beside config.yaml: the run's preset as it resolved when the run was created
+
+
+def create_run(store: Store, cfg: ExperimentConfig, device: str, sweep: tuple[str, int] | None = None) -> str:
+    """The run's row (linked to point `sweep[1]` of sweep `sweep[0]`, if given) and its resolved config.yaml."""
+    run_id = store.create_run(to_dict(cfg), cfg.run.name, cfg.preset, __version__, device, sweep)
+    store.write_file(run_id, "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    baseline = preset_baseline(cfg.preset)
+    if baseline is not None:  # the preset as it is today, so `groklab runs` shows this run's own changes later
+        store.write_file(run_id, PRESET_FILE, yaml.safe_dump(baseline, sort_keys=False))
+    return run_id
