@@ -171,11 +171,23 @@ def from_dict(data: dict[str, Any]) -> ExperimentConfig:
         sections[section] = build_dataclass(cls, {**raw, "name": name}, section)
     cfg = build_dataclass(ExperimentConfig, data, "")
     cfg.task, cfg.model = sections["task"], sections["model"]
+    _check_measure_names(cfg)
     cfg.validate()
     from groklab.tasks import TASKS
 
     TASKS.get(cfg.task.name).check_compatible(cfg)
     return cfg
+
+
+def _check_measure_names(cfg: ExperimentConfig) -> None:
+    """Every measure the config names is registered (a cadence for a known but disabled measure is kept, unused)."""
+    from groklab.measures import MEASURES
+
+    for name in cfg.measures.enabled:
+        MEASURES.get(name, "measures.enabled")
+    for name in cfg.measures.every:
+        if name not in MEASURES:
+            raise ConfigError(f"measures.every.{name}", f"is not a measure; choose one of {', '.join(MEASURES)}")
 
 
 def to_dict(cfg: ExperimentConfig) -> dict[str, Any]:
