@@ -24,10 +24,22 @@ def test_mean_ci_is_the_t_interval(xs):
     assert hi - m == pytest.approx(half, abs=1e-6) and m - lo == pytest.approx(half, abs=1e-6)
 
 
+# Two-sided 95% quantiles of Student's t from a printed table (NIST/SEMATECH e-Handbook, 1.3.6.7.2).
+T_TABLE = {1: 12.706, 2: 4.303, 5: 2.571, 10: 2.228, 30: 2.042, 40: 2.021, 50: 2.009, 60: 2.000, 100: 1.984}
+
+
+def test_t95_matches_a_printed_table_for_any_degrees_of_freedom():
+    for dof, t in T_TABLE.items():
+        assert t95(dof) == pytest.approx(t, abs=6e-4), dof
+    assert t95(10**6) == pytest.approx(1.95996, abs=1e-5)  # the normal quantile in the limit
+    assert all(t95(d) > t95(d + 1) for d in range(1, 200))
+
+
 def test_mean_ci_known_values():
-    # n=3: mean 2, s=1, t(2)=4.303 -> half-width 4.303/sqrt(3)
+    # n=3: mean 2, s=1, t(2)=4.303 (a table's 3 decimals) -> half-width 4.303/sqrt(3)
     m, lo, hi = mean_ci([1.0, 2.0, 3.0])
-    assert (m, hi - m, m - lo) == (2.0, pytest.approx(4.303 / math.sqrt(3)), pytest.approx(4.303 / math.sqrt(3)))
+    half = pytest.approx(4.303 / math.sqrt(3), rel=1e-4)
+    assert (m, hi - m, m - lo) == (2.0, half, half)
     assert mean_ci([5.0]) == (5.0, 5.0, 5.0)
     assert mean_ci([float("nan"), 4.0, 6.0])[0] == 5.0
     assert all(math.isnan(v) for v in mean_ci([]))

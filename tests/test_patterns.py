@@ -353,3 +353,33 @@ def test_cli_fit_real_run(capsys, tiny_run, tmp_path):
         assert code == 2 and message in err and err.count("\n") == 1 and not target.exists()
     code, _, err = run_cli(capsys, "patterns", "--fit", "nosuchrun", "--runs-dir", str(tiny_run), "-o", str(target))
     assert code == 2 and "no such run" in err and not target.exists()
+
+
+def test_fit_is_a_least_squares_minimum_scipy_cannot_improve():
+    """scipy.optimize.least_squares as the oracle: started from groklab's fit it finds no lower cost, and
+    started from random points (bounded, in the natural parameters) it does not beat it either."""
+    from scipy.optimize import least_squares
+
+    truth = PatternModel((Pattern(0.6, 10 / 100, 100, 1.0), Pattern(0.9, 5 / 3000, 3000, 0.0)))
+    gen = torch.Generator().manual_seed(1)
+    train = truth.train_acc(STEPS) + 0.01 * torch.randn(len(STEPS), generator=gen, dtype=torch.float64)
+    test = truth.test_acc(STEPS) + 0.01 * torch.randn(len(STEPS), generator=gen, dtype=torch.float64)
+    fit = fit_patterns(STEPS, train.tolist(), test.tolist(), 2, preferred=None)
+
+    def residuals(x):
+        model = PatternModel(tuple(Pattern(*x[4 * i : 4 * i + 4]) for i in range(2)))
+        return torch.cat([model.train_acc(STEPS) - train, model.test_acc(STEPS) - test]).numpy()
+
+    def cost(x):
+        return float((residuals(x) ** 2).sum())
+
+    x_fit = [v for p in fit.patterns for v in (p.gamma, p.alpha, p.b, p.g)]
+    lower, upper = [0, 1e-9, 1e-3, 0] * 2, [1, 10, 1e6, 1] * 2
+    clipped = [min(max(v, lo), hi) for v, lo, hi in zip(x_fit, lower, upper, strict=True)]
+    ours = cost(x_fit)
+    assert least_squares(residuals, clipped, bounds=(lower, upper), x_scale="jac").cost * 2 >= ours * (1 - 1e-3)
+    rng = torch.Generator().manual_seed(2)
+    for _ in range(8):
+        u = torch.rand(8, generator=rng, dtype=torch.float64).tolist()
+        start = [u[0], 10 ** (-4 + 3 * u[1]), 10 ** (1 + 3.5 * u[2]), u[3], u[4], 10 ** (-4 + 3 * u[5]), 10 ** (1 + 3.5 * u[6]), u[7]]
+        assert least_squares(residuals, start, bounds=(lower, upper), x_scale="jac").cost * 2 >= ours * (1 - 1e-3)

@@ -17,8 +17,11 @@ decade of training counts the same.
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from scipy.stats import rankdata
 
 from groklab.analysis.events import first_crossing
 
@@ -36,35 +39,23 @@ MIN_POINTS = 5  # fewer evaluations than this give no correlation: with 3 points
 
 
 def pearson(x: Sequence[float], y: Sequence[float], min_points: int = MIN_POINTS) -> float | None:
-    """Pearson correlation, or None where it is undefined (fewer than min_points points, or a constant curve)."""
-    n = len(x)
-    if n < max(min_points, 2) or n != len(y):
+    """Pearson correlation (the standard library's), or None where it is undefined (fewer than min_points
+    points, or a constant curve)."""
+    if len(x) < max(min_points, 2) or len(x) != len(y):
         return None
-    mx, my = sum(x) / n, sum(y) / n
-    sxy = sum((a - mx) * (b - my) for a, b in zip(x, y, strict=True))
-    sxx = sum((a - mx) ** 2 for a in x)
-    syy = sum((b - my) ** 2 for b in y)
-    if sxx <= 0 or syy <= 0:
+    try:
+        return max(-1.0, min(1.0, statistics.correlation(x, y)))
+    except statistics.StatisticsError:  # a constant curve
         return None
-    return max(-1.0, min(1.0, sxy / math.sqrt(sxx * syy)))
 
 
 def ranks(values: Sequence[float]) -> list[float]:
     """Ranks 1..n, ties sharing their mean rank (as Spearman's rho needs)."""
-    order = sorted(range(len(values)), key=lambda i: values[i])
-    out = [0.0] * len(values)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            out[order[k]] = (i + j) / 2 + 1
-        i = j + 1
-    return out
+    return rankdata(values, method="average").tolist()
 
 
 def spearman(x: Sequence[float], y: Sequence[float], min_points: int = MIN_POINTS) -> float | None:
+    """Spearman's rho: Pearson's correlation of the ranks."""
     return pearson(ranks(x), ranks(y), min_points)
 
 
