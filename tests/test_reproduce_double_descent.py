@@ -137,9 +137,25 @@ def test_quick_reproduction_runs_end_to_end_on_a_tiny_budget(capsys, tmp_path):
 
 @pytest.mark.parametrize("plan", [FULL, QUICK])
 def test_plans_resolve(plan):
-    from groklab.reproduce.double_descent import check
+    """Each plan's overrides land in the config it checks, every width splits into the heads, and a head
+    count that does not divide the widths is refused."""
+    import yaml
 
-    check(plan is QUICK, [])
+    from groklab.errors import ConfigError
+    from groklab.reproduce.double_descent import PRESET, check
+
+    cfg = check(plan is QUICK, [])
+    assert cfg.preset == PRESET
+    data = to_dict(cfg)
+    for item in [*plan.overrides, *plan.analog]:
+        key, value = item.split("=", 1)
+        node = data
+        for part in key.split("."):
+            node = node[part]
+        assert node == yaml.safe_load(value), item
+    assert all(d % cfg.model.n_heads == 0 for d in plan.dims)
+    with pytest.raises(ConfigError, match="not divisible"):
+        check(plan is QUICK, ["model.n_heads=7"])
 
 
 # ----- the quick analog's claim logic, on stored-like synthetic sweeps ---------------------------
