@@ -72,9 +72,12 @@ def test_last_position_shortcut_equals_full_computation(n_layers, n_heads, norm,
         )
     ).double()
     idx = torch.randint(0, 14, (50, 3))
-    out = m(idx)
+    out = m(idx)  # the fast path (transformer_fast.py)
     assert out.shape == (50, 13)
     torch.testing.assert_close(out, reference_forward(m, idx), rtol=1e-10, atol=1e-10)
+    m.fast = False  # the plain forward
+    torch.testing.assert_close(m(idx), reference_forward(m, idx), rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(m(idx[:5]), reference_forward(m, idx[:5]), rtol=1e-10, atol=1e-10)
 
 
 def test_causal_mask_hides_later_tokens():
@@ -155,5 +158,5 @@ def test_sinusoidal_positions_are_fixed_and_match_the_formula():
     idx = torch.randint(0, 14, (50, 3))  # more rows than tokens: the first-block table path
     x = m.tok_emb(idx) + m.positions[:3]
     for block in m.blocks:
-        x = block(x, last_only=False)
+        x = block(x)
     torch.testing.assert_close(m(idx), m.unembed(m.ln_f(x[:, -1])), rtol=1e-10, atol=1e-10)

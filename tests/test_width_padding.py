@@ -12,7 +12,7 @@ import groklab
 from groklab.cli.main import main
 from groklab.config import resolve_config
 from groklab.models.transformer import Transformer, TransformerShape
-from groklab.models.width_padding import embed, extract, host_shape, host_state
+from groklab.models.width_padding import HostTransformer, declared_axes, embed, extract, host_shape, host_state
 from groklab.store import Store
 from groklab.sweeps.local import plan_batches
 from groklab.training.ensemble_keys import pad_key, shape_key
@@ -46,14 +46,16 @@ def test_padded_model_computes_the_narrow_model(heads, d_half, extra, m, m_extra
     for p in params.values():
         p.requires_grad_(True)
     x = torch.randint(0, 12, (batch, 3))
-    out = functional_call(Transformer(host).double(), (params, buffers), (x,))
+    hosting = HostTransformer(host).double()
+    out = functional_call(hosting, (params, buffers), (x,))
     torch.testing.assert_close(out, model(x), rtol=1e-10, atol=1e-10)
     out.square().sum().backward()
     model(x).square().sum().backward()
+    axes = declared_axes(hosting)
     for name, p in model.named_parameters():
         g = params[name].grad
-        torch.testing.assert_close(extract(name, g, small, host), p.grad, rtol=1e-9, atol=1e-10)
-        outside = g - embed(name, extract(name, g, small, host), small, host, g.shape)
+        torch.testing.assert_close(extract(axes[name], g, small, host), p.grad, rtol=1e-9, atol=1e-10)
+        outside = g - embed(axes[name], extract(axes[name], g, small, host), small, host, g.shape)
         assert not outside.any(), f"{name}: gradient outside the narrow entries"  # exactly zero there, not just small
 
 

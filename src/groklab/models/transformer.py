@@ -1,16 +1,17 @@
 """A small decoder-only transformer for algorithmic tasks, in the style of nanoGPT.
 
 Shapes: B batch, T sequence length, C d_model, H heads, D = C // H head size,
-V vocabulary, K classes. The model predicts from the last position only, and
-the last block computes only that position's query, attention output and MLP:
-nothing the loss does not read is computed. The first block's projections are
-looked up from a table of the T·V possible inputs when the batch is larger.
+V vocabulary, K classes, M MLP width. The model predicts from the last position only.
+
+`forward` below is the whole model, written plainly. Training runs the same arithmetic through
+models/transformer_fast.py (on by default, `Transformer.fast`), which skips what the loss never reads
+and looks the first block's projections up from a table. Each parameter declares the width axes its
+dimensions run along (`width_axes`), so models/width_padding.py can host a narrow model in a wide one.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 
 import torch
@@ -22,7 +23,7 @@ from groklab.errors import ConfigError
 from groklab.models.base import MODELS, ModelEntry
 from groklab.models.dropout import Dropout
 from groklab.models.embedding_init import EMBED_INITS, apply_embed_init
-from groklab.models.lookup import lookup
+from groklab.models.transformer_fast import fast_forward
 from groklab.tasks.base import TaskSpec
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiLU}
@@ -30,30 +31,34 @@ ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiL
 # MLP output, each before its residual add. nanoGPT drops at all four; Davies et al.'s (OpenAI's grok)
 # block only at the MLP output.
 DROPOUT_SITES = ("embed", "attn", "attn_out", "mlp")
-QKV = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 
 @dataclass
-class TransformerShape:
-    """Hyper-parameters of the network itself (independent of groklab's configs)."""
+class TransformerArch:
+    """The architecture's knobs: the network's shape has them, and so do the `model.*` config keys."""
+
+    d_model: int = 128
+    n_heads: int = 4
+    n_layers: int = 1
+    d_mlp: int = 512  # in a config, 0 = 4 * d_model, so a sweep over d_model scales the MLP with it (Davies et al.'s code)
+    act: str = "relu"
+    norm: str = "none"  # none | pre | post
+    dropout: float = 0.0
+    dropout_at: list[str] = field(default_factory=lambda: list(DROPOUT_SITES))  # the sites `dropout` applies at; davies2023: [mlp]
+    causal: bool = True
+    mlp_bias: bool = True
+    init: str = "nanda"  # nanda: every matrix N(0, 1/d_model); torch: PyTorch's layer defaults (embeddings N(0, 1))
+    embed_init: str = "default"  # default: as `init`; toeplitz: Gu et al.'s App. E construction (their rec.py), every token
+    pos: str = "learned"  # learned: an nn.Embedding; sinusoidal: the fixed encoding of Vaswani et al. (Davies et al.'s code)
+
+
+@dataclass(kw_only=True)
+class TransformerShape(TransformerArch):
+    """The network's hyper-parameters (independent of groklab's configs): the task's sizes and the architecture."""
 
     vocab_size: int
     n_classes: int
     seq_len: int
-    d_model: int = 128
-    n_heads: int = 4
-    n_layers: int = 1
-    d_mlp: int = 512
-    act: str = "relu"
-    norm: str = "none"  # none | pre | post
-    dropout: float = 0.0
-    dropout_at: tuple[str, ...] = DROPOUT_SITES  # the sites `dropout` applies at (DROPOUT_SITES)
-    causal: bool = True
-    mlp_bias: bool = True
-    init: str = "nanda"  # nanda: every matrix N(0, 1/d_model); torch: PyTorch's layer defaults (embeddings N(0, 1))
-    embed_init: str = "default"  # default: as `init`; toeplitz: Gu et al.'s App. E construction, every token
-    masked_width: bool = False  # host a narrower model: LayerNorm and attention scale read per-model buffers (see width_padding)
-    pos: str = "learned"  # learned: an nn.Embedding; sinusoidal: the fixed encoding of Vaswani et al. (Davies et al.'s code)
 
 
 def sinusoidal_positions(seq_len: int, d_model: int, dtype: torch.dtype | None = None) -> torch.Tensor:
@@ -66,127 +71,97 @@ def sinusoidal_positions(seq_len: int, d_model: int, dtype: torch.dtype | None =
     return torch.where(i % 2 == 0, torch.sin(angle), torch.cos(angle)).to(dtype or torch.get_default_dtype())
 
 
-class MaskedLayerNorm(nn.Module):
-    """LayerNorm over the features where `mask` is 1, zero elsewhere: a narrow model's LayerNorm inside a wider one.
-
-    Parameter names match nn.LayerNorm's, so state dicts are interchangeable."""
-
-    def __init__(self, n_features: int, eps: float = 1e-5) -> None:
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(n_features))
-        self.bias = nn.Parameter(torch.zeros(n_features))
-        self.register_buffer("mask", torch.ones(n_features), persistent=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n = self.mask.sum()
-        xc = (x - (x * self.mask).sum(-1, keepdim=True) / n) * self.mask  # (..., C), zero on inactive features
-        var = (xc * xc).sum(-1, keepdim=True) / n
-        return xc * torch.rsqrt(var + self.eps) * self.weight + self.bias
+def width_axes(module: nn.Module, **axes: tuple[str | None, ...]) -> nn.Module:
+    """Declare, per parameter of `module`, the width each dimension runs along: "res" (the residual
+    stream, C), "head" (the heads' features, H x D), "mlp" (the MLP units, M) or None (not a width)."""
+    module.width_axes = axes
+    return module
 
 
-def dropout_at(s: TransformerShape, site: str) -> Dropout:
+def dropout_at(s: TransformerArch, site: str) -> Dropout:
     """The dropout of one site: p = s.dropout where the shape drops out there, else 0 (an identity)."""
     return Dropout(s.dropout if site in s.dropout_at else 0.0)
 
 
-def layer_norm(s: TransformerShape) -> nn.Module:
-    return MaskedLayerNorm(s.d_model) if s.masked_width else nn.LayerNorm(s.d_model)
+def layer_norm(s: TransformerArch) -> nn.Module:
+    if s.norm == "none":
+        return nn.Identity()
+    return width_axes(nn.LayerNorm(s.d_model), weight=("res",), bias=("res",))
 
 
 class Attention(nn.Module):
-    def __init__(self, s: TransformerShape) -> None:
+    def __init__(self, s: TransformerArch) -> None:
         super().__init__()
-        self.n_heads, self.causal, self.masked = s.n_heads, s.causal, s.masked_width
-        if s.masked_width:  # 1/sqrt(head size) of the hosted model, which is narrower than this one
-            self.register_buffer("scale", torch.tensor(1.0 / math.sqrt(s.d_model // s.n_heads)), persistent=False)
-        self.q_proj = nn.Linear(s.d_model, s.d_model, bias=False)
-        self.k_proj = nn.Linear(s.d_model, s.d_model, bias=False)
-        self.v_proj = nn.Linear(s.d_model, s.d_model, bias=False)
-        self.out_proj = nn.Linear(s.d_model, s.d_model, bias=False)
+        self.n_heads, self.causal = s.n_heads, s.causal
+        self.scale = 1.0 / math.sqrt(s.d_model // s.n_heads)  # 1/sqrt(D)
+        self.q_proj = width_axes(nn.Linear(s.d_model, s.d_model, bias=False), weight=("head", "res"))
+        self.k_proj = width_axes(nn.Linear(s.d_model, s.d_model, bias=False), weight=("head", "res"))
+        self.v_proj = width_axes(nn.Linear(s.d_model, s.d_model, bias=False), weight=("head", "res"))
+        self.out_proj = width_axes(nn.Linear(s.d_model, s.d_model, bias=False), weight=("res", "head"))
         self.attn_drop, self.out_drop = dropout_at(s, "attn"), dropout_at(s, "attn_out")
 
-    def forward(self, x: torch.Tensor, last_only: bool = False, qkv: QKV | None = None) -> torch.Tensor:
-        """x (B, T, C) -> (B, Tq, C) with Tq = 1 if last_only else T. `qkv` supplies the projections precomputed."""
-        if qkv is None:
-            # contiguous: under vmap (ensembles) a Linear with stacked weights on a strided slice copies
-            # its weight once per example (B x C x C); on a contiguous (B, 1, C) it is one batched matmul
-            qkv = self.q_proj(x[:, -1:].contiguous() if last_only else x), self.k_proj(x), self.v_proj(x)
-        q, k, v = qkv  # (B, Tq, C), (B, T, C), (B, T, C)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, T, C) -> (B, T, C)."""
+        return self.out_drop(self.out_proj(self.mix(self.q_proj(x), self.k_proj(x), self.v_proj(x))))
+
+    def mix(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Projected queries, keys, values, each (B, T, C) -> the heads' attention outputs, concatenated (B, T, C)."""
         B, T, C = k.shape
         H, D = self.n_heads, C // self.n_heads
-        k, v = k.view(B, T, H, D), v.view(B, T, H, D)
-        scale = self.scale if self.masked else 1.0 / math.sqrt(D)
-        if last_only:
-            # One query per sequence: scores by broadcasting, cheaper than T-long batched matmuls.
-            q = q.view(B, 1, H, D)
-            att = (q * k).sum(-1) * scale  # (B, T, H): the last position sees every key
-            att = self.attn_drop(F.softmax(att, dim=1))
-            y = (att.unsqueeze(-1) * v).sum(1).reshape(B, 1, C)  # (B, 1, C)
-        else:
-            q, k, v = (t.transpose(1, 2) for t in (q.view(B, T, H, D), k, v))  # each (B, H, T, D)
-            att = (q @ k.transpose(-2, -1)) * scale  # (B, H, T, T); explicit, so vmap batches it
-            if self.causal:
-                att = att.masked_fill(~torch.ones(T, T, dtype=torch.bool, device=att.device).tril(), float("-inf"))
-            att = self.attn_drop(F.softmax(att, dim=-1))
-            y = (att @ v).transpose(1, 2).reshape(B, T, C)  # (B, T, C)
-        return self.out_drop(self.out_proj(y))
+        q, k, v = (t.view(B, T, H, D).transpose(1, 2) for t in (q, k, v))  # each (B, H, T, D)
+        att = (q @ k.transpose(-2, -1)) * self.scale  # (B, H, T, T); explicit, so vmap batches it
+        if self.causal:
+            att = att.masked_fill(~torch.ones(T, T, dtype=torch.bool, device=att.device).tril(), float("-inf"))
+        att = self.attn_drop(F.softmax(att, dim=-1))
+        return (att @ v).transpose(1, 2).reshape(B, T, C)  # (B, T, C)
 
 
 class MLP(nn.Module):
-    def __init__(self, s: TransformerShape) -> None:
+    def __init__(self, s: TransformerArch) -> None:
         super().__init__()
-        self.fc_in = nn.Linear(s.d_model, s.d_mlp, bias=s.mlp_bias)
+        self.fc_in = width_axes(nn.Linear(s.d_model, s.d_mlp, bias=s.mlp_bias), weight=("mlp", "res"), bias=("mlp",))
         self.act = ACTIVATIONS[s.act]()
-        self.fc_out = nn.Linear(s.d_mlp, s.d_model, bias=s.mlp_bias)
+        self.fc_out = width_axes(nn.Linear(s.d_mlp, s.d_model, bias=s.mlp_bias), weight=("res", "mlp"), bias=("res",))
         self.dropout = dropout_at(s, "mlp")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.fc_out(self.act(self.fc_in(x))))  # (B, T, C)
+        return self.dropout(self.fc_out(self.act(self.fc_in(x))))  # (B, T, C) -> (B, T, M) -> (B, T, C)
 
 
 class Block(nn.Module):
     """Residual attention + MLP; LayerNorm before each (pre), after each sum (post), or none."""
 
-    def __init__(self, s: TransformerShape) -> None:
+    def __init__(self, s: TransformerArch) -> None:
         super().__init__()
         self.norm = s.norm
         self.attn, self.mlp = Attention(s), MLP(s)
-        use_ln = s.norm != "none"
-        self.ln_1 = layer_norm(s) if use_ln else nn.Identity()
-        self.ln_2 = layer_norm(s) if use_ln else nn.Identity()
+        self.ln_1, self.ln_2 = layer_norm(s), layer_norm(s)
 
-    def qkv(self, x: torch.Tensor) -> QKV:
-        """Attention projections of every position of x (..., C)."""
-        h = self.ln_1(x) if self.norm == "pre" else x
-        return self.attn.q_proj(h), self.attn.k_proj(h), self.attn.v_proj(h)
-
-    def forward(self, x: torch.Tensor, last_only: bool = False, qkv: QKV | None = None) -> torch.Tensor:
-        res = x[:, -1:] if last_only else x  # the residual stream positions we keep
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.norm == "post":
-            x = self.ln_1(res + self.attn(x, last_only, qkv))
+            x = self.ln_1(x + self.attn(x))
             return self.ln_2(x + self.mlp(x))
-        x = res + self.attn(self.ln_1(x) if qkv is None else x, last_only, qkv)
+        x = x + self.attn(self.ln_1(x))  # (B, T, C); ln_1, ln_2 are identities without LayerNorm
         return x + self.mlp(self.ln_2(x))
 
 
 class Transformer(nn.Module):
-    """Token + learned position embeddings, `n_layers` blocks, logits at the last position: (B, T) -> (B, K)."""
+    """Token + position embeddings, `n_layers` blocks, logits at the last position: (B, T) -> (B, K)."""
 
     def __init__(self, s: TransformerShape) -> None:
         super().__init__()
         if s.d_model % s.n_heads:
             raise ValueError(f"d_model {s.d_model} is not divisible by n_heads {s.n_heads}")
         self.shape = s
-        self.tok_emb = nn.Embedding(s.vocab_size, s.d_model)
+        self.fast = True  # run models/transformer_fast.py: the same arithmetic, less of it
+        self.tok_emb = width_axes(nn.Embedding(s.vocab_size, s.d_model), weight=(None, "res"))
         if s.pos == "learned":
-            self.pos_emb = nn.Embedding(s.seq_len, s.d_model)
-        else:  # derived from the shape, so not saved with the weights
-            self.register_buffer("pos_table", sinusoidal_positions(s.seq_len, s.d_model), persistent=False)
+            self.pos_emb = width_axes(nn.Embedding(s.seq_len, s.d_model), weight=(None, "res"))
+        self._sinusoids: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}  # pos=sinusoidal: per dtype and device
         self.drop = dropout_at(s, "embed")
         self.blocks = nn.ModuleList(Block(s) for _ in range(s.n_layers))
         self.ln_f = layer_norm(s) if s.norm == "pre" else nn.Identity()
-        self.unembed = nn.Linear(s.d_model, s.n_classes, bias=False)
+        self.unembed = width_axes(nn.Linear(s.d_model, s.n_classes, bias=False), weight=(None, "res"))
         if s.init == "nanda":
             self.reset_parameters()  # else keep the PyTorch defaults each layer drew at construction
         # Drawn last, so every other parameter is the same as under embed_init=default with the same seed.
@@ -195,28 +170,26 @@ class Transformer(nn.Module):
     def reset_parameters(self) -> None:
         """Nanda et al.'s scheme: every weight matrix N(0, 1/d_model), biases 0, LayerNorm (1, 0)."""
         std = 1.0 / math.sqrt(self.shape.d_model)
+        norms = {id(p) for m in self.modules() if isinstance(m, nn.LayerNorm) for p in m.parameters()}
         for name, p in self.named_parameters():
-            if "ln_" in name:
+            if id(p) in norms:
                 nn.init.ones_(p) if name.endswith("weight") else nn.init.zeros_(p)
             elif name.endswith("bias"):
                 nn.init.zeros_(p)
             else:
                 nn.init.normal_(p, std=std)
 
-    def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True) -> Transformer:
-        """After .to(dtype)/.double(), re-derive the fixed table at the new precision: a float32 table cast
-        to float64 would carry float32 rounding (~3e-8) into a float64 run."""
-        super()._apply(fn, recurse)
-        table = getattr(self, "pos_table", None)
-        if table is not None and table.is_floating_point() and table.device.type != "meta":
-            T, C = table.shape
-            self.pos_table = sinusoidal_positions(T, C, table.dtype).to(table.device)
-        return self
-
     @property
     def positions(self) -> torch.Tensor:
-        """(T, C) position embedding added to the tokens: learned, or the fixed sinusoidal table."""
-        return self.pos_emb.weight if self.shape.pos == "learned" else self.pos_table
+        """(T, C) position embedding added to the tokens: learned, or the fixed sinusoidal table, derived in
+        float64 and rounded once to the weights' dtype (never a float32 table cast up)."""
+        if self.shape.pos == "learned":
+            return self.pos_emb.weight
+        w = self.tok_emb.weight
+        key = (w.dtype, w.device)
+        if key not in self._sinusoids:
+            self._sinusoids[key] = sinusoidal_positions(self.shape.seq_len, self.shape.d_model, w.dtype).to(w.device)
+        return self._sinusoids[key]
 
     @property
     def token_embedding(self) -> torch.Tensor:
@@ -224,58 +197,23 @@ class Transformer(nn.Module):
         return self.tok_emb.weight
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        _, T = idx.shape
-        qkv = self.first_block_qkv(idx)
-        # With the first block's projections looked up, a 1-layer model's residual stream needs only the last position.
-        keep = T - 1 if qkv is not None and len(self.blocks) == 1 else 0
-        x = self.drop(lookup(idx[:, keep:], self.tok_emb.weight) + self.positions[keep:T])  # (B, T - keep, C)
-        for i, block in enumerate(self.blocks):
-            x = block(x, last_only=i == len(self.blocks) - 1, qkv=qkv if i == 0 else None)  # the last block keeps (B, 1, C)
-        return self.unembed(self.ln_f(x[:, -1]))  # (B, K)
-
-    def first_block_qkv(self, idx: torch.Tensor) -> QKV | None:
-        """The first block's projections by table lookup, when that is cheaper.
-
-        Its input at (b, t) is tok_emb[idx[b, t]] + pos_emb[t]: one of T·V vectors. Projecting those
-        T·V vectors once and gathering costs far less than projecting B·T rows when V < B (a
-        full-batch step on modular arithmetic: 98 tokens, thousands of examples). Exact, since each
-        row of a projection depends on its own input row only; skipped under embedding dropout.
-        """
-        B, T = idx.shape
-        V, C = self.tok_emb.weight.shape
-        if V >= B or (self.training and self.drop.p > 0):
-            return None
-        table = self.positions[:T, None] + self.tok_emb.weight[None]  # (T, V, C): every (position, token)
-        q, k, v = self.blocks[0].qkv(table)  # each (T, V, C)
-        rows = idx + V * torch.arange(T, device=idx.device)  # (B, T): row of (t, idx[b, t]) in the flattened table
-        if len(self.blocks) == 1:  # the only block is also the last: only the last position's query is needed
-            q, q_rows = q[-1], idx[:, -1:]  # (V, C), (B, 1)
-        else:
-            q, q_rows = q.reshape(T * V, C), rows
-        return lookup(q_rows, q), lookup(rows, k.reshape(T * V, C)), lookup(rows, v.reshape(T * V, C))
+        if self.fast:
+            return fast_forward(self, idx)
+        T = idx.shape[1]
+        x = self.drop(self.tok_emb(idx) + self.positions[:T])  # (B, T, C)
+        for block in self.blocks:
+            x = block(x)  # (B, T, C)
+        return self.unembed(self.ln_f(x[:, -1]))  # (B, K): the last position predicts
 
 
 # --- groklab registration: the config keys `model.*` for name=transformer -------------------------
 
 
 @dataclass
-class TransformerConfig(ModelConfig):
-    """`model.*` keys: the TransformerShape fields that do not come from the task."""
+class TransformerConfig(TransformerArch, ModelConfig):
+    """`model.*` keys for name=transformer: the architecture (TransformerArch); the task gives the sizes."""
 
     name: str = "transformer"
-    d_model: int = 128
-    n_heads: int = 4
-    n_layers: int = 1
-    d_mlp: int = 512  # 0 = 4 * d_model, so a sweep over d_model scales the MLP with it (Davies et al.'s code)
-    act: str = "relu"
-    norm: str = "none"
-    dropout: float = 0.0
-    dropout_at: list[str] = field(default_factory=lambda: list(DROPOUT_SITES))  # embed attn attn_out mlp; davies2023: [mlp]
-    causal: bool = True
-    mlp_bias: bool = True
-    init: str = "nanda"  # nanda: every matrix N(0, 1/d_model); torch: PyTorch's layer defaults (embeddings N(0, 1))
-    embed_init: str = "default"  # default | toeplitz: Gu et al.'s Toeplitz W_E (App. E, their rec.py), every token
-    pos: str = "learned"  # learned | sinusoidal: fixed sin/cos positions, as in Davies et al.'s (OpenAI's grok) code
 
     def validate(self) -> None:
         super().validate()
@@ -304,15 +242,10 @@ class TransformerConfig(ModelConfig):
 
 
 def _build(cfg: TransformerConfig, spec: TaskSpec) -> Transformer:
-    from_task = {
-        "vocab_size": spec.vocab_size,
-        "n_classes": spec.n_classes,
-        "seq_len": spec.seq_len,
-    }
-    from_cfg = {f.name: getattr(cfg, f.name) for f in fields(TransformerShape) if f.name not in from_task and hasattr(cfg, f.name)}
-    from_cfg["d_mlp"] = cfg.d_mlp or 4 * cfg.d_model
-    from_cfg["dropout_at"] = tuple(cfg.dropout_at)
-    return Transformer(TransformerShape(**from_task, **from_cfg))
+    arch = {f.name: getattr(cfg, f.name) for f in fields(TransformerArch)}
+    arch["d_mlp"] = cfg.d_mlp or 4 * cfg.d_model
+    arch["dropout_at"] = list(cfg.dropout_at)
+    return Transformer(TransformerShape(vocab_size=spec.vocab_size, n_classes=spec.n_classes, seq_len=spec.seq_len, **arch))
 
 
 MODELS.register("transformer")(ModelEntry(TransformerConfig, _build, "decoder-only transformer, logits at the last position"))

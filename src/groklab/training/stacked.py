@@ -24,8 +24,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from groklab.losses import loss_and_accuracy
 from groklab.measures.loss_acc import eval_chunk
-from groklab.models.transformer import Transformer
-from groklab.models.width_padding import extract, host_shape, host_state
+from groklab.models.width_padding import HostTransformer, declared_axes, extract, host_shape, host_state
 from groklab.tasks import TaskData
 from groklab.training.backend import Backend
 from groklab.training.checkpoint import optimizer_state, run_state
@@ -47,7 +46,8 @@ class StackedBackend(Backend):
         models = [p.model.to(device=device, dtype=dtype) for p in preps]  # member k's own module, for measures and checkpoints
         if self.padded:
             self.host = host_shape([m.shape for m in models])
-            self.model = Transformer(self.host).to("meta")
+            self.model = HostTransformer(self.host).to("meta")
+            self.axes = declared_axes(self.model)
             states = [host_state(m, self.host) for m in models]
             stacked = {n: torch.stack([st[0][n] for st in states]) for n in states[0][0]}
             self.buffers = {n: torch.stack([st[1][n] for st in states]) for n in states[0][1]}
@@ -102,7 +102,7 @@ class StackedBackend(Backend):
         """Member k's part of a stacked parameter-shaped tensor (a parameter, an optimizer moment)."""
         if not self.padded:
             return stacked[k]
-        return extract(name, stacked[k], self.preps[k].model.shape, self.host)
+        return extract(self.axes[name], stacked[k], self.preps[k].model.shape, self.host)
 
     @torch.no_grad()
     def member_model(self, k: int) -> nn.Module:
