@@ -6,7 +6,7 @@ that mix widths, and the wall-clock of the full reproduction each way.
 
 Sequential and seed-ensemble step times are measured at `--sample` evenly spaced widths and interpolated
 linearly in between, so the CPU run takes minutes, not hours; every padded ensemble is timed. The padded
-ensembles are the ones `groklab sweep` plans for this grid on this device (sweeps/local.py: plan_batches),
+ensembles are the ones `groklab sweep` plans for this grid on this device (sweeps/planning.py: plan_batches),
 or, with `--bucket K`, runs of K members of neighbouring widths.
 """
 
@@ -22,7 +22,7 @@ from common import timed
 from groklab.config import resolve_config
 from groklab.config.schema import ExperimentConfig
 from groklab.store import Store
-from groklab.sweeps.local import plan_batches
+from groklab.sweeps.planning import plan_batches
 from groklab.sweeps.spec import parse_values, spec_from_cli
 from groklab.training.allocator import tune_malloc
 from groklab.training.lone import LoneBackend
@@ -63,8 +63,8 @@ def sweep_plan(dims: list[int], args: argparse.Namespace) -> list[list[tuple[int
     spec = spec_from_cli("davies2023", [f"run.device={args.device}", "measures.enabled=[loss_acc]"], grid, args.seeds)
     with tempfile.TemporaryDirectory() as tmp, Store(tmp) as store:
         sweep = store.get_sweep(store.create_sweep("", spec.as_dict(), spec.plan()))
-        plan = plan_batches(store, sweep, list(range(len(sweep["points"]))), None)
-    member = lambda i: (sweep["points"][i]["config"]["model"]["d_model"], sweep["points"][i]["config"]["run"]["seed"])  # noqa: E731
+        plan = plan_batches(store, sweep, list(range(len(sweep.points))), None)
+    member = lambda i: (sweep.points[i].config["model"]["d_model"], sweep.points[i].config["run"]["seed"])  # noqa: E731
     return [[member(i) for i in batch] for batch in plan]
 
 

@@ -116,12 +116,12 @@ def test_ray_sweep_resumes_after_a_lost_worker_and_a_killed_driver(capsys, tmp_p
     assert proc.returncode == 130, err
     store = Store(runs, create=False)
     (sweep,) = store.sweeps()
-    linked = store.sweep_runs(sweep["id"])
+    linked = store.sweep_runs(sweep.id)
     assert "interrupted" in {store.get(r).status for r in linked.values()}
 
     # The sweep resumes on Ray from the checkpoints; then its driver is SIGKILLed, taking its tasks
     # and store actor with it, and the runs are left `running`.
-    proc = start_driver(runs, "--resume", sweep["id"], "--max-ensemble", "1")
+    proc = start_driver(runs, "--resume", sweep.id, "--max-ensemble", "1")
     try:
         wait_for_step(runs, 450, proc)
         proc.send_signal(signal.SIGKILL)
@@ -134,11 +134,11 @@ def test_ray_sweep_resumes_after_a_lost_worker_and_a_killed_driver(capsys, tmp_p
         time.sleep(0.2)  # the orphaned store actor exits within seconds
 
     # The local executor finishes them: nothing ran twice, no metric row lost or duplicated.
-    assert main(["sweep", "--resume", sweep["id"], "--max-ensemble", "1", "--quiet", "--runs-dir", str(runs)]) == 0
+    assert main(["sweep", "--resume", sweep.id, "--max-ensemble", "1", "--quiet", "--runs-dir", str(runs)]) == 0
     with sqlite3.connect(runs / "groklab.db") as conn:
         assert conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 2
     assert all(store.get(r).status == "finished" for r in linked.values())
-    assert_same_rows(rows_by_point(store, sweep["id"]), reference)
+    assert_same_rows(rows_by_point(store, sweep.id), reference)
 
 
 @pytest.mark.parametrize(

@@ -249,5 +249,5 @@ def test_ctrl_c_ends_the_reproduction_instead_of_starting_its_next_sweep(tmp_pat
 
     with pytest.raises(KeyboardInterrupt):
         reproduce(store, True, 1, tmp_path / "out", train=train, overrides=["schedule.steps=30"], dims=(2,), echo=lambda _: None)
-    assert [sw["name"] for sw in store.sweeps()] == ["double-descent-dims-quick"]  # the bump sweep never started
+    assert [sw.name for sw in store.sweeps()] == ["double-descent-dims-quick"]  # the bump sweep never started
     assert [r.status for r in store.runs()] == ["interrupted"]

@@ -16,7 +16,7 @@ from groklab.cli.main import main
 from groklab.errors import ConfigError
 from groklab.store import Store
 from groklab.sweeps import SweepSpec, parse_values, run_sweep, spec_from_cli, spec_from_yaml
-from groklab.sweeps.local import plan_batches
+from groklab.sweeps.planning import plan_batches
 from helpers import TINY, InterruptAt
 
 
@@ -194,9 +194,9 @@ def test_sweep_resume_after_sigkill(tmp_path):
         proc.kill()
     store = Store(runs, create=False)
     (sweep,) = store.sweeps()
-    assert store.get(store.sweep_runs(sweep["id"])[1]).status == "running"  # killed: never marked
-    assert main(["sweep", "--resume", sweep["id"][:4], "--quiet", "--max-ensemble", "1", "--runs-dir", str(runs)]) == 0
-    linked = store.sweep_runs(sweep["id"])
+    assert store.get(store.sweep_runs(sweep.id)[1]).status == "running"  # killed: never marked
+    assert main(["sweep", "--resume", sweep.id[:4], "--quiet", "--max-ensemble", "1", "--runs-dir", str(runs)]) == 0
+    linked = store.sweep_runs(sweep.id)
     assert len(linked) == 2 and all(store.get(r).status == "finished" for r in linked.values())
     with sqlite3.connect(runs / "groklab.db") as conn:
         assert conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 2
@@ -256,7 +256,7 @@ def test_compatible_points_train_as_one_ensemble_and_resume_alone(tmp_path):
 
 def test_ensemble_cap_on_cpu():
     from groklab.config import resolve_config
-    from groklab.sweeps.local import ensemble_cap
+    from groklab.sweeps.planning import ensemble_cap
 
     assert ensemble_cap(resolve_config("gu2025", ["run.device=cpu"])) == 1  # ~3 GFLOP a step: lone runs are as fast
     assert 1 < ensemble_cap(resolve_config(None, TINY)) <= 32

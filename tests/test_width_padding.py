@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -14,7 +16,7 @@ from groklab.config import resolve_config
 from groklab.models.transformer import Transformer, TransformerShape
 from groklab.models.width_padding import HostTransformer, declared_axes, embed, extract, host_shape, host_state
 from groklab.store import Store
-from groklab.sweeps.local import plan_batches
+from groklab.sweeps.planning import plan_batches
 from groklab.training.ensemble_keys import pad_key, shape_key
 from groklab.training.runs import start_ensemble
 from groklab.training.setup import prepare
@@ -112,11 +114,11 @@ def test_sweep_pads_widths_unless_told_not_to(tmp_path, capsys):
     assert main([*args, "--max-ensemble", "4"]) == 0
     store = Store(runs, create=False)
     sweep = store.get_sweep(capsys.readouterr().out.strip())
-    fresh = {**sweep, "id": "not-started"}  # the plan before any point has a run
+    fresh = dataclasses.replace(sweep, id="not-started")  # the plan before any point has a run
     assert plan_batches(store, fresh, list(range(8)), 4) == [[0, 1, 2, 3], [4, 5, 6, 7]]  # ordered by width
     assert plan_batches(store, fresh, list(range(8)), 4, pad_widths=True) == [[0, 1, 2, 3], [4, 5, 6, 7]]
     assert plan_batches(store, fresh, list(range(8)), 4, pad_widths=False) == [[0, 1], [2, 3], [4, 5], [6, 7]]  # one width each
-    runs_of = store.sweep_runs(sweep["id"])
+    runs_of = store.sweep_runs(sweep.id)
     assert {store.get(runs_of[i]).status for i in range(8)} == {"finished"}
     messages = {store.get(runs_of[i]).message for i in range(8)}
     assert all("ensemble of 4" in m for m in messages)

@@ -7,10 +7,10 @@ from groklab.analysis.events import grokking_events
 from groklab.analysis.stages import stage_events
 from groklab.config.loading import from_dict
 from groklab.config.schema import ExperimentConfig
-from groklab.store import Store
+from groklab.store.protocol import RunStore
 
 
-def events_of(store: Store, run_id: str, cfg: ExperimentConfig) -> dict[str, tuple[int | None, float | None]]:
+def events_of(store: RunStore, run_id: str, cfg: ExperimentConfig) -> dict[str, tuple[int | None, float | None]]:
     """t_fit, t_grok and the delay; the generalization stages (test-accuracy surges); per layer, rank double
     descent and the lag between the rank's fall and the test-accuracy rise; the test loss's double descent
     (dd_*), if it has one."""
@@ -23,6 +23,6 @@ def events_of(store: Store, run_id: str, cfg: ExperimentConfig) -> dict[str, tup
     return {**events, **stage_events(curves, e.surge_rise, e.surge_window, e.rank_prominence), **dd}
 
 
-def run_events(store: Store, run_id: str) -> dict[str, tuple[int | None, float | None]]:
+def run_events(store: RunStore, run_id: str) -> dict[str, tuple[int | None, float | None]]:
     """The events stored with a run, or, for a run still training (none stored yet), computed from its curves."""
     return store.events(run_id) or events_of(store, run_id, from_dict(store.get(run_id).config))

@@ -46,9 +46,9 @@ def cmd_compare(ns: argparse.Namespace) -> int:
     store = Store(ns.runs_dir, create=False)
     if is_sweep_ref(store, ns.run):
         sweep = store.get_sweep(ns.run)
-        run_ids = list(store.sweep_runs(sweep["id"]).values())
+        run_ids = list(store.sweep_runs(sweep.id).values())
         if not run_ids:
-            raise GroklabError(f"sweep {sweep['id']} has no runs yet; nothing to compare")
+            raise GroklabError(f"sweep {sweep.id} has no runs yet; nothing to compare")
     else:
         run_ids = [store.get(ns.run).id]
     per_run = {rid: store.metrics(rid) for rid in run_ids}

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from groklab.cli.common import dumps_json, show_data, split_args, when
 from groklab.errors import GroklabError
+
+if TYPE_CHECKING:
+    from groklab.store import SweepRecord
 
 
 def cmd_sweep(ns: argparse.Namespace) -> int:
@@ -23,7 +26,7 @@ def cmd_sweep(ns: argparse.Namespace) -> int:
         if ns.args or ns.grid or ns.seeds != 1:
             raise GroklabError("--resume SWEEP takes no preset, overrides, --grid or --seeds: the sweep keeps its own")
         store = Store(ns.runs_dir, create=False)
-        sweep_id = store.get_sweep(ns.resume)["id"]
+        sweep_id = store.get_sweep(ns.resume).id
 
         def open_sweep() -> tuple[Any, str]:
             return store, sweep_id
@@ -130,7 +133,7 @@ def _summary(ns: argparse.Namespace, sweep_id: str, counts: dict[str, int]) -> i
 def _sweep_progress(store: Any, sweep_id: str) -> Any:
     from groklab.cli.progress import SweepProgress
 
-    steps = [p["config"]["schedule"]["steps"] for p in store.get_sweep(sweep_id)["points"]]
+    steps = [p.config["schedule"]["steps"] for p in store.get_sweep(sweep_id).points]
     return SweepProgress(sweep_id, steps, _steps_done(store, sweep_id))
 
 
@@ -138,9 +141,9 @@ def _steps_done(store: Any, sweep_id: str) -> list[int]:
     """Per point, the steps trained so far (all of them once its run has ended)."""
     linked = store.sweep_runs(sweep_id)
     done = []
-    for i, point in enumerate(store.get_sweep(sweep_id)["points"]):
+    for i, point in enumerate(store.get_sweep(sweep_id).points):
         rec = store.get(linked[i]) if i in linked else None
-        total = point["config"]["schedule"]["steps"]
+        total = point.config["schedule"]["steps"]
         done.append(0 if rec is None else total if rec.status in ("finished", "stopped", "diverged") else rec.step)
     return done
 
@@ -159,12 +162,12 @@ def cmd_sweeps(ns: argparse.Namespace) -> int:
     store = Store(ns.runs_dir, create=False)
     rows = [
         {
-            "id": sw["id"],
-            "name": sw["name"],
-            "points": len(sw["points"]),
-            "status": sweep_status(store, sw["id"]),
-            "spec": sw["spec"],
-            "created": sw["created"],
+            "id": sw.id,
+            "name": sw.name,
+            "points": len(sw.points),
+            "status": sweep_status(store, sw.id),
+            "spec": sw.spec,
+            "created": sw.created,
         }
         for sw in store.sweeps()
     ]
@@ -180,15 +183,15 @@ def cmd_sweeps(ns: argparse.Namespace) -> int:
 
 def is_sweep_ref(store: Any, ref: str) -> bool:
     """Sweep ids start with 's' (run ids are hex), so a prefix of one is never a run's."""
-    return ref.startswith("s") and any(sw["id"].startswith(ref) for sw in store.sweeps())
+    return ref.startswith("s") and any(sw.id.startswith(ref) for sw in store.sweeps())
 
 
-def show_sweep(store: Any, sweep: dict[str, Any], as_json: bool) -> int:
-    linked = store.sweep_runs(sweep["id"])
+def show_sweep(store: Any, sweep: SweepRecord, as_json: bool) -> int:
+    linked = store.sweep_runs(sweep.id)
     rows = []
-    for i, point in enumerate(sweep["points"]):
+    for i, point in enumerate(sweep.points):
         run_id = linked.get(i)
-        row: dict[str, Any] = {"point": i, **point["values"], "run": run_id, "status": "pending"}
+        row: dict[str, Any] = {"point": i, **point.values, "run": run_id, "status": "pending"}
         if run_id:
             info = show_data(store, run_id)
             row.update(
@@ -203,11 +206,11 @@ def show_sweep(store: Any, sweep: dict[str, Any], as_json: bool) -> int:
 
     summary = summarize(store, sweep)
     if as_json:
-        head = {k: sweep[k] for k in ("id", "name", "spec", "created")}
+        head = {k: getattr(sweep, k) for k in ("id", "name", "spec", "created")}
         print(dumps_json({"sweep": head, "points": rows, "summary": summary}))
         return 0
-    print(f"sweep {sweep['id']}  name {sweep['name']}  {len(rows)} points  created {when(sweep['created'])}")
-    keys = list(sweep["points"][0]["values"]) if rows else []
+    print(f"sweep {sweep.id}  name {sweep.name}  {len(rows)} points  created {when(sweep.created)}")
+    keys = list(sweep.points[0].values) if rows else []
     cols = ["point", *keys, "run", "status", "t_fit", "t_grok", "train_acc", "test_acc"]
     print("  ".join(f"{c:>12s}" for c in cols))
     for r in rows:

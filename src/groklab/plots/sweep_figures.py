@@ -16,17 +16,17 @@ import numpy as np
 from groklab.analysis.aggregate import mean_ci, metric_range
 from groklab.errors import GroklabError
 from groklab.plots.run_figure import FORMATS, _log_x, save_figure
-from groklab.store import Store
+from groklab.store import Store, SweepRecord
 from groklab.sweeps.results import Group, curves, groups
 
 
-def plot_sweep(store: Store, sweep: dict[str, Any], x_key: str | None, output: str | Path | None = None) -> Path:
-    path = Path(output) if output else store.root / "sweeps" / f"{sweep['id']}.png"
+def plot_sweep(store: Store, sweep: SweepRecord, x_key: str | None, output: str | Path | None = None) -> Path:
+    path = Path(output) if output else store.root / "sweeps" / f"{sweep.id}.png"
     if path.suffix.lower() not in FORMATS:
         raise GroklabError(f"--output: unknown figure format {path.suffix or '(none)'!r}; use .png, .svg or .pdf")
     gs = [g for g in groups(store, sweep) if g.run_ids]
     if not gs:
-        raise GroklabError(f"sweep {sweep['id']} has no runs yet; nothing to plot")
+        raise GroklabError(f"sweep {sweep.id} has no runs yet; nothing to plot")
     keys = list(gs[0].values)
     if x_key is None:
         if len(keys) != 1:
@@ -44,7 +44,7 @@ def plot_sweep(store: Store, sweep: dict[str, Any], x_key: str | None, output: s
     _heatmap(fig, axes[1], store, first, x_key)
     _curves(axes[2], store, first, x_key)
     where = f" — heatmap and curves at {next(iter(series))}" if others else ""
-    fig.suptitle(f"sweep {sweep['name']} [{sweep['id']}]{where}", fontsize=9)
+    fig.suptitle(f"sweep {sweep.name} [{sweep.id}]{where}", fontsize=9)
     return save_figure(fig, path)
 
 

@@ -17,9 +17,9 @@ def continue_or_create(
 
     A Ctrl-C that interrupted it ends the whole reproduction (KeyboardInterrupt), rather than letting it go
     on to its next sweep; running the same command again continues where it stopped."""
-    existing = [sw for sw in store.sweeps() if sw["name"] == name]
+    existing = [sw for sw in store.sweeps() if sw.name == name]
     if existing:
-        sweep_id = existing[-1]["id"]
+        sweep_id = existing[-1].id
     else:
         spec = spec_from_cli(preset, overrides, grid, seeds, name)
         sweep_id = store.create_sweep(name, spec.as_dict(), spec.plan())

@@ -130,7 +130,7 @@ def collect(store: Store, sweep_id: str) -> list[RunView]:
     sweep = store.get_sweep(sweep_id)
     views = []
     for point, run_id in sorted(store.sweep_runs(sweep_id).items()):
-        cfg = sweep["points"][point]["config"]
+        cfg = sweep.points[point].config
         if store.get(run_id).status not in ("finished", "stopped"):
             continue
         views.append(

@@ -128,7 +128,7 @@ def runs_by_dim(store: Store, sweep_id: str) -> dict[int, list[str]]:
     out: dict[int, list[str]] = {}
     for point, run_id in sorted(store.sweep_runs(sweep_id).items()):
         if store.get(run_id).status in ("finished", "stopped"):
-            out.setdefault(sweep["points"][point]["config"]["model"]["d_model"], []).append(run_id)
+            out.setdefault(sweep.points[point].config["model"]["d_model"], []).append(run_id)
     return out
 
 
@@ -398,7 +398,7 @@ def reproduce(
     suffix = "-quick" if quick else ""
     echo(f"double-descent reproduction ({plan.note}); {seeds} seed(s) per dimension")
     name = f"double-descent-dims{suffix}"
-    existing = [sw["id"] for sw in store.sweeps() if sw["name"] == name]
+    existing = [sw.id for sw in store.sweeps() if sw.name == name]
     done = sum(len(r) for r in runs_by_dim(store, existing[-1]).values()) if existing else 0
     if done < len(plan.dims) * seeds:
         echo(estimate(store, plan, extra, seeds, done))

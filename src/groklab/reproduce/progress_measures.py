@@ -161,7 +161,7 @@ def _finished(store: Store, sweep_id: str) -> list[tuple[dict[str, Any], dict[st
     out = []
     for point, run_id in sorted(store.sweep_runs(sweep_id).items()):
         if store.get(run_id).status in ("finished", "stopped"):
-            out.append((sweep["points"][point]["config"], store.metrics(run_id)))
+            out.append((sweep.points[point].config, store.metrics(run_id)))
     return out
 
 
@@ -245,7 +245,7 @@ def reproduce(
         (fig4, "task.train_frac"),
         (fig4_mlp, "task.train_frac"),
     ):
-        plot_sweep(store, store.get_sweep(sweep_id), key, out_dir / f"{store.get_sweep(sweep_id)['name']}.png")
+        plot_sweep(store, store.get_sweep(sweep_id), key, out_dir / f"{store.get_sweep(sweep_id).name}.png")
     echo(f"figures and claims.json in {out_dir}")
     return rows
 

@@ -92,6 +92,29 @@ class RunRecord:
         return dict(self.__dict__)
 
 
+@dataclass(frozen=True)
+class SweepPoint:
+    """One planned point of a sweep: its grid values (dotted key -> value) and its resolved config."""
+
+    values: dict[str, Any]
+    config: dict[str, Any]
+
+    @property
+    def label(self) -> str:
+        return " ".join(f"{k}={v}" for k, v in self.values.items())
+
+
+@dataclass(frozen=True)
+class SweepRecord:
+    """A stored sweep: its spec as given and its planned points (runs link to them as they start)."""
+
+    id: str
+    name: str
+    spec: dict[str, Any]
+    points: list[SweepPoint]
+    created: float
+
+
 def is_live(rec: RunRecord) -> bool:
     """Is this `running` run being trained right now by another process on this host?"""
     if rec.status != "running" or rec.host != socket.gethostname() or rec.pid <= 0 or rec.pid == os.getpid():
@@ -287,19 +310,22 @@ class Store:
         )
         return sweep_id
 
-    def sweeps(self) -> list[dict[str, Any]]:
+    def sweeps(self) -> list[SweepRecord]:
         rows = self.conn.execute("SELECT id, name, spec, points, created FROM sweeps ORDER BY created").fetchall()
-        return [{"id": i, "name": n, "spec": json.loads(s), "points": json.loads(p), "created": c} for i, n, s, p, c in rows]
+        return [
+            SweepRecord(i, n, json.loads(s), [SweepPoint(p["values"], p["config"]) for p in json.loads(points)], c)
+            for i, n, s, points, c in rows
+        ]
 
-    def get_sweep(self, ref: str) -> dict[str, Any]:
+    def get_sweep(self, ref: str) -> SweepRecord:
         """A sweep by id, unique id prefix, or name."""
         sweeps = self.sweeps()
-        matches = [s for s in sweeps if s["id"] == ref]
-        matches = matches or [s for s in sweeps if s["id"].startswith(ref)] or [s for s in sweeps if s["name"] == ref]
+        matches = [s for s in sweeps if s.id == ref]
+        matches = matches or [s for s in sweeps if s.id.startswith(ref)] or [s for s in sweeps if s.name == ref]
         if not matches:
             raise GroklabError(f"sweep {ref!r}: no such sweep id or name in {str(self.root)!r}; see `groklab sweeps`")
         if len(matches) > 1:
-            raise GroklabError(f"sweep {ref!r} is ambiguous: it matches {', '.join(s['id'] for s in matches[:5])}")
+            raise GroklabError(f"sweep {ref!r} is ambiguous: it matches {', '.join(s.id for s in matches[:5])}")
         return matches[0]
 
     def sweep_runs(self, sweep_id: str) -> dict[int, str]:

@@ -7,13 +7,13 @@ import yaml
 from groklab.config.loading import to_dict
 from groklab.config.presets import preset_baseline
 from groklab.config.schema import ExperimentConfig
-from groklab.store.db import Store
+from groklab.store.protocol import RunStore
 from groklab.version import __version__
 
 PRESET_FILE = "preset.yaml"  # beside config.yaml: the run's preset as it resolved when the run was created
 
 
-def create_run(store: Store, cfg: ExperimentConfig, device: str, sweep: tuple[str, int] | None = None) -> str:
+def create_run(store: RunStore, cfg: ExperimentConfig, device: str, sweep: tuple[str, int] | None = None) -> str:
     """The run's row (linked to point `sweep[1]` of sweep `sweep[0]`, if given) and its resolved config.yaml."""
     run_id = store.create_run(to_dict(cfg), cfg.run.name, cfg.preset, __version__, device, sweep)
     store.write_file(run_id, "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))

@@ -21,15 +21,12 @@ from typing import Any
 import torch
 
 from groklab.errors import GroklabError
-from groklab.store import Store
+from groklab.store import Store, SweepRecord
 from groklab.store.checkpoints import checkpoint_bytes, deserialize, save_checkpoint_bytes, serialize
-from groklab.sweeps.local import pending_batches, sweep_status, train_batch
+from groklab.store.protocol import STORE_CALLS
+from groklab.sweeps.local import sweep_status, train_batch
+from groklab.sweeps.planning import pending_batches
 from groklab.training.allocator import tune_malloc
-
-# The Store methods a trainer calls, carried out by the store actor (checkpoints go as bytes).
-STORE_CALLS = frozenset(
-    {"create_run", "claim", "get", "set_status", "set_events", "log_metrics", "truncate_metrics", "metrics", "sweep_runs", "write_file"}
-)
 
 HOW_TO_START = "start one with `ray start --head` and pass the address it prints (or `auto` on a node of it), or leave out --executor ray"
 
@@ -99,7 +96,7 @@ class StoreService:
 
 
 class RemoteStore:
-    """What a Ray task trains against: the Store methods the trainers use, forwarded to the store actor.
+    """What a Ray task trains against: the RunStore calls (store/protocol.py), forwarded to the store actor.
 
     Every call waits for its answer, so writes land in the order a local run makes them."""
 
@@ -120,7 +117,7 @@ class RemoteStore:
         return None if blob is None else deserialize(blob, map_location)
 
 
-def train_remote(service: Any, sweep: dict[str, Any], batch: list[int], threads: int) -> list[str]:
+def train_remote(service: Any, sweep: SweepRecord, batch: list[int], threads: int) -> list[str]:
     """The body of one Ray task: train a batch of points against the store actor."""
     torch.set_num_threads(threads)
     tune_malloc()
@@ -154,7 +151,7 @@ def run_sweep_on_ray(
     service = ray.remote(StoreService).options(num_cpus=0, scheduling_strategy=here).remote(str(store.root))
     owner = ray.get(service.owner.remote())
     if gpus_per_task is None:
-        devices = {p["config"]["run"]["device"] for p in sweep["points"]}
+        devices = {p.config["run"]["device"] for p in sweep.points}
         gpus_per_task = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 and devices & {"auto", "cuda"} else 0.0
     task = ray.remote(train_remote).options(num_cpus=cpus_per_task, num_gpus=gpus_per_task, max_retries=0)
     refs = {task.remote(service, sweep, batch, cpus_per_task): batch for batch in batches}
@@ -175,7 +172,7 @@ def run_sweep_on_ray(
     return sweep_status(store, sweep_id)
 
 
-def _collect(refs: dict[Any, list[int]], sweep: dict[str, Any], announce: Callable[[str], Any], poll: Callable[[], Any]) -> None:
+def _collect(refs: dict[Any, list[int]], sweep: SweepRecord, announce: Callable[[str], Any], poll: Callable[[], Any]) -> None:
     """Wait for the tasks, reporting each failure and polling progress about twice a second."""
     ray = _ray()
     while refs:
@@ -188,9 +185,9 @@ def _collect(refs: dict[Any, list[int]], sweep: dict[str, Any], announce: Callab
             except ray.exceptions.TaskCancelledError:
                 pass
             except ray.exceptions.RayTaskError as exc:
-                announce(f"points {points}/{len(sweep['points'])} failed: {type(exc.cause).__name__}: {exc.cause}")
+                announce(f"points {points}/{len(sweep.points)} failed: {type(exc.cause).__name__}: {exc.cause}")
             except ray.exceptions.RayError as exc:
-                announce(f"points {points}/{len(sweep['points'])} lost their Ray worker ({type(exc).__name__})")
+                announce(f"points {points}/{len(sweep.points)} lost their Ray worker ({type(exc).__name__})")
         poll()
 
 

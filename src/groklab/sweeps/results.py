@@ -7,7 +7,7 @@ from typing import Any
 
 from groklab.analysis.aggregate import aggregate_curves, aggregate_events, mean_ci, metric_range
 from groklab.analysis.run_events import run_events
-from groklab.store import Store
+from groklab.store import Store, SweepRecord
 
 
 @dataclass
@@ -21,12 +21,12 @@ class Group:
         return " ".join(f"{k}={v}" for k, v in self.values.items()) or "(all)"
 
 
-def groups(store: Store, sweep: dict[str, Any]) -> list[Group]:
+def groups(store: Store, sweep: SweepRecord) -> list[Group]:
     """Points with the same grid values, in sweep order; only points whose run has started have run ids."""
-    linked = store.sweep_runs(sweep["id"])
+    linked = store.sweep_runs(sweep.id)
     out: dict[tuple, Group] = {}
-    for i, point in enumerate(sweep["points"]):
-        values = {k: v for k, v in point["values"].items() if k != "run.seed"}
+    for i, point in enumerate(sweep.points):
+        values = {k: v for k, v in point.values.items() if k != "run.seed"}
         key = tuple(sorted((k, repr(v)) for k, v in values.items()))
         group = out.setdefault(key, Group(values))
         if i in linked:
@@ -34,7 +34,7 @@ def groups(store: Store, sweep: dict[str, Any]) -> list[Group]:
     return list(out.values())
 
 
-def summarize(store: Store, sweep: dict[str, Any]) -> list[dict[str, Any]]:
+def summarize(store: Store, sweep: SweepRecord) -> list[dict[str, Any]]:
     """Per group: seeds run, final train/test accuracy and loss (mean and 95% CI), and the aggregated events."""
     rows = []
     for g in groups(store, sweep):

@@ -16,13 +16,13 @@ import time
 import torch
 
 from groklab.analysis.run_events import events_of
-from groklab.store import Store
+from groklab.store.protocol import RunStore
 from groklab.training.backend import Backend
 from groklab.training.interrupts import stop_requests
 from groklab.training.reporter import Reporter, SilentReporter
 
 
-def train(backend: Backend, store: Store, run_ids: list[str], reporter: Reporter | None = None) -> list[str]:
+def train(backend: Backend, store: RunStore, run_ids: list[str], reporter: Reporter | None = None) -> list[str]:
     """Train the backend's members, stored as `run_ids`, to the end; returns each member's status.
 
     A crash is recorded as `failed` on every member, then re-raised."""
@@ -36,7 +36,7 @@ def train(backend: Backend, store: Store, run_ids: list[str], reporter: Reporter
         raise
 
 
-def _loop(b: Backend, store: Store, run_ids: list[str], reporter: Reporter) -> list[str]:
+def _loop(b: Backend, store: RunStore, run_ids: list[str], reporter: Reporter) -> list[str]:
     s = b.cfg.schedule
     reporter.start(",".join(run_ids), s.steps, b.step)
     diverged = [""] * b.K  # why member k diverged
@@ -106,7 +106,7 @@ def _loop(b: Backend, store: Store, run_ids: list[str], reporter: Reporter) -> l
     return statuses
 
 
-def _checkpoint(b: Backend, store: Store, run_ids: list[str], diverged: list[str]) -> None:
+def _checkpoint(b: Backend, store: RunStore, run_ids: list[str], diverged: list[str]) -> None:
     """One checkpoint per member that has not diverged (a diverged member keeps its last finite one)."""
     for k, rid in enumerate(run_ids):
         if not diverged[k]:

@@ -3,7 +3,7 @@ records, then the loop."""
 
 from __future__ import annotations
 
-from groklab.store import Store
+from groklab.store.protocol import RunStore
 from groklab.store.records import create_run
 from groklab.training.lone import LoneBackend
 from groklab.training.loop import train
@@ -12,7 +12,7 @@ from groklab.training.setup import Prepared
 from groklab.training.stacked import StackedBackend
 
 
-def start_run(prep: Prepared, store: Store, reporter: Reporter | None = None, sweep: tuple[str, int] | None = None) -> tuple[str, str]:
+def start_run(prep: Prepared, store: RunStore, reporter: Reporter | None = None, sweep: tuple[str, int] | None = None) -> tuple[str, str]:
     """Create the run in the store (linked to point `sweep[1]` of sweep `sweep[0]`, if given) and train it.
     Returns (run_id, status)."""
     backend = LoneBackend(prep)
@@ -20,7 +20,7 @@ def start_run(prep: Prepared, store: Store, reporter: Reporter | None = None, sw
     return run_id, train(backend, store, [run_id], reporter)[0]
 
 
-def resume_run(prep: Prepared, store: Store, run_id: str, reporter: Reporter | None = None) -> str:
+def resume_run(prep: Prepared, store: RunStore, run_id: str, reporter: Reporter | None = None) -> str:
     """Continue a stored run (lone, or one member of an ensemble) from its last checkpoint, or from scratch
     if it has none; the metrics it will recompute are dropped first."""
     store.claim(run_id, str(prep.device))
@@ -33,7 +33,7 @@ def resume_run(prep: Prepared, store: Store, run_id: str, reporter: Reporter | N
 
 
 def start_ensemble(
-    preps: list[Prepared], store: Store, reporter: Reporter | None = None, sweep: tuple[str, list[int]] | None = None
+    preps: list[Prepared], store: RunStore, reporter: Reporter | None = None, sweep: tuple[str, list[int]] | None = None
 ) -> tuple[list[str], list[str]]:
     """Create one stored run per member (linked to sweep points `sweep[1]` if given) and train them together."""
     backend = StackedBackend(preps)
