@@ -52,7 +52,7 @@ def measure_costs(label: str, preset: str, overrides: list[str], device: torch.d
     trainer.model.eval()
     costs = {}
 
-    def fresh() -> EvalContext:  # an empty cache: each measure pays for its own forward passes
+    def fresh() -> EvalContext:  # nothing known: each measure pays for its own forward passes
         return EvalContext(0, trainer.model, trainer.data, trainer.preps[0].spec, cfg, {})
 
     for measure, every in trainer.preps[0].measures:

@@ -11,9 +11,9 @@ from torch import nn
 
 from groklab.cli.main import main
 from groklab.config import resolve_config
-from groklab.measures import MEASURES, EvalContext
+from groklab.losses import loss_and_accuracy
+from groklab.measures import MEASURES, EvalContext, measure_all
 from groklab.measures.division_subsets import SUBSETS, division_subset_metrics, subset_masks
-from groklab.measures.loss_acc import evaluate
 from groklab.store import Store
 from groklab.tasks.base import TaskData, TaskSpec
 from groklab.tasks.modular import OPS, ModularArithmetic, ModularConfig
@@ -93,24 +93,34 @@ def test_a_model_with_known_predictions_gives_exact_accuracies(name, rule, acc, 
     assert out["test_pred_zero"] == pytest.approx({"zero": 1.0, "copy_a": 6 / 42, "one": 0.0, "truth": 6 / 42}[name])
 
 
-def test_the_pass_fills_loss_acc_cache_identically_in_any_chunking():
+def test_the_pass_shared_with_loss_acc_gives_identical_numbers_in_any_chunking():
     x, y = division_data()
     torch.manual_seed(0)
     model = nn.Sequential(nn.Embedding(P + 1, 8), nn.Flatten(), nn.Linear(24, P))  # a random model: mixed predictions
-    whole = context(model, x, y)
-    out = MEASURES.get("division_subsets")().compute(whole)
-    assert (whole.cache["test_loss"], whole.cache["test_acc"]) == evaluate(model, x, y, "ce")  # what loss_acc would log
-    assert 0 < out["test_correct"] < len(y)
-    assert out["test_correct"] == round(whole.cache["test_acc"] * len(y))
+    calls = []
+    handle = model.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        whole = measure_all(context(model, x, y), [MEASURES.get("division_subsets")(), MEASURES.get("loss_acc")()])
+    finally:
+        handle.remove()
+    assert len(calls) == 1  # one pass over the test set for both (the train set here is empty: a pass of no rows)
+    assert (whole["test_loss"], whole["test_acc"]) == tuple(t.item() for t in loss_and_accuracy(model, x, y, "ce"))  # loss_acc alone
+    assert 0 < whole["test_correct"] < len(y)
+    assert whole["test_correct"] == round(whole["test_acc"] * len(y))
     preds = model(x).argmax(-1)
     for k, mask in subset_masks(x[:, 0], x[:, 1]).items():
-        assert out[f"test_acc/{k}"] == pytest.approx((preds[mask] == y[mask]).double().mean().item(), abs=1e-15)
-    chunked = context(model, x, y, ("schedule.eval_batch_size=5",))
-    assert MEASURES.get("division_subsets")().compute(chunked) == out
-    assert chunked.cache["test_acc"] == whole.cache["test_acc"] and chunked.cache["test_loss"] == pytest.approx(whole.cache["test_loss"])
+        assert whole[f"test_acc/{k}"] == pytest.approx((preds[mask] == y[mask]).double().mean().item(), abs=1e-15)
+    chunked = measure_all(
+        context(model, x, y, ("schedule.eval_batch_size=5",)), [MEASURES.get("division_subsets")(), MEASURES.get("loss_acc")()]
+    )
+    assert {k: v for k, v in chunked.items() if k.startswith("test") and "loss" not in k} == {
+        k: v for k, v in whole.items() if k.startswith("test") and "loss" not in k
+    }
+    assert chunked["test_loss"] == pytest.approx(whole["test_loss"])
     known = context(model, x, y)
-    known.cache.update(test_loss=123.0, test_acc=0.5)  # loss_acc's numbers already known (an ensemble): left alone
-    assert MEASURES.get("division_subsets")().compute(known) == out and known.cache["test_loss"] == 123.0
+    known.known.update(test_loss=123.0, test_acc=0.5)  # loss_acc's numbers already known (an ensemble): left alone
+    again = measure_all(known, [MEASURES.get("division_subsets")(), MEASURES.get("loss_acc")()])
+    assert again["test_loss"] == 123.0 and {k: v for k, v in again.items() if "/" in k} == {k: v for k, v in whole.items() if "/" in k}
 
 
 def test_an_empty_subset_is_left_out_not_nan():

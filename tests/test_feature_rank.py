@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from groklab.config import resolve_config
-from groklab.measures import MEASURES, EvalContext
+from groklab.measures import MEASURES, EvalContext, measure_all
 from groklab.measures.feature_rank import (
     CovarianceAccumulator,
     FeatureRank,
@@ -329,10 +329,8 @@ def test_feature_rank_in_float32_leaves_loss_acc_to_its_own_pass():
     base = context(model, torch.randn(30, 20), torch.randn(40, 20))
     data = TaskData(base.data.train_x, torch.randint(0, 3, (30,)), base.data.test_x, torch.randint(0, 3, (40,)))
     alone = MEASURES.get("loss_acc")().compute(EvalContext(0, model, data, base.spec, base.cfg, {}))
-    ctx = EvalContext(0, model, data, base.spec, base.cfg, {})
-    MEASURES.get("feature_rank")().compute(ctx)
-    assert "test_loss" not in ctx.cache  # the float64 pass is not the run's evaluation
-    assert MEASURES.get("loss_acc")().compute(ctx) == alone
+    both = measure_all(EvalContext(0, model, data, base.spec, base.cfg, {}), [MEASURES.get("feature_rank")(), MEASURES.get("loss_acc")()])
+    assert {k: both[k] for k in alone} == alone  # the float64 pass is not the run's evaluation: loss_acc keeps its own
 
 
 def test_feature_rank_shares_loss_accs_forward_pass_with_identical_numbers():
@@ -345,9 +343,9 @@ def test_feature_rank_shares_loss_accs_forward_pass_with_identical_numbers():
     handle = model.register_forward_hook(lambda *args: calls.append(1))
     try:
         ctx = EvalContext(0, model, data, base.spec, base.cfg, {})
-        MEASURES.get("feature_rank")().compute(ctx)
-        shared = MEASURES.get("loss_acc")().compute(ctx)
+        both = measure_all(ctx, [MEASURES.get("feature_rank")(), MEASURES.get("loss_acc")()])
     finally:
         handle.remove()
-    assert shared == alone  # the same chunked evaluation, bit for bit
+    assert {k: both[k] for k in alone} == alone  # the same chunked evaluation, bit for bit
+    assert both["rank/L1"] == MEASURES.get("feature_rank")().compute(ctx)["rank/L1"]
     assert len(calls) == 2  # one pass over the test set (ranks and test loss), one over the train set (train loss)

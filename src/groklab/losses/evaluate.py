@@ -11,6 +11,11 @@ from groklab.losses.objective import correct_count, mean_loss
 EVAL_CHUNK = 16384  # rows per forward pass unless schedule.eval_batch_size says otherwise
 
 
+def eval_chunk(eval_batch_size: int) -> int:
+    """Rows per evaluation forward pass: schedule.eval_batch_size, 0 = EVAL_CHUNK."""
+    return eval_batch_size or EVAL_CHUNK
+
+
 @torch.no_grad()
 def loss_and_accuracy(
     forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor, kind: str, chunk: int = EVAL_CHUNK

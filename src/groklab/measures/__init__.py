@@ -1,6 +1,7 @@
 """Progress measures: each module registers one Measure in MEASURES."""
 
 from groklab.measures import division_subsets, feature_rank, fourier, loss_acc, med, probe, uniformity, weight_norm  # noqa: F401  (register the measures)
-from groklab.measures.base import MEASURES, EvalContext, Measure
+from groklab.measures.base import MEASURES, EvalContext, Measure, measure_all
+from groklab.measures.passes import LOGITS, Tap
 
-__all__ = ["MEASURES", "EvalContext", "Measure"]
+__all__ = ["LOGITS", "MEASURES", "EvalContext", "Measure", "Tap", "measure_all"]

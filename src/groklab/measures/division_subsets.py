@@ -19,18 +19,19 @@ chance, n_test / p (Davies et al. Fig. 7: early in training the count rises to a
 chance, 96 at p = 97 with half the pairs in test, then falls below chance as memorisation sets in).
 ``test_pred_zero`` is the share of test predictions that are 0 (the paper code's "Percent Zero Prediction").
 
-One forward pass over the test set (in chunks of schedule.eval_batch_size) gives all of these, and also the
-test loss and accuracy, which it leaves in the evaluation cache for loss_acc (bit-identical to loss_acc's own
-pass, so that measure need not run the test set again).
+All of these come from the test set's predictions, read from the evaluation's test pass (measures/passes.py),
+the one that also gives loss_acc its test loss and accuracy: the test set goes through the model once.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 from groklab.measures.base import MEASURES, EvalContext, Measure
-from groklab.measures.loss_acc import eval_chunk, evaluate
+from groklab.measures.passes import LOGITS, Tap
 from groklab.tasks.base import TaskSpec
 
 SUBSETS = ("zero_div", "div_one", "self_div", "rest")
@@ -69,7 +70,6 @@ def division_subset_metrics(
 @MEASURES.register("division_subsets")
 class DivisionSubsets(Measure):
     name = "division_subsets"
-    fills_cache = True  # its test pass also yields test_loss/test_acc for loss_acc
     summary = (
         "a / b mod p only: test_acc/zero_div (0/b), test_acc/div_one (a/1), test_acc/self_div (a/a), test_acc/rest, "
         "test_correct, test_chance_correct (n_test / p), test_pred_zero (Davies et al. 2023)"
@@ -82,21 +82,25 @@ class DivisionSubsets(Measure):
             return f"division subsets need task.name=modular with task.op=div, got {got}"
         return None
 
+    def taps(self, ctx: EvalContext) -> list[Tap]:
+        """The test set's predictions: the logits of loss_acc's test pass, or a pass of its own where the
+        trainer knew the test loss already (an ensemble's vectorized evaluation)."""
+        return [Tap("test", (LOGITS,), Predictions())]
+
     @torch.no_grad()
-    def compute(self, ctx: EvalContext) -> dict[str, float]:
+    def compute(self, ctx: EvalContext, taps: Sequence[Tap] = ()) -> dict[str, float]:
+        (tap,) = taps or ctx.run(self.taps(ctx))
+        assert isinstance(tap.sink, Predictions)
         x, y = ctx.data.test_x, ctx.data.test_y
-        preds: list[torch.Tensor] = []
-
-        def forward(chunk: torch.Tensor) -> torch.Tensor:
-            logits = ctx.model(chunk)
-            preds.append(logits.argmax(dim=-1))
-            return logits
-
-        chunk = eval_chunk(ctx.cfg)
-        if "test_loss" in ctx.cache:  # loss_acc's numbers are known (an ensemble's vectorized pass): predictions only
-            for i in range(0, len(y), chunk):
-                forward(x[i : i + chunk])
-        else:
-            ctx.cache["test_loss"], ctx.cache["test_acc"] = evaluate(ctx.model, x, y, ctx.cfg.optim.loss, forward=forward, chunk=chunk)
-        predictions = torch.cat(preds) if preds else y.new_empty(0)
+        predictions = torch.cat(tap.sink.chunks) if tap.sink.chunks else y.new_empty(0)
         return division_subset_metrics(predictions, x, y, ctx.spec.n_operand_tokens, ctx.spec.operand_positions)
+
+
+class Predictions:
+    """A tap's sink: argmax predictions, chunk by chunk."""
+
+    def __init__(self) -> None:
+        self.chunks: list[torch.Tensor] = []
+
+    def __call__(self, name: str, logits: torch.Tensor) -> None:
+        self.chunks.append(logits.argmax(dim=-1))

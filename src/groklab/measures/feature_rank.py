@@ -17,15 +17,13 @@ are measured (e.g. an MLP's layers; a transformer's (B, T, w) projections are sk
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Callable
-from types import TracebackType
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 from groklab.measures.base import MEASURES, EvalContext, Measure
-from groklab.measures.loss_acc import EVAL_CHUNK, eval_chunk, evaluate
+from groklab.measures.passes import Tap, run_taps
 from groklab.tasks.base import TaskSpec
 
 CHUNK = 4096
@@ -36,58 +34,6 @@ GRAM_BLOCK = 128  # column block of the triangular scatter update: ~2/3 of the f
 def linear_layers(model: nn.Module) -> list[nn.Linear]:
     """The model's nn.Linear modules in `model.modules()` order: layer i of the metrics is entry i-1."""
     return [m for m in model.modules() if isinstance(m, nn.Linear)]
-
-
-class LinearTaps:
-    """Forward hooks that hand each nn.Linear's output to `sink(i, output)` inside the hook, 0-based i.
-
-    The sink runs before any in-place activation can overwrite the output. A layer is
-    tapped only while every forward calls it exactly once with a (rows, w) output;
-    otherwise it lands in `invalid` and its data must be ignored. Use as a context
-    manager so the hooks are removed even if the forward pass raises.
-    """
-
-    def __init__(self, model: nn.Module, sink: Callable[[int, torch.Tensor], None]) -> None:
-        self.model = model
-        self.layers = linear_layers(model)
-        self.sink = sink
-        self.invalid: set[int] = set()
-        self._calls = [0] * len(self.layers)
-        self._rows = 0
-        self._handles: list[torch.utils.hooks.RemovableHandle] = []
-
-    def __enter__(self) -> LinearTaps:
-        for i, layer in enumerate(self.layers):
-            self._handles.append(layer.register_forward_hook(self._hook(i)))
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        for h in self._handles:
-            h.remove()
-        self._handles.clear()
-
-    def _hook(self, i: int) -> Callable[[nn.Module, tuple, torch.Tensor], None]:
-        def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
-            self._calls[i] += 1
-            if self._calls[i] == 1 and output.dim() == 2 and output.shape[0] == self._rows and i not in self.invalid:
-                self.sink(i, output.detach())
-            else:
-                self.invalid.add(i)
-
-        return hook
-
-    def run(self, x: torch.Tensor) -> torch.Tensor:
-        """One forward pass of `x` (no grad), feeding the sink; returns the model's output."""
-        self._rows, self._calls = len(x), [0] * len(self.layers)
-        with torch.no_grad():
-            out = self.model(x)
-        self.invalid.update(i for i, c in enumerate(self._calls) if c != 1)
-        return out
-
-    @property
-    def valid(self) -> list[int]:
-        """0-based indices of the layers tapped on every pass so far."""
-        return [i for i in range(len(self.layers)) if i not in self.invalid]
 
 
 class CovarianceAccumulator:
@@ -132,43 +78,41 @@ class CovarianceAccumulator:
         return (upper + upper.triu(1).T) / (self.n - 1)
 
 
+class LayerStats:
+    """A tap's sink: the covariance statistics of each named layer's output, chunk by chunk; a layer whose
+    output is not one row of features per example (a transformer's (B, T, w) projections) is left out."""
+
+    def __init__(self) -> None:
+        self.accs: dict[str, CovarianceAccumulator] = {}
+        self.skipped: set[str] = set()
+
+    def __call__(self, name: str, out: torch.Tensor) -> None:
+        if out.dim() != 2:
+            self.skipped.add(name)
+            return
+        if name not in self.accs:
+            self.accs[name] = CovarianceAccumulator(out.shape[1], out.device)
+        self.accs[name].update(out)
+
+
 def layer_outputs_stats(model: nn.Module, x: torch.Tensor, chunk: int = CHUNK) -> dict[int, CovarianceAccumulator]:
-    """Covariance statistics of every tappable Linear's output over the rows of x, keyed by 1-based layer number.
-
-    One no-grad forward pass in chunks of `chunk` rows; the hooks are always removed.
-    """
-    return stats_and_loss_acc(model, x, None, "ce", chunk)[0]
-
-
-def stats_and_loss_acc(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, loss: str, chunk: int = CHUNK, eval_rows: int = EVAL_CHUNK
-) -> tuple[dict[int, CovarianceAccumulator], tuple[float, float] | None]:
-    """The layer statistics and, given labels, the mean loss and accuracy from the same forward pass
-    (loss_acc's own chunked evaluation, so the numbers are identical to the ones it would compute)."""
-    accs: dict[int, CovarianceAccumulator] = {}
-
-    def sink(i: int, out: torch.Tensor) -> None:
-        if i not in accs:
-            accs[i] = CovarianceAccumulator(out.shape[1], out.device)
-        accs[i].update(out)
-
-    result = None
-    with LinearTaps(model, sink) as taps:
-        if y is None:
-            for s in range(0, len(x), chunk):
-                taps.run(x[s : s + chunk])
-        else:
-            result = evaluate(model, x, y, loss, forward=taps.run, chunk=eval_rows)
-    return {i + 1: accs[i] for i in taps.valid if i in accs}, result
+    """Covariance statistics of every measurable Linear's output over the rows of x, keyed by 1-based layer number."""
+    tap = layer_tap("test", model, float64=False)
+    run_taps(model, {"test": (x, torch.zeros(len(x), dtype=torch.long))}, [tap], "ce", chunk)
+    return measured_layers(tap)
 
 
-def in_float64(model: nn.Module, x: torch.Tensor) -> tuple[nn.Module, torch.Tensor]:
-    """The model and inputs to take activations from in float64: a float64 copy unless the model is float64 already
-    (or on MPS, which has no float64: there the float32 model is used as it is)."""
-    p = next(model.parameters(), None)
-    if p is None or p.dtype == torch.float64 or p.device.type == "mps":
-        return model, x
-    return copy.deepcopy(model).double(), x.double() if x.is_floating_point() else x
+def layer_tap(split: str, model: nn.Module, float64: bool = True) -> Tap:
+    """The tap of every nn.Linear's output over a split, by module name."""
+    names = tuple(n for n, m in model.named_modules() if isinstance(m, nn.Linear))
+    return Tap(split, names, LayerStats(), float64=float64, chunk=CHUNK)
+
+
+def measured_layers(tap: Tap) -> dict[int, CovarianceAccumulator]:
+    """The statistics of the layers measured on every chunk, keyed by 1-based layer number (`model.modules()` order)."""
+    sink = tap.sink
+    assert isinstance(sink, LayerStats)
+    return {i + 1: sink.accs[n] for i, n in enumerate(tap.names) if n in sink.accs and n not in sink.skipped | tap.invalid}
 
 
 def covariance_spectrum(cov: torch.Tensor) -> torch.Tensor:
@@ -209,7 +153,6 @@ class FeatureRank(Measure):
 
     name = "feature_rank"
     every = 5
-    fills_cache = True
     summary = "rank/L<i>, erank/L<i>: (effective) rank of each Linear output's covariance; tunnel_length(_hidden) (Fan et al. 2024)"
 
     @classmethod
@@ -218,17 +161,16 @@ class FeatureRank(Measure):
             return "feature rank needs a model with nn.Linear layers"
         return None
 
+    def taps(self, ctx: EvalContext) -> list[Tap]:
+        """Every Linear's output over the `measures.rank_on` split, from a float64 copy of the model unless it is
+        float64 already (then the pass is loss_acc's too)."""
+        return [layer_tap(ctx.cfg.measures.rank_on, ctx.model)]
+
     @torch.no_grad()
-    def compute(self, ctx: EvalContext) -> dict[str, float]:
+    def compute(self, ctx: EvalContext, taps: Sequence[Tap] = ()) -> dict[str, float]:
         m = ctx.cfg.measures
-        split = m.rank_on
-        x, y = (ctx.data.test_x, ctx.data.test_y) if split == "test" else (ctx.data.train_x, ctx.data.train_y)
-        model, x64 = in_float64(ctx.model, x)
-        # in the run's own dtype, this pass is also loss_acc's (which runs later): one forward pass for both
-        shared = model is ctx.model and f"{split}_loss" not in ctx.cache
-        stats, loss_acc = stats_and_loss_acc(model, x64, y if shared else None, ctx.cfg.optim.loss, eval_rows=eval_chunk(ctx.cfg))
-        if loss_acc is not None:
-            ctx.cache[f"{split}_loss"], ctx.cache[f"{split}_acc"] = loss_acc
+        (tap,) = taps or ctx.run(self.taps(ctx))
+        stats = measured_layers(tap)
         out: dict[str, float] = {}
         ranks, widths = [], []
         for i, acc in stats.items():

@@ -14,12 +14,14 @@ describe the centred embedding.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 from groklab.measures.base import MEASURES, EvalContext, Measure
 from groklab.measures.med import needs_number_tokens
+from groklab.measures.passes import Tap
 from groklab.tasks.base import TaskSpec
 
 TOP_K = 5  # fourier_sparsity's K: Nanda et al.'s p = 113 model uses about 5 key frequencies
@@ -99,7 +101,7 @@ class FourierEmbedding(Measure):
         return needs_number_tokens(model, spec, "the Fourier measure")
 
     @torch.no_grad()
-    def compute(self, ctx: EvalContext) -> dict[str, float]:
+    def compute(self, ctx: EvalContext, taps: Sequence[Tap] = ()) -> dict[str, float]:
         emb = ctx.model.token_embedding[: ctx.spec.n_operand_tokens]  # (p, C)
         power = frequency_power(emb)
         return {

@@ -2,36 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Sequence
 
 import torch
-from torch import nn
 
-from groklab.config.schema import ExperimentConfig
-from groklab.losses import EVAL_CHUNK, loss_and_accuracy
 from groklab.measures.base import MEASURES, EvalContext, Measure
-
-
-def eval_chunk(cfg: ExperimentConfig) -> int:
-    """Rows per evaluation forward pass (schedule.eval_batch_size, 0 = EVAL_CHUNK)."""
-    return cfg.schedule.eval_batch_size or EVAL_CHUNK
-
-
-@torch.no_grad()
-def evaluate(
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    loss: str,
-    forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
-    chunk: int = EVAL_CHUNK,
-) -> tuple[float, float]:
-    """Mean loss and accuracy of `model` on (x, y), in chunks so large sets fit in memory.
-
-    `forward` replaces `model(chunk)`: a measure that hooks the same pass (feature rank) gets these
-    numbers for free, identical to the ones loss_acc would compute."""
-    loss_value, acc = loss_and_accuracy(forward or model, x, y, loss, chunk)
-    return loss_value.item(), acc.item()
+from groklab.measures.passes import Tap
 
 
 @MEASURES.register("loss_acc")
@@ -39,19 +15,18 @@ class LossAccuracy(Measure):
     name = "loss_acc"
     summary = "train_loss, train_acc, test_loss, test_acc on the full sets; train_acc_batches: train mode, the last epoch's batches"
 
+    def taps(self, ctx: EvalContext) -> list[Tap]:
+        """A pass over each split whose loss the trainer does not know already (a full-batch training forward
+        saw the train set; an ensemble evaluates its members' test sets in one vectorized pass)."""
+        return [Tap(split, loss=True) for split in ("train", "test") if f"{split}_loss" not in ctx.known]
+
     @torch.no_grad()
-    def compute(self, ctx: EvalContext) -> dict[str, float]:
-        loss, chunk = ctx.cfg.optim.loss, eval_chunk(ctx.cfg)
-        d = ctx.data
-        if "train_loss" in ctx.cache:  # the trainer's full-batch forward already saw the train set
-            train_loss, train_acc = ctx.cache["train_loss"], ctx.cache["train_acc"]
-        else:
-            train_loss, train_acc = evaluate(ctx.model, d.train_x, d.train_y, loss, chunk=chunk)
-        if "test_loss" in ctx.cache:  # an ensemble evaluated every member's test set in one vectorized pass
-            test_loss, test_acc = ctx.cache["test_loss"], ctx.cache["test_acc"]
-        else:
-            test_loss, test_acc = evaluate(ctx.model, d.test_x, d.test_y, loss, chunk=chunk)
-        out = {"train_loss": train_loss, "train_acc": train_acc, "test_loss": test_loss, "test_acc": test_acc}
-        if "train_acc_batches" in ctx.cache:  # the trainer's own record of its training forwards (training/batch_accuracy.py)
-            out["train_acc_batches"] = ctx.cache["train_acc_batches"]
+    def compute(self, ctx: EvalContext, taps: Sequence[Tap] = ()) -> dict[str, float]:
+        passes = {tap.split: tap.loss_acc for tap in (taps or ctx.run(self.taps(ctx)))}
+        out: dict[str, float] = {}
+        for split in ("train", "test"):
+            loss, acc = passes[split] if split in passes else (ctx.known[f"{split}_loss"], ctx.known[f"{split}_acc"])
+            out[f"{split}_loss"], out[f"{split}_acc"] = loss, acc
+        if "train_acc_batches" in ctx.known:  # the trainer's own record of its training forwards (training/batch_accuracy.py)
+            out["train_acc_batches"] = ctx.known["train_acc_batches"]
         return out

@@ -10,10 +10,13 @@ str.py adds them; the mean keeps the scale of one table).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
 from groklab.measures.base import MEASURES, EvalContext, Measure
+from groklab.measures.passes import Tap
 from groklab.tasks.base import TaskSpec
 
 
@@ -49,7 +52,7 @@ class MeanEmbeddingDistance(Measure):
         return needs_number_tokens(model, spec, "MED")
 
     @torch.no_grad()
-    def compute(self, ctx: EvalContext) -> dict[str, float]:
+    def compute(self, ctx: EvalContext, taps: Sequence[Tap] = ()) -> dict[str, float]:
         p, table = ctx.spec.n_operand_tokens, ctx.model.token_embedding
         offsets = sorted(set(ctx.spec.operand_token_offsets))
         return {"med": sum(med(table[o : o + p], ctx.cfg.measures.med_wrap) for o in offsets) / len(offsets)}  # rows (p, C) each

@@ -21,13 +21,15 @@ resumed run stays bit-identical.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from groklab.measures.base import MEASURES, EvalContext, Measure
-from groklab.measures.feature_rank import CHUNK, LinearTaps, linear_layers
+from groklab.measures.feature_rank import CHUNK, linear_layers
+from groklab.measures.passes import Tap, run_taps
 from groklab.tasks.base import TaskSpec
 
 LR = 1e-3
@@ -138,21 +140,37 @@ def fit_probes(
     return (weight, bias) if select == "last" else (best_w, best_b)
 
 
+def linear_taps(model: nn.Module, x: torch.Tensor, sink: Callable[[int, int, torch.Tensor], None], chunk: int) -> list[int]:
+    """One pass of x through the model, in chunks, handing every Linear's output to sink(layer, first row, output)
+    (0-based layer, `model.modules()` order); returns the layers whose output was one row of features per example."""
+    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    layer = {n: i for i, n in enumerate(names)}
+    rows: dict[str, int] = {}
+    flat: set[str] = set()
+
+    def feed(name: str, out: torch.Tensor) -> None:
+        if out.dim() != 2:
+            flat.add(name)
+            return
+        sink(layer[name], rows.get(name, 0), out)
+        rows[name] = rows.get(name, 0) + len(out)
+
+    tap = Tap("x", tuple(names), feed, chunk=chunk)
+    run_taps(model, {"x": (x, torch.zeros(len(x), dtype=torch.long, device=x.device))}, [tap], "ce", chunk)
+    return [i for i, n in enumerate(names) if n not in tap.invalid | flat]
+
+
 def train_features(model: nn.Module, x: torch.Tensor, chunk: int = CHUNK) -> tuple[list[int], torch.Tensor]:
     """Every tappable Linear's output over x as features (N, G, w_max) in the model's dtype, zero-padded; their 0-based layers."""
     layers = linear_layers(model)
     width = max((layer.out_features for layer in layers), default=0)
     dtype = layers[0].weight.dtype if layers else torch.float32
     feats = torch.zeros(len(x), len(layers), width, dtype=dtype, device=x.device)
-    offset = 0
 
-    def sink(i: int, out: torch.Tensor) -> None:
-        feats[offset : offset + len(out), i, : out.shape[1]] = out
+    def sink(i: int, first: int, out: torch.Tensor) -> None:
+        feats[first : first + len(out), i, : out.shape[1]] = out
 
-    with LinearTaps(model, sink) as taps:
-        for offset in range(0, len(x), chunk):  # the sink reads offset
-            taps.run(x[offset : offset + chunk])
-    valid = taps.valid
+    valid = linear_taps(model, x, sink, chunk)
     return valid, feats if len(valid) == len(layers) else feats[:, valid]
 
 
@@ -163,19 +181,14 @@ def layer_probe_accuracy(
     """Accuracy of probe g on layer layers[g]'s outputs over (x, y), in chunks: {0-based layer: accuracy}."""
     pos = {i: g for g, i in enumerate(layers)}
     correct = torch.zeros(len(layers), dtype=torch.long, device=y.device)
-    yc = y[:0]
 
-    def sink(i: int, out: torch.Tensor) -> None:
+    def sink(i: int, first: int, out: torch.Tensor) -> None:
         if i in pos:
             g = pos[i]
             logits = torch.addmm(bias[g], out.to(weight.dtype), weight[g, :, : out.shape[1]].T)
-            correct[g] += (logits.argmax(-1) == yc).sum()
+            correct[g] += (logits.argmax(-1) == y[first : first + len(out)]).sum()
 
-    with LinearTaps(model, sink) as taps:
-        for s in range(0, len(x), chunk):
-            yc = y[s : s + chunk]
-            taps.run(x[s : s + chunk])
-    valid = set(taps.valid)
+    valid = set(linear_taps(model, x, sink, chunk))
     return {i: c / len(y) for i, c in zip(layers, correct.tolist(), strict=True) if i in valid}
 
 
@@ -194,7 +207,7 @@ class LinearProbe(Measure):
         return None
 
     @torch.no_grad()
-    def compute(self, ctx: EvalContext) -> dict[str, float]:
+    def compute(self, ctx: EvalContext, taps: Sequence[Tap] = ()) -> dict[str, float]:
         d, K = ctx.data, ctx.spec.n_classes
         gen = torch.Generator().manual_seed(probe_seed(ctx.cfg.run.seed, ctx.step))
         layers, feats = train_features(ctx.model, d.train_x)

@@ -8,11 +8,14 @@ distances is scale-free: 0 when every ‖φ(i+1) − φ(i)‖ is equal.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
 from groklab.measures.base import MEASURES, EvalContext, Measure
 from groklab.measures.med import consecutive_distances, needs_number_tokens
+from groklab.measures.passes import Tap
 from groklab.tasks.base import TaskSpec
 
 
@@ -33,6 +36,6 @@ class Uniformity(Measure):
         return needs_number_tokens(model, spec, "uniformity")
 
     @torch.no_grad()
-    def compute(self, ctx: EvalContext) -> dict[str, float]:
+    def compute(self, ctx: EvalContext, taps: Sequence[Tap] = ()) -> dict[str, float]:
         emb = ctx.model.token_embedding[: ctx.spec.n_operand_tokens]  # (p, C)
         return {"uniformity": uniformity(emb, ctx.cfg.measures.med_wrap)}

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 from groklab.measures.base import MEASURES, EvalContext, Measure
+from groklab.measures.passes import Tap
 
 
 @MEASURES.register("weight_norm")
@@ -13,7 +16,7 @@ class WeightNorm(Measure):
     summary = "weight_norm = sqrt(sum of squared parameters); weight_norm/<param> per tensor"
 
     @torch.no_grad()
-    def compute(self, ctx: EvalContext) -> dict[str, float]:
+    def compute(self, ctx: EvalContext, taps: Sequence[Tap] = ()) -> dict[str, float]:
         names, params = zip(*ctx.model.named_parameters(), strict=True)
         norms = torch.stack([p.detach().double().norm() for p in params]).tolist()
         out = {f"weight_norm/{n}": v for n, v in zip(names, norms, strict=True)}

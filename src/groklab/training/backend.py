@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from groklab.losses import correct_count, mean_loss
-from groklab.measures import EvalContext
+from groklab.measures import EvalContext, measure_all
 from groklab.models import train_mode_differs
 from groklab.tasks import TaskData
 from groklab.training.batch_accuracy import BatchAccuracy
@@ -110,11 +110,7 @@ class Backend:
         for k, prep in enumerate(self.preps):
             model = self.member_model(k).eval()
             ctx = EvalContext(self.step, model, self.member_data(k), prep.spec, prep.cfg, known[k])
-            metrics: dict[str, float] = {}
-            for measure, every in prep.measures:
-                if self.evals_done % every == 0:
-                    metrics.update(measure.compute(ctx))
-            out.append(metrics)
+            out.append(measure_all(ctx, [measure for measure, every in prep.measures if self.evals_done % every == 0]))
         self.evals_done += 1
         return out
 

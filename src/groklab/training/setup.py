@@ -54,5 +54,4 @@ def prepare(cfg: ExperimentConfig) -> Prepared:
                 f"drop it, e.g. measures.enabled=[{','.join(fits)}]",
             )
         measures.append((cls(), cfg.measures.every.get(name, cls.every)))
-    measures.sort(key=lambda pair: not pair[0].fills_cache)  # stable: otherwise in the configured order
     return Prepared(cfg, task, spec, data, model, measures, device, dtype)

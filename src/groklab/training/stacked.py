@@ -22,8 +22,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from groklab.losses import loss_and_accuracy
-from groklab.measures.loss_acc import eval_chunk
+from groklab.losses import eval_chunk, loss_and_accuracy
 from groklab.models.width_padding import HostTransformer, declared_axes, extract, host_shape, host_state
 from groklab.tasks import TaskData
 from groklab.training.backend import Backend
@@ -91,7 +90,7 @@ class StackedBackend(Backend):
     def precomputed(self, shared: list[dict[str, float]]) -> list[dict[str, float]]:
         """Every member's test loss and accuracy (and train, unless the training pass gave them) in one vectorized pass."""
         self.model.eval()
-        kind, chunk = self.cfg.optim.loss, eval_chunk(self.cfg)
+        kind, chunk = self.cfg.optim.loss, eval_chunk(self.cfg.schedule.eval_batch_size)
         test_loss, test_acc = (t.tolist() for t in loss_and_accuracy(self.forward, self.data.test_x, self.data.test_y, kind, chunk))
         if "train_loss" not in shared[0]:  # minibatches, or dropout: the train set was not seen whole as in evaluation
             pair = loss_and_accuracy(self.forward, self.data.train_x, self.data.train_y, kind, chunk)
