@@ -8,6 +8,7 @@ string while `optim.lr=1e-3` becomes a float.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any, Literal
 
 import yaml
 
-from groklab.config.schema import ExperimentConfig, ModelConfig, TaskConfig
+from groklab.config.schema import ExperimentConfig, MeasuresConfig, ModelConfig, TaskConfig
 from groklab.errors import ConfigError, GroklabError
 
 
@@ -34,7 +35,9 @@ def _section_class(section: str, name: Any) -> type:
     registry = TASKS if section == "task" else MODELS
     if not isinstance(name, str):
         raise ConfigError(f"{section}.name", f"must be a string; choose one of {', '.join(registry.names())}")
-    return registry.get(name, f"{section}.name").Config
+    config = registry.entry(name, f"{section}.name").config
+    assert config is not None, f"{section} {name!r} is registered without its config dataclass"
+    return config
 
 
 def _parse_raw(value: Raw, path: str) -> Any:
@@ -169,14 +172,44 @@ def from_dict(data: dict[str, Any]) -> ExperimentConfig:
             name = str(name)
         cls = _section_class(section, name)
         sections[section] = build_dataclass(cls, {**raw, "name": name}, section)
+    measures = data.pop("measures", None) or {}
     cfg = build_dataclass(ExperimentConfig, data, "")
     cfg.task, cfg.model = sections["task"], sections["model"]
+    cfg.measures = build_dataclass(measures_config_class(), measures, "measures")
     _check_measure_names(cfg)
     cfg.validate()
     from groklab.tasks import TASKS
 
     TASKS.get(cfg.task.name).check_compatible(cfg)
     return cfg
+
+
+@functools.cache
+def measures_config_class() -> type[MeasuresConfig]:
+    """The `measures` section as resolved: MeasuresConfig (which measures, how often) with the keys of every
+    registered measure's own config dataclass. Named here, so a resolved config pickles."""
+    from groklab.measures import MEASURES
+
+    parts: list[type] = []
+    for name in MEASURES:
+        part = MEASURES.entry(name).config
+        if part is not None and part not in parts:
+            parts.append(part)
+
+    def validate(self: MeasuresConfig) -> None:
+        for part in (MeasuresConfig, *parts):
+            part.validate(self)
+
+    bases = (*reversed(parts), MeasuresConfig)
+    cls = dataclasses.make_dataclass("ResolvedMeasuresConfig", [], bases=bases, namespace={"validate": validate})
+    cls.__module__ = __name__
+    return cls
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ResolvedMeasuresConfig":  # for pickle: the class is built on first use
+        return measures_config_class()
+    raise AttributeError(name)
 
 
 def _check_measure_names(cfg: ExperimentConfig) -> None:

@@ -120,17 +120,13 @@ class MeasuresConfig:
     """Which progress measures to log, and on which evaluations.
 
     `every` maps a measure name to a cadence in evaluations (1 = every
-    evaluation); measures not listed use their own default cadence.
+    evaluation); measures not listed use their own default cadence. Each measure's own
+    keys (`measures.rank_on`, ...) come from the config dataclass it registers with; the
+    resolved section holds them all (config/loading.py).
     """
 
     enabled: list[str] = field(default_factory=lambda: ["loss_acc", "weight_norm", "med"])
     every: dict[str, int] = field(default_factory=dict)
-    med_wrap: bool = True  # Gu et al. Def. 4.2 wraps around at p; False = the authors' code variant
-    rank_on: Literal["test", "train"] = "test"  # the evaluation set feature rank is computed over
-    rank_rtol: float | None = None  # matrix_rank's relative tolerance; None = sigma_max * d * eps (Fan et al.)
-    tunnel_threshold: float = 0.75  # a layer is in the tunnel if its rank < this (< 1: a fraction of its width; >= 1: absolute)
-    probe_epochs: int = 30  # linear-probe training epochs (Fan et al.: Adam 1e-3, batch 512, 80/20 split)
-    probe_select: str = "last"  # last: the last epoch's probe, as the authors' code scores; best: the best on the held-out 20%
 
     def validate(self) -> None:
         """Values only; that the names are registered measures is checked where configs are resolved (config/loading.py)."""
@@ -138,16 +134,6 @@ class MeasuresConfig:
             raise ConfigError("measures.enabled", "must include loss_acc (grokking events and progress read it)")
         if len(set(self.enabled)) != len(self.enabled):
             raise ConfigError("measures.enabled", f"lists a measure twice: {self.enabled}")
-        if self.rank_rtol is not None and not 0.0 < self.rank_rtol < 1.0:
-            raise ConfigError("measures.rank_rtol", f"must be in (0, 1) or null (the default tolerance), got {self.rank_rtol}")
-        if self.tunnel_threshold <= 0:
-            raise ConfigError(
-                "measures.tunnel_threshold", f"must be > 0 (< 1: a fraction of the width; >= 1: a rank), got {self.tunnel_threshold}"
-            )
-        if self.probe_select not in ("last", "best"):
-            raise ConfigError("measures.probe_select", f"unknown selection {self.probe_select!r}; choose last or best")
-        if self.probe_epochs < 1:
-            raise ConfigError("measures.probe_epochs", f"must be >= 1, got {self.probe_epochs}")
         for name, k in self.every.items():
             if not isinstance(k, int) or isinstance(k, bool) or k < 1:
                 raise ConfigError(f"measures.every.{name}", f"must be an integer >= 1, got {k!r}")

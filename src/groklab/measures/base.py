@@ -49,7 +49,6 @@ class Measure:
 
     name: ClassVar[str] = ""
     every: ClassVar[int] = 1
-    summary: ClassVar[str] = ""
 
     @classmethod
     def not_applicable(cls, model: nn.Module, spec: TaskSpec) -> str | None:

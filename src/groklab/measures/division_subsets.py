@@ -67,13 +67,15 @@ def division_subset_metrics(
     return out
 
 
-@MEASURES.register("division_subsets")
-class DivisionSubsets(Measure):
-    name = "division_subsets"
-    summary = (
+@MEASURES.register(
+    "division_subsets",
+    summary=(
         "a / b mod p only: test_acc/zero_div (0/b), test_acc/div_one (a/1), test_acc/self_div (a/a), test_acc/rest, "
         "test_correct, test_chance_correct (n_test / p), test_pred_zero (Davies et al. 2023)"
-    )
+    ),
+)
+class DivisionSubsets(Measure):
+    name = "division_subsets"
 
     @classmethod
     def not_applicable(cls, model: nn.Module, spec: TaskSpec) -> str | None:

@@ -18,10 +18,13 @@ are measured (e.g. an MLP's layers; a transformer's (B, T, w) projections are sk
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
 
+from groklab.errors import ConfigError
 from groklab.measures.base import MEASURES, EvalContext, Measure
 from groklab.measures.passes import Tap, run_taps
 from groklab.tasks.base import TaskSpec
@@ -142,7 +145,28 @@ def tunnel_length(ranks: list[int], widths: list[int], threshold: float) -> int:
     return sum(r < (threshold * w if threshold < 1 else threshold) for r, w in zip(ranks, widths, strict=True))
 
 
-@MEASURES.register("feature_rank")
+@dataclass
+class FeatureRankConfig:
+    """`measures.*` keys of feature_rank."""
+
+    rank_on: Literal["test", "train"] = "test"  # the evaluation set feature rank is computed over
+    rank_rtol: float | None = None  # matrix_rank's relative tolerance; None = sigma_max * d * eps (Fan et al.)
+    tunnel_threshold: float = 0.75  # a layer is in the tunnel if its rank < this (< 1: a fraction of its width; >= 1: absolute)
+
+    def validate(self) -> None:
+        if self.rank_rtol is not None and not 0.0 < self.rank_rtol < 1.0:
+            raise ConfigError("measures.rank_rtol", f"must be in (0, 1) or null (the default tolerance), got {self.rank_rtol}")
+        if self.tunnel_threshold <= 0:
+            raise ConfigError(
+                "measures.tunnel_threshold", f"must be > 0 (< 1: a fraction of the width; >= 1: a rank), got {self.tunnel_threshold}"
+            )
+
+
+@MEASURES.register(
+    "feature_rank",
+    config=FeatureRankConfig,
+    summary="rank/L<i>, erank/L<i>: (effective) rank of each Linear output's covariance; tunnel_length(_hidden) (Fan et al. 2024)",
+)
 class FeatureRank(Measure):
     """rank/L{i} and erank/L{i} of each Linear's pre-activation covariance, tunnel_length and tunnel_length_hidden.
 
@@ -153,7 +177,6 @@ class FeatureRank(Measure):
 
     name = "feature_rank"
     every = 5
-    summary = "rank/L<i>, erank/L<i>: (effective) rank of each Linear output's covariance; tunnel_length(_hidden) (Fan et al. 2024)"
 
     @classmethod
     def not_applicable(cls, model: nn.Module, spec: TaskSpec) -> str | None:

@@ -88,13 +88,15 @@ def fourier_entropy(power: torch.Tensor) -> float:
     return math.exp(-(q * q.log()).sum().item())
 
 
-@MEASURES.register("fourier")
-class FourierEmbedding(Measure):
-    name = "fourier"
-    summary = (
+@MEASURES.register(
+    "fourier",
+    summary=(
         f"Fourier spectrum of the number-token embedding over Z_p (Nanda et al. 2023): fourier_sparsity = norm² share of the top {TOP_K} "
         f"frequencies, fourier_key_freqs = #frequencies >= {KEY_RATIO:g}x the mean power, fourier_entropy = effective #frequencies"
-    )
+    ),
+)
+class FourierEmbedding(Measure):
+    name = "fourier"
 
     @classmethod
     def not_applicable(cls, model: nn.Module, spec: TaskSpec) -> str | None:

@@ -10,10 +10,12 @@ from groklab.measures.base import MEASURES, EvalContext, Measure
 from groklab.measures.passes import Tap
 
 
-@MEASURES.register("loss_acc")
+@MEASURES.register(
+    "loss_acc",
+    summary="train_loss, train_acc, test_loss, test_acc on the full sets; train_acc_batches: train mode, the last epoch's batches",
+)
 class LossAccuracy(Measure):
     name = "loss_acc"
-    summary = "train_loss, train_acc, test_loss, test_acc on the full sets; train_acc_batches: train mode, the last epoch's batches"
 
     def taps(self, ctx: EvalContext) -> list[Tap]:
         """A pass over each split whose loss the trainer does not know already (a full-batch training forward

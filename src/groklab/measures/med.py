@@ -11,6 +11,7 @@ str.py adds them; the mean keeps the scale of one table).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -42,10 +43,19 @@ def med(emb: torch.Tensor, wrap: bool = True) -> float:
     return consecutive_distances(emb, wrap).mean().item()
 
 
-@MEASURES.register("med")
+@dataclass
+class MedConfig:
+    """`measures.*` keys of med (and uniformity, which reads the same distances)."""
+
+    med_wrap: bool = True  # Gu et al. Def. 4.2 wraps around at p; False = the authors' code variant
+
+    def validate(self) -> None:
+        """Nothing a type cannot say."""
+
+
+@MEASURES.register("med", config=MedConfig, summary="mean L2 distance between consecutive number-token embeddings (Gu et al. 2025)")
 class MeanEmbeddingDistance(Measure):
     name = "med"
-    summary = "mean L2 distance between consecutive number-token embeddings (Gu et al. 2025)"
 
     @classmethod
     def not_applicable(cls, model: nn.Module, spec: TaskSpec) -> str | None:

@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from groklab.errors import ConfigError
 from groklab.measures.base import MEASURES, EvalContext, Measure
 from groklab.measures.feature_rank import CHUNK, linear_layers
 from groklab.measures.passes import Tap, run_taps
@@ -192,13 +194,28 @@ def layer_probe_accuracy(
     return {i: c / len(y) for i, c in zip(layers, correct.tolist(), strict=True) if i in valid}
 
 
-@MEASURES.register("probe")
+@dataclass
+class ProbeConfig:
+    """`measures.*` keys of probe."""
+
+    probe_epochs: int = 30  # linear-probe training epochs (Fan et al.: Adam 1e-3, batch 512, 80/20 split)
+    probe_select: str = "last"  # last: the last epoch's probe, as the authors' code scores; best: the best on the held-out 20%
+
+    def validate(self) -> None:
+        if self.probe_select not in ("last", "best"):
+            raise ConfigError("measures.probe_select", f"unknown selection {self.probe_select!r}; choose last or best")
+        if self.probe_epochs < 1:
+            raise ConfigError("measures.probe_epochs", f"must be >= 1, got {self.probe_epochs}")
+
+
+@MEASURES.register(
+    "probe", config=ProbeConfig, summary="probe_acc/L<i>: test accuracy of a linear probe on each Linear layer's output (Fan et al. 2024)"
+)
 class LinearProbe(Measure):
     """probe_acc/L{i}: test accuracy of a linear probe trained on layer i's train-set outputs (output layer included)."""
 
     name = "probe"
     every = 5
-    summary = "probe_acc/L<i>: test accuracy of a linear probe on each Linear layer's output (Fan et al. 2024)"
 
     @classmethod
     def not_applicable(cls, model: nn.Module, spec: TaskSpec) -> str | None:

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from groklab.measures.base import MEASURES, EvalContext, Measure
-from groklab.measures.med import consecutive_distances, needs_number_tokens
+from groklab.measures.med import MedConfig, consecutive_distances, needs_number_tokens
 from groklab.measures.passes import Tap
 from groklab.tasks.base import TaskSpec
 
@@ -26,10 +26,13 @@ def uniformity(emb: torch.Tensor, wrap: bool = True) -> float:
     return (dist.std(correction=0) / mean).item() if mean > 0 else float("nan")
 
 
-@MEASURES.register("uniformity")
+@MEASURES.register(
+    "uniformity",
+    config=MedConfig,
+    summary="coefficient of variation of consecutive number-token embedding distances; 0 = evenly spaced (Gu et al. 2025)",
+)
 class Uniformity(Measure):
     name = "uniformity"
-    summary = "coefficient of variation of consecutive number-token embedding distances; 0 = evenly spaced (Gu et al. 2025)"
 
     @classmethod
     def not_applicable(cls, model: nn.Module, spec: TaskSpec) -> str | None:

@@ -10,10 +10,9 @@ from groklab.measures.base import MEASURES, EvalContext, Measure
 from groklab.measures.passes import Tap
 
 
-@MEASURES.register("weight_norm")
+@MEASURES.register("weight_norm", summary="weight_norm = sqrt(sum of squared parameters); weight_norm/<param> per tensor")
 class WeightNorm(Measure):
     name = "weight_norm"
-    summary = "weight_norm = sqrt(sum of squared parameters); weight_norm/<param> per tensor"
 
     @torch.no_grad()
     def compute(self, ctx: EvalContext, taps: Sequence[Tap] = ()) -> dict[str, float]:

@@ -1,7 +1,7 @@
 """Models: plain torch.nn.Modules, each registered in MODELS with its config keys."""
 
 from groklab.models import deep_mlp, mlp, resnet, transformer  # noqa: F401  (register "deep_mlp", "mlp", "resnet18", "transformer")
-from groklab.models.base import MODELS, ModelEntry, build_model, scale_parameters, train_mode_differs
+from groklab.models.base import MODELS, build_model, scale_parameters, train_mode_differs
 from groklab.models.deep_mlp import DeepMLP
 from groklab.models.mlp import EmbeddingMLP
 from groklab.models.resnet import ResNet18
@@ -11,7 +11,6 @@ __all__ = [
     "MODELS",
     "DeepMLP",
     "EmbeddingMLP",
-    "ModelEntry",
     "ResNet18",
     "Transformer",
     "TransformerShape",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -13,17 +12,8 @@ from groklab.config.schema import ModelConfig
 from groklab.registry import Registry
 from groklab.tasks.base import TaskSpec
 
-
-@dataclass(frozen=True)
-class ModelEntry:
-    """A registered model: its config dataclass and `build(cfg, spec) -> nn.Module`."""
-
-    Config: type[ModelConfig]
-    build: Callable[[Any, TaskSpec], nn.Module]
-    summary: str = ""
-
-
-MODELS: Registry[ModelEntry] = Registry("model")
+ModelBuilder = Callable[[Any, TaskSpec], nn.Module]  # (the model's config, the task's spec) -> the network
+MODELS: Registry[ModelBuilder] = Registry("model")
 
 
 @torch.no_grad()
@@ -37,8 +27,8 @@ def scale_parameters(model: nn.Module, alpha: float) -> nn.Module:
 
 def build_model(cfg: ModelConfig, spec: TaskSpec) -> nn.Module:
     """The model for a config and task, after the default init and the init-scale multiplier."""
-    entry = MODELS.get(cfg.name, "model.name")
-    return scale_parameters(entry.build(cfg, spec), cfg.init_scale)
+    build = MODELS.get(cfg.name, "model.name")
+    return scale_parameters(build(cfg, spec), cfg.init_scale)
 
 
 def train_mode_differs(model: nn.Module) -> bool:

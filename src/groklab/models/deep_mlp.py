@@ -9,7 +9,7 @@ from torch import nn
 
 from groklab.config.schema import ModelConfig
 from groklab.errors import ConfigError
-from groklab.models.base import MODELS, ModelEntry
+from groklab.models.base import MODELS
 from groklab.models.transformer import ACTIVATIONS
 from groklab.tasks.base import TaskSpec
 
@@ -59,4 +59,4 @@ def _build(cfg: DeepMLPConfig, spec: TaskSpec) -> DeepMLP:
     return DeepMLP(spec.input_dim, spec.n_classes, cfg.depth, cfg.width, cfg.act, cfg.bias)
 
 
-MODELS.register("deep_mlp")(ModelEntry(DeepMLPConfig, _build, "deep MLP on flat vectors (depth counts Linear layers)"))
+MODELS.register("deep_mlp", config=DeepMLPConfig, summary="deep MLP on flat vectors (depth counts Linear layers)")(_build)

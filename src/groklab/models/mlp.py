@@ -10,7 +10,7 @@ from torch import nn
 
 from groklab.config.schema import ModelConfig
 from groklab.errors import ConfigError
-from groklab.models.base import MODELS, ModelEntry
+from groklab.models.base import MODELS
 from groklab.models.dropout import Dropout
 from groklab.models.embedding_init import EMBED_INITS, apply_embed_init
 from groklab.models.lookup import lookup, stacked_lookup
@@ -119,4 +119,4 @@ def _build(cfg: MLPConfig, spec: TaskSpec) -> EmbeddingMLP:
     )
 
 
-MODELS.register("mlp")(ModelEntry(MLPConfig, _build, "MLP on concatenated token embeddings"))
+MODELS.register("mlp", config=MLPConfig, summary="MLP on concatenated token embeddings")(_build)

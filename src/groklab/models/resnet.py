@@ -16,7 +16,7 @@ from torch import nn
 
 from groklab.config.schema import ModelConfig
 from groklab.errors import ConfigError
-from groklab.models.base import MODELS, ModelEntry
+from groklab.models.base import MODELS
 from groklab.tasks.base import TaskSpec
 
 
@@ -184,4 +184,6 @@ def _build(cfg: ResNet18Config, spec: TaskSpec) -> ResNet18:
     return model
 
 
-MODELS.register("resnet18")(ModelEntry(ResNet18Config, _build, "ResNet-18 on images, torchvision's layout and names (loads its weights)"))
+MODELS.register("resnet18", config=ResNet18Config, summary="ResNet-18 on images, torchvision's layout and names (loads its weights)")(
+    _build
+)

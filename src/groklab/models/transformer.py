@@ -20,7 +20,7 @@ from torch import nn
 
 from groklab.config.schema import ModelConfig
 from groklab.errors import ConfigError
-from groklab.models.base import MODELS, ModelEntry
+from groklab.models.base import MODELS
 from groklab.models.dropout import Dropout
 from groklab.models.embedding_init import EMBED_INITS, apply_embed_init
 from groklab.models.transformer_fast import fast_forward
@@ -248,4 +248,4 @@ def _build(cfg: TransformerConfig, spec: TaskSpec) -> Transformer:
     return Transformer(TransformerShape(vocab_size=spec.vocab_size, n_classes=spec.n_classes, seq_len=spec.seq_len, **arch))
 
 
-MODELS.register("transformer")(ModelEntry(TransformerConfig, _build, "decoder-only transformer, logits at the last position"))
+MODELS.register("transformer", config=TransformerConfig, summary="decoder-only transformer, logits at the last position")(_build)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 import torch
 
@@ -44,9 +43,6 @@ class TaskData:
 
 class Task:
     """Base class of registered tasks: a config class, a spec, and the data."""
-
-    Config: ClassVar[type[TaskConfig]] = TaskConfig
-    summary: ClassVar[str] = ""
 
     def __init__(self, cfg: TaskConfig) -> None:
         self.cfg = cfg

@@ -56,12 +56,14 @@ def draw(labels: torch.Tensor, n: int, mode: str, seed: int) -> torch.Tensor:
     return torch.cat(picked).sort().values
 
 
-@TASKS.register("mnist")
+@TASKS.register(
+    "mnist",
+    config=MnistConfig,
+    summary="MNIST subsets of N training images (first N, random or class-balanced), flattened pixels",
+)
 class Mnist(Task):
     """MNIST digits, flattened to 784 pixels in [0, 1]."""
 
-    Config = MnistConfig
-    summary = "MNIST subsets of N training images (first N, random or class-balanced), flattened pixels"
     cfg: MnistConfig
 
     @classmethod

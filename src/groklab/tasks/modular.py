@@ -121,12 +121,14 @@ def parse_split(split: str, p: int) -> tuple[str, int]:
     return kind, bound
 
 
-@TASKS.register("modular")
+@TASKS.register(
+    "modular",
+    config=ModularConfig,
+    summary="a∘b mod p on tokens [a, b, =] or <eos> a ∘ b = (add, sub, mul, div, x2y2, x2xyy2, x3xy, x3xyy3, x3y3)",
+)
 class ModularArithmetic(Task):
     """Modular arithmetic over a prime: add, sub, mul, div and polynomials."""
 
-    Config = ModularConfig
-    summary = "a∘b mod p on tokens [a, b, =] or <eos> a ∘ b = (add, sub, mul, div, x2y2, x2xyy2, x3xy, x3xyy3, x3y3)"
     cfg: ModularConfig
 
     @classmethod

@@ -138,12 +138,14 @@ def split_indices(n: int, train_frac: float, seed: int) -> tuple[torch.Tensor, t
     return order[:n_train].sort().values, order[n_train:].sort().values
 
 
-@TASKS.register("polygons")
+@TASKS.register(
+    "polygons",
+    config=PolygonsConfig,
+    summary="2x2 grids of blank cells or 3..12-gons (Gu et al. 2025), label = total sides, uint8 images",
+)
 class Polygons(Task):
     """2x2 grids of regular polygons; the label is the total number of sides."""
 
-    Config = PolygonsConfig
-    summary = "2x2 grids of blank cells or 3..12-gons (Gu et al. 2025), label = total sides, uint8 images"
     cfg: PolygonsConfig
 
     @classmethod
