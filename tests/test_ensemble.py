@@ -164,3 +164,16 @@ def test_progress_reports_every_member_of_an_ensemble(tmp_path):
     rows = [{"train_acc": 1.0, "test_acc": 0.25}, {"train_acc": 0.5, "test_acc": 0.75}]
     assert accuracies(rows) == "train 0.500..1.000 test 0.250..0.750"
     assert accuracies(rows[:1]) == "train 1.000 test 0.250"
+
+
+def test_an_ensemble_keeps_its_own_embedding_gradient_structures():
+    """The sparse structures of the embedding gradients (models/lookup.py) are kept by the ensemble that
+    built them, for its next full-batch step, and by nobody else."""
+    cfgs = [resolve_config(None, [*MLP, f"run.seed={s}"]) for s in range(2)]
+    ens, other = StackedBackend([prepare(c) for c in cfgs]), StackedBackend([prepare(c) for c in cfgs])
+    ens.train_step(record=False)
+    ens.apply_update()
+    assert len(ens.row_sums) == 1 and other.row_sums == {}
+    kept = next(iter(ens.row_sums.values()))[1]
+    ens.train_step(record=False)
+    assert next(iter(ens.row_sums.values()))[1] is kept

@@ -97,21 +97,24 @@ def test_row_sums_add_up_each_rows_gradients(rows: int, n: int, width: int, dtyp
     assert ((out.double() - ref).abs() <= bound).all()
 
 
-def test_a_kept_structure_sums_exactly_as_a_new_one(monkeypatch):
-    """The structure is kept between calls with the same indices (a full-batch step), never served for other
-    indices of the same size, and the result is bitwise the same whether it was kept or built: so a resumed
-    run, whose first step builds it, matches one that never stopped."""
-    monkeypatch.setattr(lookup_module, "_SUMMERS", {})
+def test_a_kept_structure_sums_exactly_as_a_new_one():
+    """Inside keeping_row_sums the structure is kept between calls with the same indices (a full-batch step),
+    never served for other indices of the same size, and the result is bitwise the same whether it was kept
+    or built: so a resumed run, whose first step builds it, matches one that never stopped. Outside, nothing
+    is kept: no module-level state."""
     gen = torch.Generator().manual_seed(0)
     idx, grad = torch.randint(0, 50, (4000,), generator=gen), torch.randn(4000, 16, generator=gen)
-    first = row_sums(idx, grad, 64)
-    kept = lookup_module._SUMMERS[(64, 4000, torch.float32)][1]
-    again = row_sums(idx.clone(), grad, 64)
-    assert lookup_module._SUMMERS[(64, 4000, torch.float32)][1] is kept, "same indices: the structure is reused"
-    lookup_module._SUMMERS.clear()
-    assert torch.equal(row_sums(idx, grad, 64), first) and torch.equal(again, first)
-    other = idx.roll(1)  # same size and rows, different content
-    torch.testing.assert_close(row_sums(other, grad, 64), torch.zeros(64, 16).index_add_(0, other, grad))
-    for n in range(1, 20):  # bounded: a minibatch run's ever-new sizes do not pile up
-        row_sums(idx[:n], grad[:n], 64)
-    assert len(lookup_module._SUMMERS) <= lookup_module._SUMMERS_KEPT
+    kept_by: dict = {}
+    with lookup_module.keeping_row_sums(kept_by):
+        first = row_sums(idx, grad, 64)
+        kept = kept_by[(64, 4000, torch.float32)][1]
+        again = row_sums(idx.clone(), grad, 64)
+        assert kept_by[(64, 4000, torch.float32)][1] is kept, "same indices: the structure is reused"
+    built = row_sums(idx, grad, 64)  # outside: built afresh, kept nowhere
+    assert len(kept_by) == 1 and torch.equal(built, first) and torch.equal(again, first)
+    with lookup_module.keeping_row_sums(kept_by):
+        other = idx.roll(1)  # same size and rows, different content
+        torch.testing.assert_close(row_sums(other, grad, 64), torch.zeros(64, 16).index_add_(0, other, grad))
+        for n in range(1, 20):  # bounded: a minibatch run's ever-new sizes do not pile up
+            row_sums(idx[:n], grad[:n], 64)
+    assert len(kept_by) <= lookup_module.SUMMERS_KEPT

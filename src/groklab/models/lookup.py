@@ -1,14 +1,13 @@
 """Row lookup `weight[idx]` whose gradient, inside an ensemble on the CPU, is one sparse product.
 
 Under torch.func.vmap, K members' gathers become one gather of K x N rows from a K x V
-table. aten's embedding_dense_backward accumulates those rows 3-6x slower than `index_add_`
-on the CPU, and index_add_ itself costs ~1.3 ms for 46,080 rows of 8, a fifth of a tiny
-model's K=32 ensemble step: it adds row by row. Here the gradient is the (rows, N) one-hot
-matrix of idx, in CSR form, times the incoming gradient (`row_sums`): 0.07 ms once its
-structure is built, and a full-batch run reuses it every step. For a lone model, or off the
-CPU, plain F.embedding is used: for one model's few thousand rows the gain is within the
-autograd.Function's own Python overhead (measured), and off the CPU F.embedding's backward
-is the tuned one.
+table. On the CPU, aten's embedding_dense_backward accumulates those rows more slowly than
+`index_add_`, and index_add_ itself adds row by row, a large share of a tiny model's ensemble
+step (benchmarks/ensembles.py). Here the gradient is the (rows, N) one-hot matrix of idx, in
+CSR form, times the incoming gradient (`row_sums`), and a full-batch run reuses that matrix
+every step. For a lone model, or off the CPU, plain F.embedding is used: for one model's few
+thousand rows the gain is within the autograd.Function's own Python overhead, and off the CPU
+F.embedding's backward is the tuned one.
 
 `lookup(idx, weight)` equals `F.embedding(idx, weight)`; its vmap rule folds the ensemble
 dimension into the table's rows, so K members still cost one gather and one product.
@@ -17,7 +16,10 @@ dimension into the table's rows, so K members still cost one gather and one prod
 
 from __future__ import annotations
 
+import contextlib
 import warnings
+from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Any
 
 import torch
@@ -61,19 +63,32 @@ class _Lookup(torch.autograd.Function):
         return stacked_lookup(idx, weight), 0
 
 
-_SUMMERS: dict[tuple[Any, ...], tuple[torch.Tensor, torch.Tensor]] = {}  # (rows, N, dtype) -> (idx, its CSR one-hot)
-_SUMMERS_KEPT = 8
+Summers = dict[tuple[Any, ...], tuple[torch.Tensor, torch.Tensor]]  # (rows, N, dtype) -> (idx, its CSR one-hot)
+SUMMERS_KEPT = 8
+_summers: ContextVar[Summers | None] = ContextVar("groklab_row_summers", default=None)
+
+
+@contextlib.contextmanager
+def keeping_row_sums(kept: Summers) -> Iterator[None]:
+    """While active (a training step of an ensemble), row_sums keeps its sparse structures in `kept`, its
+    owner's, for the next call with the same indices; outside, it builds them afresh."""
+    token = _summers.set(kept)
+    try:
+        yield
+    finally:
+        _summers.reset(token)
 
 
 def row_sums(idx: torch.Tensor, grad: torch.Tensor, rows: int) -> torch.Tensor:
     """out[r] = sum of grad[n] over every n with idx[n] == r: (N,) indices, (N, C) -> (rows, C).
 
     As a sparse product: the (rows, N) CSR matrix with a one at (idx[n], n), times grad. Its structure
-    needs a sort of idx, which costs more than the product, so it is kept for the next call with the
-    same indices: a full-batch run gathers the same rows every step. A kept structure is exactly the
-    one a new build gives (a stable sort), so the result does not depend on the cache."""
+    needs a sort of idx, which costs more than the product, so inside `keeping_row_sums` it is kept for
+    the next call with the same indices: a full-batch run gathers the same rows every step. A kept
+    structure is exactly the one a new build gives (a stable sort), so the result does not depend on it."""
+    summers = _summers.get()
     key = (rows, idx.numel(), grad.dtype)
-    kept = _SUMMERS.get(key)
+    kept = summers.get(key) if summers is not None else None
     if kept is not None and torch.equal(kept[0], idx):
         ones = kept[1]
     else:
@@ -85,9 +100,10 @@ def row_sums(idx: torch.Tensor, grad: torch.Tensor, rows: int) -> torch.Tensor:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
             ones = torch.sparse_csr_tensor(starts, order, grad.new_ones(n), (rows, n), check_invariants=False)
-        if key not in _SUMMERS and len(_SUMMERS) >= _SUMMERS_KEPT:
-            _SUMMERS.pop(next(iter(_SUMMERS)))  # the oldest
-        _SUMMERS[key] = (idx.clone(), ones)
+        if summers is not None:
+            if key not in summers and len(summers) >= SUMMERS_KEPT:
+                summers.pop(next(iter(summers)))  # the oldest
+            summers[key] = (idx.clone(), ones)
     return ones @ grad
 
 

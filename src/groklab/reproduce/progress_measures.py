@@ -115,7 +115,7 @@ QUICK = Plan(
     ("optim.lr=0.003", "schedule.steps=2500", "schedule.eval_max_gap=100", "schedule.checkpoint_every=500"),
     "quick: 7 of Table 1's 11 splits and the 4 strips with separate tokens, MED at p=47 and 97, Fig. 4 (one seed), "
     "lr 3e-3 (3x the paper's, as the default preset) and 2,500 steps",
-    fig4_seeds=1,  # at 50-70% training data a full-batch step costs 2-4x one at 30%: 3 seeds would not fit the hour
+    fig4_seeds=1,  # at 50-70% training data a full-batch step costs several times one at 30%: 3 seeds would not fit the hour
 )
 POLYGONS_GPU = "groklab reproduce progress-measures run.device=cuda (the full version trains preset gu2025-polygons: 380K steps)"
 

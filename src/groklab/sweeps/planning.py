@@ -37,8 +37,7 @@ def plan_batches(
     `pad_widths` is False: then each group is ordered by width, so an ensemble pads its members little).
 
     Padding spreads the per-op overhead that dominates a small model's step over more members, on a
-    GPU (kernel launches) and on a CPU alike: on 2 CPU cores (davies2023, 3 seeds) widths 9..16 train
-    2.5x faster padded than one after another, 41..48 1.8x; seed-only ensembles 1.2x. On a CPU, though,
+    GPU (kernel launches) and on a CPU alike (benchmarks/model_wise.py prints the gain). On a CPU, though,
     a narrow member padded into a much wider one pays the wider one's arithmetic, so there (unless
     `max_ensemble` is given) an ensemble's widest member costs at most CPU_PAD_RATIO times its narrowest,
     or both are overhead-bound; and members too big to gain at all train alone (`ensemble_cap`)."""
@@ -86,8 +85,7 @@ def _widths(cfg: ExperimentConfig) -> tuple[int, int]:
 
 
 # On a CPU a member step above this many FLOPs already keeps the cores busy; stacking members then
-# gains nothing (measured on 2 cores: 12 gu2025 models, ~3 GFLOP a step each, took 170 s as one
-# ensemble and 167 s as 12 separate runs), while overhead-bound small models gain (tiny MLPs: 4.4x at K=32).
+# gains nothing, while overhead-bound small models gain (benchmarks/ensembles.py prints both ends).
 CPU_VECTORIZE_MAX_FLOPS = 1e9
 # On a CPU, padded ensembles: the widest member's step may cost this many times the narrowest's, unless
 # both are below CPU_OVERHEAD_FLOPS, where a step costs its ops' overhead, not its arithmetic.

@@ -8,6 +8,7 @@ module, data and checkpoint are.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any
 
@@ -61,6 +62,10 @@ class Backend:
         """Update every member with its learning rate times `warmup`, then clear the gradients."""
         raise NotImplementedError
 
+    def step_scope(self) -> contextlib.AbstractContextManager[Any]:
+        """What a training step's forward and backward run inside (a stack keeps its lookup structures)."""
+        return contextlib.nullcontext()
+
     def precomputed(self, shared: list[dict[str, float]]) -> list[dict[str, float]]:
         """Per member, the metrics already known before its measures run (loss_acc reads them)."""
         return shared
@@ -82,9 +87,10 @@ class Backend:
         batch is the whole train set seen as in evaluation, each member's train loss and accuracy."""
         self.model.train()
         x, y = self.train_batch()
-        logits = self.forward(x)
-        losses = mean_loss(logits, y, self.cfg.optim.loss)  # () or (K,)
-        losses.sum().backward()  # members share no parameters: each gets its own gradient
+        with self.step_scope():
+            logits = self.forward(x)
+            losses = mean_loss(logits, y, self.cfg.optim.loss)  # () or (K,)
+            losses.sum().backward()  # members share no parameters: each gets its own gradient
         n = y.shape[-1]
         correct = correct_count(logits.detach(), y)
         self.batch_acc.add(correct, n)

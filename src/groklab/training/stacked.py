@@ -15,6 +15,7 @@ faithful run of its config but not the bitwise twin of a lone run.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from typing import Any
 
@@ -23,6 +24,7 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from groklab.losses import eval_chunk, loss_and_accuracy
+from groklab.models.lookup import Summers, keeping_row_sums
 from groklab.models.width_padding import HostTransformer, declared_axes, extract, host_shape, host_state
 from groklab.tasks import TaskData
 from groklab.training.backend import Backend
@@ -60,6 +62,7 @@ class StackedBackend(Backend):
             self.data = TaskData(stack("train_x"), stack("train_y"), stack("test_x"), stack("test_y"))  # (K, N, ...)
         except RuntimeError:
             raise ValueError("ensemble members' train/test sets differ in size") from None
+        self.row_sums: Summers = {}  # the sparse structures of the embedding gradients (models/lookup.py), this ensemble's own
         super().__init__(preps, self.data.train_y.shape[1])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -85,6 +88,9 @@ class StackedBackend(Backend):
 
     def optimizer_step(self, warmup: float) -> None:
         self.opt.step(warmup)
+
+    def step_scope(self) -> contextlib.AbstractContextManager[Any]:
+        return keeping_row_sums(self.row_sums)
 
     @torch.no_grad()
     def precomputed(self, shared: list[dict[str, float]]) -> list[dict[str, float]]:
