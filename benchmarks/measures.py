@@ -78,6 +78,8 @@ def main() -> int:
     tune_malloc()
     print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}; measures: {', '.join(MEASURES)}")
     measure_costs("gu2025 (p=97, 1-layer transformer)", "gu2025", [], device)
+    circuit = ["measures.enabled=[loss_acc,weight_norm,fourier,fourier_circuit]"]
+    measure_costs("nanda2023 (p=113) with the Fourier circuit measures", "nanda2023", circuit, device)
     poly = ["task.image_size=64", "schedule.eval_batch_size=500", "measures.enabled=[loss_acc,weight_norm]"]
     measure_costs("ResNet-18 on 64-px polygon grids", "gu2025-polygons", poly, device, reps=1)
     for size in (64, 224):

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from groklab.losses import loss_and_accuracy
+from groklab.models.hooks import HookPoint
 
 LOGITS = "logits"  # the model's output, as an activation name
 Sink = Callable[[str, torch.Tensor], None]
@@ -27,7 +28,7 @@ class Tap:
     """What one measure reads of the pass over one split; the pass fills `loss_acc` and `invalid`."""
 
     split: str  # "train" | "test"
-    names: tuple[str, ...] = ()  # module names whose outputs the sink receives, or LOGITS
+    names: tuple[str, ...] = ()  # hook points or other module names whose outputs the sink receives, or LOGITS
     sink: Sink | None = None  # (name, activation (rows, ...)) for each chunk, in order
     loss: bool = False  # also wants the split's mean loss and accuracy (the run's own dtype only)
     float64: bool = False  # read a float64 copy of the model (the model itself if it is float64 already)
@@ -92,6 +93,9 @@ def _one_pass(model: nn.Module, x: torch.Tensor, y: torch.Tensor, taps: list[Tap
 
     handles = [modules[n].register_forward_hook(lambda _m, _a, out, n=n: feed(n, out)) for n in wanted - {LOGITS} if n in modules]
     invalid.update(n for n in wanted - {LOGITS} if n not in modules)
+    fast = getattr(model, "fast", None)  # a transformer's training path skips its hook points: asking for one runs the plain forward
+    if fast and any(isinstance(modules.get(n), HookPoint) for n in wanted):
+        model.fast = False
     try:
         if any(tap.loss for tap in taps):
             result = tuple(t.item() for t in loss_and_accuracy(forward, x, y, loss, eval_chunk))
@@ -102,6 +106,8 @@ def _one_pass(model: nn.Module, x: torch.Tensor, y: torch.Tensor, taps: list[Tap
             for s in range(0, len(x), chunk):
                 forward(x[s : s + chunk])
     finally:
+        if fast is not None:
+            model.fast = fast
         for h in handles:
             h.remove()
     for tap in taps:

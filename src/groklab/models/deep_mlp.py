@@ -10,6 +10,7 @@ from torch import nn
 from groklab.config.schema import ModelConfig
 from groklab.errors import ConfigError
 from groklab.models.base import MODELS
+from groklab.models.hooks import mlp_layer_hooks, run_hooked
 from groklab.models.transformer import ACTIVATIONS
 from groklab.tasks.base import TaskSpec
 
@@ -27,9 +28,10 @@ class DeepMLP(nn.Module):
             if i < depth - 1:
                 layers.append(ACTIVATIONS[act]())
         self.net = nn.Sequential(*layers)
+        self.layers = mlp_layer_hooks(self.net)  # layers.{i}.hook_pre: Linear i's output; hook_post: after its activation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)  # (B, d_in) -> (B, n_classes)
+        return run_hooked(self.net, self.layers, x)  # (B, d_in) -> (B, n_classes)
 
 
 # --- groklab registration: the config keys `model.*` for name=deep_mlp ---------------------------

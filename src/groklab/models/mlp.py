@@ -13,6 +13,7 @@ from groklab.errors import ConfigError
 from groklab.models.base import MODELS
 from groklab.models.dropout import Dropout
 from groklab.models.embedding_init import EMBED_INITS, apply_embed_init
+from groklab.models.hooks import HookPoint, mlp_layer_hooks, run_hooked
 from groklab.models.lookup import lookup, stacked_lookup
 from groklab.models.transformer import ACTIVATIONS
 from groklab.tasks.base import TaskSpec
@@ -46,6 +47,8 @@ class EmbeddingMLP(nn.Module):
             width = d_mlp
         layers.append(nn.Linear(width, n_classes))
         self.net = nn.Sequential(*layers)
+        self.hook_embed = HookPoint()  # (B, T*C): the concatenated token embeddings
+        self.layers = mlp_layer_hooks(self.net)  # layers.{i}.hook_pre: Linear i's output; hook_post: after its activation
         nn.init.normal_(self.tok_emb.weight, std=1.0 / math.sqrt(d_model))
         apply_embed_init(self.tok_emb.weight, embed_init)  # drawn last: the rest is unchanged
 
@@ -56,8 +59,8 @@ class EmbeddingMLP(nn.Module):
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         B, T = idx.shape
-        x = lookup(idx, self.tok_emb.weight).reshape(B, T * self.d_model)  # (B, T*C)
-        return self.net(x)  # (B, K)
+        x = self.hook_embed(lookup(idx, self.tok_emb.weight).reshape(B, T * self.d_model))  # (B, T*C)
+        return run_hooked(self.net, self.layers, x)  # (B, K)
 
     def stacked_forward(self, params: dict[str, torch.Tensor], idx: torch.Tensor) -> torch.Tensor:
         """E models of this shape at once: `params` as named here, each (E, ...); (E, B, T) -> (E, B, K).

@@ -23,6 +23,7 @@ from groklab.errors import ConfigError
 from groklab.models.base import MODELS
 from groklab.models.dropout import Dropout
 from groklab.models.embedding_init import EMBED_INITS, apply_embed_init
+from groklab.models.hooks import HookPoint
 from groklab.models.transformer_fast import fast_forward
 from groklab.tasks.base import TaskSpec
 
@@ -99,6 +100,8 @@ class Attention(nn.Module):
         self.v_proj = width_axes(nn.Linear(s.d_model, s.d_model, bias=False), weight=("head", "res"))
         self.out_proj = width_axes(nn.Linear(s.d_model, s.d_model, bias=False), weight=("res", "head"))
         self.attn_drop, self.out_drop = dropout_at(s, "attn"), dropout_at(s, "attn_out")
+        self.hook_q, self.hook_k, self.hook_v, self.hook_z = HookPoint(), HookPoint(), HookPoint(), HookPoint()  # each (B, T, H, D)
+        self.hook_attn_scores, self.hook_pattern = HookPoint(), HookPoint()  # (B, H, T, T): scaled and masked; softmaxed
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, T, C) -> (B, T, C)."""
@@ -108,12 +111,12 @@ class Attention(nn.Module):
         """Projected queries, keys, values, each (B, T, C) -> the heads' attention outputs, concatenated (B, T, C)."""
         B, T, C = k.shape
         H, D = self.n_heads, C // self.n_heads
-        q, k, v = (t.view(B, T, H, D).transpose(1, 2) for t in (q, k, v))  # each (B, H, T, D)
+        q, k, v = (hook(t.view(B, T, H, D)).transpose(1, 2) for hook, t in ((self.hook_q, q), (self.hook_k, k), (self.hook_v, v)))
         att = (q @ k.transpose(-2, -1)) * self.scale  # (B, H, T, T); explicit, so vmap batches it
         if self.causal:
             att = att.masked_fill(~torch.ones(T, T, dtype=torch.bool, device=att.device).tril(), float("-inf"))
-        att = self.attn_drop(F.softmax(att, dim=-1))
-        return (att @ v).transpose(1, 2).reshape(B, T, C)  # (B, T, C)
+        att = self.attn_drop(self.hook_pattern(F.softmax(self.hook_attn_scores(att), dim=-1)))
+        return self.hook_z((att @ v).transpose(1, 2)).reshape(B, T, C)  # (B, T, H, D) -> (B, T, C)
 
 
 class MLP(nn.Module):
@@ -123,9 +126,10 @@ class MLP(nn.Module):
         self.act = ACTIVATIONS[s.act]()
         self.fc_out = width_axes(nn.Linear(s.d_mlp, s.d_model, bias=s.mlp_bias), weight=("res", "mlp"), bias=("res",))
         self.dropout = dropout_at(s, "mlp")
+        self.hook_pre, self.hook_post = HookPoint(), HookPoint()  # (B, T, M): before and after the activation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.fc_out(self.act(self.fc_in(x))))  # (B, T, C) -> (B, T, M) -> (B, T, C)
+        return self.dropout(self.fc_out(self.hook_post(self.act(self.hook_pre(self.fc_in(x))))))  # (B, T, C) -> (B, T, M) -> (B, T, C)
 
 
 class Block(nn.Module):
@@ -136,13 +140,16 @@ class Block(nn.Module):
         self.norm = s.norm
         self.attn, self.mlp = Attention(s), MLP(s)
         self.ln_1, self.ln_2 = layer_norm(s), layer_norm(s)
+        self.hook_resid_pre, self.hook_resid_mid, self.hook_resid_post = HookPoint(), HookPoint(), HookPoint()  # each (B, T, C)
+        self.hook_attn_out, self.hook_mlp_out = HookPoint(), HookPoint()  # (B, T, C): each sublayer's output, before its residual add
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.hook_resid_pre(x)
         if self.norm == "post":
-            x = self.ln_1(x + self.attn(x))
-            return self.ln_2(x + self.mlp(x))
-        x = x + self.attn(self.ln_1(x))  # (B, T, C); ln_1, ln_2 are identities without LayerNorm
-        return x + self.mlp(self.ln_2(x))
+            x = self.hook_resid_mid(self.ln_1(x + self.hook_attn_out(self.attn(x))))
+            return self.hook_resid_post(self.ln_2(x + self.hook_mlp_out(self.mlp(x))))
+        x = self.hook_resid_mid(x + self.hook_attn_out(self.attn(self.ln_1(x))))  # (B, T, C); ln_1, ln_2 are identities without LayerNorm
+        return self.hook_resid_post(x + self.hook_mlp_out(self.mlp(self.ln_2(x))))
 
 
 class Transformer(nn.Module):
@@ -159,6 +166,7 @@ class Transformer(nn.Module):
             self.pos_emb = width_axes(nn.Embedding(s.seq_len, s.d_model), weight=(None, "res"))
         self._sinusoids: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}  # pos=sinusoidal: per dtype and device
         self.drop = dropout_at(s, "embed")
+        self.hook_embed, self.hook_pos_embed = HookPoint(), HookPoint()  # (B, T, C) each
         self.blocks = nn.ModuleList(Block(s) for _ in range(s.n_layers))
         self.ln_f = layer_norm(s) if s.norm == "pre" else nn.Identity()
         self.unembed = width_axes(nn.Linear(s.d_model, s.n_classes, bias=False), weight=(None, "res"))
@@ -199,8 +207,8 @@ class Transformer(nn.Module):
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         if self.fast:
             return fast_forward(self, idx)
-        T = idx.shape[1]
-        x = self.drop(self.tok_emb(idx) + self.positions[:T])  # (B, T, C)
+        B, T = idx.shape
+        x = self.drop(self.hook_embed(self.tok_emb(idx)) + self.hook_pos_embed(self.positions[:T].expand(B, T, -1)))  # (B, T, C)
         for block in self.blocks:
             x = block(x)  # (B, T, C)
         return self.unembed(self.ln_f(x[:, -1]))  # (B, K): the last position predicts
