@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from groklab.config import ExperimentConfig, from_dict, resolve_config, to_dict
 from groklab.config.loading import apply_overrides, parse_overrides
 from groklab.errors import GroklabError
 from groklab.store import RunRecord, Store, is_live
+
+if TYPE_CHECKING:
+    import torch
 
 
 class Run:
@@ -43,6 +46,16 @@ class Run:
         from groklab.analysis.run_events import run_events
 
         return run_events(self.store, self.id)
+
+    def steps_with_weights(self) -> list[int]:
+        """The steps whose weights the run kept (schedule.snapshot_per_decade), ascending."""
+        return self.store.weight_steps(self.id)
+
+    def model(self, step: int | None = None) -> torch.nn.Module:
+        """The network as it was at `step` (default: the last snapshot), in eval mode, on the CPU."""
+        from groklab.store.weights import model_at
+
+        return model_at(self.store, self.id, step)
 
     def __repr__(self) -> str:
         return f"Run({self.id!r}, status={self.status!r})"

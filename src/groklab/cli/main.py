@@ -152,8 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default=None, help="output file (default: in the run's folder)")
     _runs_dir_arg(p)
 
-    p = sub.add_parser("export", help="write a run's metrics as CSV or Parquet")
+    p = sub.add_parser("export", help="write a run's metrics as CSV or Parquet, or its weights at a step")
     p.add_argument("run", metavar="RUN")
+    p.add_argument("--weights", type=int, metavar="STEP", default=None, help="write the weight snapshot at STEP instead (a torch file)")
+    p.add_argument("--transformerlens", action="store_true", help="with --weights: in TransformerLens's HookedTransformer layout")
     p.add_argument("--format", choices=("csv", "parquet"), default="csv")
     p.add_argument("--layout", choices=("wide", "long"), default="wide", help="wide: a row per step; long: (step, name, value) rows")
     p.add_argument("-o", "--output", default=None, help="output file (default: ID.csv / ID.parquet)")
@@ -333,6 +335,13 @@ def cmd_export(ns: argparse.Namespace) -> int:
 
     store = Store(ns.runs_dir, create=False)
     rec = store.get(ns.run)
+    if ns.weights is not None:
+        from groklab.store.weights import export_weights
+
+        print(export_weights(store, rec.id, ns.weights, ns.output, ns.transformerlens))
+        return 0
+    if ns.transformerlens:
+        raise GroklabError("--transformerlens: needs --weights STEP (it converts a weight snapshot)")
     path = export_run(store, rec.id, ns.format, ns.output, ns.layout)
     print(path)
     return 0

@@ -98,6 +98,7 @@ class ScheduleConfig:
     checkpoint_every: int = 1000
     eval_batch_size: int = 0  # rows per evaluation forward pass; 0 = 16384 (lower it for image models)
     keep_checkpoints: bool = False  # keep every checkpoint, not only the latest
+    snapshot_per_decade: int = 0  # weight snapshots at step 0, log-spaced steps (this many per decade) and the last; 0 = none
     stop_test_acc: float | None = None  # stop once test accuracy >= this ...
     stop_patience: int = 5  # ... for this many consecutive evaluations
 
@@ -105,6 +106,8 @@ class ScheduleConfig:
         for name in ("steps", "eval_every", "eval_per_decade", "eval_max_gap", "checkpoint_every", "stop_patience"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"schedule.{name}", f"must be >= 1, got {getattr(self, name)}")
+        if self.snapshot_per_decade < 0:
+            raise ConfigError("schedule.snapshot_per_decade", f"must be >= 0 (0 = no snapshots), got {self.snapshot_per_decade}")
         if self.eval_batch_size < 0:
             raise ConfigError("schedule.eval_batch_size", f"must be >= 0 (0 = 16384), got {self.eval_batch_size}")
         if self.batch_size < 0:

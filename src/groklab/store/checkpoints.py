@@ -39,6 +39,32 @@ def _write_atomic(run_dir: Path, write: Callable[[Path], Any], step: int, keep: 
     return path
 
 
+WEIGHTS = "weights"  # the run folder's snapshots: weights/step_000001234.pt, a model state dict each
+
+
+def save_weights_bytes(run_dir: Path, blob: bytes, step: int) -> Path:
+    """A weight snapshot at `step` (a serialized state dict), written atomically."""
+    folder = run_dir / WEIGHTS
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"step_{step:09d}.pt"
+    tmp = folder / f".{path.name}.{os.getpid()}.tmp"
+    tmp.write_bytes(blob)
+    os.replace(tmp, path)
+    return path
+
+
+def weight_steps(run_dir: Path) -> list[int]:
+    """The steps a run has weight snapshots of, ascending."""
+    folder = run_dir / WEIGHTS
+    return sorted(int(p.stem.removeprefix("step_")) for p in folder.glob("step_*.pt")) if folder.is_dir() else []
+
+
+def load_weights(run_dir: Path, step: int, map_location: str | torch.device = "cpu") -> dict[str, Any] | None:
+    """The state dict snapshotted at `step`, or None if there is none."""
+    path = run_dir / WEIGHTS / f"step_{step:09d}.pt"
+    return torch.load(path, map_location=map_location, weights_only=True) if path.is_file() else None
+
+
 def checkpoint_bytes(run_dir: Path) -> bytes | None:
     """The latest checkpoint's file contents, or None if the run has none."""
     path = run_dir / LATEST

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from groklab.errors import GroklabError
-from groklab.store.checkpoints import load_checkpoint, save_checkpoint
+from groklab.store.checkpoints import load_checkpoint, load_weights, save_checkpoint, save_weights_bytes, serialize, weight_steps
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -183,6 +183,16 @@ class Store:
         """A file write_file wrote, or None if the run has none of that name."""
         path = self.run_dir(run_id) / name
         return path.read_text() if path.is_file() else None
+
+    def save_weights(self, run_id: str, state: dict[str, Any], step: int) -> None:
+        """A snapshot of the model's weights at `step` (schedule.snapshot_per_decade)."""
+        save_weights_bytes(self.run_dir(run_id), serialize(state), step)
+
+    def weight_steps(self, run_id: str) -> list[int]:
+        return weight_steps(self.run_dir(run_id))
+
+    def load_weights(self, run_id: str, step: int, map_location: str | torch.device = "cpu") -> dict[str, Any] | None:
+        return load_weights(self.run_dir(run_id), step, map_location)
 
     def save_checkpoint(self, run_id: str, state: dict[str, Any], step: int, keep: bool = False) -> None:
         save_checkpoint(self.run_dir(run_id), state, step, keep)

@@ -22,7 +22,7 @@ import torch
 
 from groklab.errors import GroklabError
 from groklab.store import Store, SweepRecord
-from groklab.store.checkpoints import checkpoint_bytes, deserialize, save_checkpoint_bytes, serialize
+from groklab.store.checkpoints import checkpoint_bytes, deserialize, save_checkpoint_bytes, save_weights_bytes, serialize
 from groklab.store.protocol import STORE_CALLS
 from groklab.sweeps.local import sweep_status, train_batch
 from groklab.sweeps.planning import pending_batches
@@ -94,6 +94,9 @@ class StoreService:
     def load_checkpoint(self, run_id: str) -> bytes | None:
         return checkpoint_bytes(self.store.run_dir(run_id))
 
+    def save_weights(self, run_id: str, blob: bytes, step: int) -> None:
+        save_weights_bytes(self.store.run_dir(run_id), blob, step)
+
 
 class RemoteStore:
     """What a Ray task trains against: the RunStore calls (store/protocol.py), forwarded to the store actor.
@@ -111,6 +114,9 @@ class RemoteStore:
 
     def save_checkpoint(self, run_id: str, state: dict[str, Any], step: int, keep: bool = False) -> None:
         _ray().get(self.service.save_checkpoint.remote(run_id, serialize(state), step, keep))
+
+    def save_weights(self, run_id: str, state: dict[str, Any], step: int) -> None:
+        _ray().get(self.service.save_weights.remote(run_id, serialize(state), step))
 
     def load_checkpoint(self, run_id: str, map_location: str | torch.device = "cpu") -> dict[str, Any] | None:
         blob = _ray().get(self.service.load_checkpoint.remote(run_id))

@@ -21,7 +21,7 @@ from groklab.models import train_mode_differs
 from groklab.tasks import TaskData
 from groklab.training.batch_accuracy import BatchAccuracy
 from groklab.training.grokfast import GradFilter
-from groklab.training.schedule import eval_steps, warmup_factor
+from groklab.training.schedule import eval_steps, snapshot_steps, warmup_factor
 from groklab.training.setup import Prepared
 
 
@@ -45,6 +45,7 @@ class Backend:
         self.batch = n_train if s.batch_size == 0 or s.batch_size >= n_train else s.batch_size
         self.full_batch = self.batch == n_train
         self.eval_at = set(eval_steps(s))
+        self.snapshot_at = snapshot_steps(s)
         self.shares_train_pass = not train_mode_differs(self.model)  # the training forward is also the train-set evaluation
         self.batch_acc = BatchAccuracy(math.ceil(n_train / self.batch))
         self.filter = GradFilter(self.params, cfg.optim.grokfast) if cfg.optim.grokfast.kind != "none" else None
@@ -80,6 +81,10 @@ class Backend:
     def member_state(self, k: int) -> dict[str, Any]:
         """Member k's checkpoint, in the single-run format (training/checkpoint.py)."""
         raise NotImplementedError
+
+    def member_weights(self, k: int) -> dict[str, torch.Tensor]:
+        """Member k's weights as its own module's state dict (a snapshot)."""
+        return {n: t.detach().clone() for n, t in self.member_model(k).state_dict().items()}
 
     # ----- one step -----------------------------------------------------------------------------
     def train_step(self, record: bool) -> tuple[torch.Tensor, list[dict[str, float]]]:

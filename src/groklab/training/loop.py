@@ -51,6 +51,10 @@ def _loop(b: Backend, store: RunStore, run_ids: list[str], reporter: Reporter) -
                 if stop_requested():
                     interrupted = True
                     break
+                if b.step in b.snapshot_at:
+                    for k, rid in enumerate(run_ids):
+                        if not diverged[k]:
+                            store.save_weights(rid, b.member_weights(k), b.step)
                 record = b.step in b.eval_at
                 shared: list[dict[str, float]] = [{} for _ in range(b.K)]
                 if b.step < s.steps:

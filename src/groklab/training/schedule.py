@@ -31,6 +31,18 @@ def eval_steps(s: ScheduleConfig) -> list[int]:
     return filled
 
 
+def snapshot_steps(s: ScheduleConfig) -> set[int]:
+    """Steps whose weights are kept: 0, `snapshot_per_decade` log-spaced steps per decade, and the last; none if 0."""
+    if s.snapshot_per_decade <= 0:
+        return set()
+    steps = {0, s.steps}
+    k = 0
+    while (t := round(10 ** (k / s.snapshot_per_decade))) <= s.steps:
+        steps.add(t)
+        k += 1
+    return steps
+
+
 def warmup_factor(step: int, warmup_steps: int) -> float:
     """Linear warm-up: the update from `step` to `step`+1 uses lr · min(1, (step+1)/warmup_steps)."""
     if warmup_steps <= 0:
