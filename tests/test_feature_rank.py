@@ -349,3 +349,38 @@ def test_feature_rank_shares_loss_accs_forward_pass_with_identical_numbers():
     assert {k: both[k] for k in alone} == alone  # the same chunked evaluation, bit for bit
     assert both["rank/L1"] == MEASURES.get("feature_rank")().compute(ctx)["rank/L1"]
     assert len(calls) == 2  # one pass over the test set (ranks and test loss), one over the train set (train loss)
+
+
+def test_layer_numbers_come_from_the_hook_names_not_the_module_order():
+    """rank/L{i} is the MLP's own layer i (its hook point layers.{i-1}.hook_pre), even when another Linear
+    comes first in module order; a model without layer hook points numbers its Linears in order."""
+    from groklab.measures.feature_rank import layer_names
+    from groklab.models import DeepMLP
+
+    class Wrapped(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.aux = nn.Linear(2, 2)  # first in module order, not a layer of the network
+            self.mlp = DeepMLP(20, 3, depth=3, width=8)
+
+        def forward(self, x):
+            return self.mlp(x)
+
+    assert layer_names(Wrapped()) == {"mlp.layers.0.hook_pre": 1, "mlp.layers.1.hook_pre": 2, "mlp.layers.2.hook_pre": 3}
+    assert layer_names(nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))) == {"0": 1, "2": 2}
+    torch.manual_seed(0)
+    model = Wrapped().double()
+    ctx = EvalContext(
+        0,
+        model,
+        TaskData(
+            torch.randn(30, 20, dtype=F64),
+            torch.zeros(30, dtype=torch.long),
+            torch.randn(40, 20, dtype=F64),
+            torch.zeros(40, dtype=torch.long),
+        ),
+        TaskSpec(n_classes=3, input_dim=20),
+        resolve_config(None, ["measures.enabled=[loss_acc,feature_rank]"]),
+    )
+    out = MEASURES.get("feature_rank")().compute(ctx)
+    assert sorted(k for k in out if k.startswith("rank/")) == ["rank/L1", "rank/L2", "rank/L3"] and out["rank/L3"] <= 3

@@ -1,7 +1,8 @@
 """Feature rank of every Linear layer's output, and the tunnel (Fan, Pascanu, Jaggi 2024, "Deep Grokking").
 
-For each nn.Linear (numbered 1..L in `model.modules()` order) the output before the
-activation over the evaluation set gives A (N, w); its feature rank is
+For each layer of an MLP (its hook point `layers.{i}.hook_pre`, numbered i + 1; in other models each
+nn.Linear, numbered in `model.modules()` order) the output before the activation over the evaluation
+set gives A (N, w); its feature rank is
 matrix_rank(cov(A)) with matrix_rank's default tolerance sigma_max * w * eps(float64),
 as in the authors' code, always in float64: a model that trains in another dtype is
 measured through a float64 copy, since float32 round-off in a layer whose mean is far
@@ -17,6 +18,7 @@ are measured (e.g. an MLP's layers; a transformer's (B, T, w) projections are sk
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -27,8 +29,10 @@ from torch import nn
 from groklab.errors import ConfigError
 from groklab.measures.base import MEASURES, EvalContext, Measure
 from groklab.measures.passes import Tap, run_taps
+from groklab.models.hooks import hook_names
 from groklab.tasks.base import TaskSpec
 
+LAYER_HOOK = re.compile(r"(?:^|\.)layers\.(\d+)\.hook_pre$")  # an MLP's i-th Linear output
 CHUNK = 4096
 EPS64 = torch.finfo(torch.float64).eps
 GRAM_BLOCK = 128  # column block of the triangular scatter update: ~2/3 of the flops of a full X^T X at w = 400
@@ -102,20 +106,30 @@ def layer_outputs_stats(model: nn.Module, x: torch.Tensor, chunk: int = CHUNK) -
     """Covariance statistics of every measurable Linear's output over the rows of x, keyed by 1-based layer number."""
     tap = layer_tap("test", model, float64=False)
     run_taps(model, {"test": (x, torch.zeros(len(x), dtype=torch.long))}, [tap], "ce", chunk)
-    return measured_layers(tap)
+    return measured_layers(tap, model)
+
+
+def layer_names(model: nn.Module) -> dict[str, int]:
+    """What feature rank measures, by name, with its 1-based layer number (`rank/L{number}`): an MLP's
+    `layers.{i}.hook_pre` hook points (the i-th Linear's output: number i + 1, whatever else the model
+    holds); in another model, every nn.Linear's output, numbered in `model.modules()` order."""
+    pre = {n: m for n in hook_names(model) if (m := LAYER_HOOK.search(n))}
+    if pre:
+        return {n: int(m.group(1)) + 1 for n, m in pre.items()}
+    return {n: i + 1 for i, n in enumerate(n for n, m in model.named_modules() if isinstance(m, nn.Linear))}
 
 
 def layer_tap(split: str, model: nn.Module, float64: bool = True) -> Tap:
-    """The tap of every nn.Linear's output over a split, by module name."""
-    names = tuple(n for n, m in model.named_modules() if isinstance(m, nn.Linear))
-    return Tap(split, names, LayerStats(), float64=float64, chunk=CHUNK)
+    """The tap of every measured layer's output over a split (layer_names)."""
+    return Tap(split, tuple(layer_names(model)), LayerStats(), float64=float64, chunk=CHUNK)
 
 
-def measured_layers(tap: Tap) -> dict[int, CovarianceAccumulator]:
-    """The statistics of the layers measured on every chunk, keyed by 1-based layer number (`model.modules()` order)."""
+def measured_layers(tap: Tap, model: nn.Module) -> dict[int, CovarianceAccumulator]:
+    """The statistics of the layers measured on every chunk, keyed by their layer number (layer_names)."""
     sink = tap.sink
     assert isinstance(sink, LayerStats)
-    return {i + 1: sink.accs[n] for i, n in enumerate(tap.names) if n in sink.accs and n not in sink.skipped | tap.invalid}
+    numbers = layer_names(model)
+    return {numbers[n]: sink.accs[n] for n in tap.names if n in sink.accs and n not in sink.skipped | tap.invalid}
 
 
 def covariance_spectrum(cov: torch.Tensor) -> torch.Tensor:
@@ -193,7 +207,7 @@ class FeatureRank(Measure):
     def compute(self, ctx: EvalContext, taps: Sequence[Tap] = ()) -> dict[str, float]:
         m = ctx.cfg.measures
         (tap,) = taps or ctx.run(self.taps(ctx))
-        stats = measured_layers(tap)
+        stats = measured_layers(tap, ctx.model)
         out: dict[str, float] = {}
         ranks, widths = [], []
         for i, acc in stats.items():
@@ -204,7 +218,7 @@ class FeatureRank(Measure):
             ranks.append(r)
             widths.append(acc.width)
         out["tunnel_length"] = float(tunnel_length(ranks, widths, m.tunnel_threshold))
-        output = len(linear_layers(ctx.model))  # the last Linear is the output layer
+        output = max(layer_names(ctx.model).values())  # the output layer
         hidden = [k for k, i in enumerate(stats) if i != output]
         out["tunnel_length_hidden"] = float(tunnel_length([ranks[k] for k in hidden], [widths[k] for k in hidden], m.tunnel_threshold))
         return out
