@@ -25,8 +25,9 @@ from scipy.stats import rankdata
 
 from groklab.analysis.events import first_crossing
 
-# Curves that are outcomes, not progress measures; per-tensor weight norms are left out for brevity.
-OUTCOMES = ("train_loss", "train_acc", "test_loss", "test_acc", "test_correct", "test_chance_correct", "test_pred_zero")
+# Curves that are outcomes, not progress measures, or an estimate's spread (llc_std); per-tensor weight
+# norms are left out for brevity.
+OUTCOMES = ("train_loss", "train_acc", "test_loss", "test_acc", "test_correct", "test_chance_correct", "test_pred_zero", "llc_std")
 
 
 def default_measures(names: Sequence[str]) -> list[str]:

@@ -13,6 +13,7 @@ from groklab import __version__
 from groklab.cli.common import dumps_json, fmt_step, progress_bar, show_data, split_args, when
 from groklab.cli.compare_commands import add_compare_parser, cmd_compare
 from groklab.cli.data_commands import add_data_parser, cmd_data
+from groklab.cli.llc_commands import add_llc_parser, cmd_llc
 from groklab.cli.patterns_commands import add_patterns_parser, cmd_patterns
 from groklab.cli.reproduce_commands import add_reproduce_parser, cmd_reproduce
 from groklab.cli.sweep_commands import cmd_sweep, cmd_sweeps, is_sweep_ref, show_sweep
@@ -164,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_parser(sub)
     add_reproduce_parser(sub)
     add_compare_parser(sub)
+    add_llc_parser(sub)
     add_patterns_parser(sub)
     return parser
 
@@ -361,6 +363,7 @@ COMMANDS = {
     "data": cmd_data,
     "reproduce": cmd_reproduce,
     "compare-measures": cmd_compare,
+    "llc": cmd_llc,
     "patterns": cmd_patterns,
 }
 

@@ -282,6 +282,17 @@ class Store:
             )
             self.conn.execute("UPDATE runs SET step=? WHERE id=?", (step, run_id))
 
+    def set_metric_points(self, run_id: str, name: str, points: dict[int, float]) -> None:
+        """Write metric `name` at the given steps, replacing what it had there, after training (an estimate
+        made on the run's snapshots): the run's own step is left as it is."""
+        with self.conn:
+            self.conn.execute("BEGIN")
+            self.conn.executemany("DELETE FROM metrics WHERE run_id=? AND name=? AND step=?", [(run_id, name, s) for s in points])
+            self.conn.executemany(
+                "INSERT INTO metrics (run_id, step, name, value) VALUES (?,?,?,?)",
+                [(run_id, s, name, _finite_or_none(v)) for s, v in points.items()],
+            )
+
     def truncate_metrics(self, run_id: str, from_step: int) -> int:
         """Delete metric rows at or after `from_step` (a resumed run recomputes them). Returns the count."""
         cur = self.conn.execute("DELETE FROM metrics WHERE run_id=? AND step>=?", (run_id, from_step))
