@@ -7,7 +7,7 @@ from pathlib import Path
 
 from groklab.errors import GroklabError
 
-PAPERS = ("deep-grokking", "progress-measures", "double-descent")
+PAPERS = ("deep-grokking", "progress-measures", "double-descent", "fourier-circuits")
 
 
 def add_reproduce_parser(sub: argparse._SubParsersAction) -> None:

@@ -1,8 +1,13 @@
 """One-command reproductions of the papers groklab is built around: each trains its sweeps, draws the
 figures and checks the paper's claims."""
 
-from groklab.reproduce import deep_grokking, double_descent, progress_measures
+from groklab.reproduce import deep_grokking, double_descent, fourier_circuits, progress_measures
 
-RECIPES = {"deep-grokking": deep_grokking, "progress-measures": progress_measures, "double-descent": double_descent}
+RECIPES = {
+    "deep-grokking": deep_grokking,
+    "progress-measures": progress_measures,
+    "double-descent": double_descent,
+    "fourier-circuits": fourier_circuits,
+}
 
 __all__ = ["RECIPES"]
