@@ -22,6 +22,7 @@ def grokking_run(
     m = {
         "train_loss": curve(lambda s: 3.0 if s < 100 else 0.01),
         "test_loss": curve(lambda s: 8.0 if s < cleanup else 0.05),
+        "test_acc": curve(lambda s: 0.05 if s < cleanup else 1.0),
         "fourier_restricted_loss": curve(lambda s: 5.0 if s < formation else 0.1),
         "fourier_excluded_loss": curve(lambda s: 0.01 if s < 150 else 0.01 + excluded_rise),
         "fourier_key_freqs": curve(lambda s: 1 if s < formation else keys),
@@ -64,3 +65,9 @@ def test_the_command_runs_end_to_end_on_a_tiny_budget(tmp_path, capsys):
     saved = json.loads((tmp_path / "out" / "claims.json").read_text())
     assert saved["seeds"] == 2 and len(saved["claims"]) == 4
     assert len(list((tmp_path / "out").glob("circuit_s*.png"))) == 2
+
+
+def test_the_cleanup_is_read_off_the_accuracy_not_a_swing_of_the_memorized_test_loss():
+    v = grokking_run(0)
+    v.m["test_loss"] = curve(lambda s: 30.0 if s < 200 else (5.0 if s < 700 else 0.05))  # the largest fall comes at 200
+    assert phases(v) == (100, 300, 700)
