@@ -175,7 +175,7 @@ def claims(views: list[RunView]) -> list[dict[str, str]]:
     )
     rows.append(
         claim_row(
-            "(d) memorization, circuit formation, cleanup in that order, the weight norm falling in the cleanup",
+            "(d) memorization, circuit formation, cleanup in that order, the weight norm falling from the formation on",
             PAPER["phases"],
             why or f"{text} (steps); in order in {sum(ordered)}, weight norm falls in {sum(norms)} {seeds}",
             ok_d,
