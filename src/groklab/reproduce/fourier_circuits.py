@@ -29,6 +29,7 @@ from groklab.sweeps import run_sweep
 
 PRESET = "nanda2023"
 MEASURES = "measures.enabled=[loss_acc,weight_norm,fourier,fourier_circuit]"
+SNAPSHOTS = "schedule.snapshot_per_decade=5"  # weights kept for `groklab llc` and Run.model(step): about 1 MB each
 SEEDS = 3
 KEY_HANDFUL = (1, 8)  # (a): "a handful" of key frequencies: at least 1, at most 8
 PAPER = {
@@ -45,10 +46,11 @@ class Plan:
     note: str = ""
 
 
-FULL = Plan([MEASURES], "the paper's setup (preset nanda2023, p = 113, 40,000 steps)")
+FULL = Plan([MEASURES, SNAPSHOTS], "the paper's setup (preset nanda2023, p = 113, 40,000 steps)")
 QUICK = Plan(
     [
         MEASURES,
+        SNAPSHOTS,
         "task.p=59",
         "schedule.steps=24000",
         "schedule.eval_every=50",
