@@ -28,7 +28,7 @@ from groklab.store import Store
 from groklab.sweeps import run_sweep
 
 PRESET = "nanda2023"
-MEASURES = "measures.enabled=[loss_acc,weight_norm,fourier,fourier_circuit]"
+MEASURES = "measures.enabled=[loss_acc,weight_norm,med,fourier,fourier_circuit]"  # med and the weight norm, for compare-measures
 SNAPSHOTS = "schedule.snapshot_per_decade=5"  # weights kept for `groklab llc` and Run.model(step): about 1 MB each
 SEEDS = 3
 KEY_HANDFUL = (1, 8)  # (a): "a handful" of key frequencies: at least 1, at most 8
