@@ -15,7 +15,7 @@ from groklab.store import Store
 from groklab.tasks import build_task
 from helpers import TINY
 
-pytest.importorskip("devinterp")
+pytest.importorskip("devinterp")  # the llc extra (in dev): CI has it
 
 SNAP = [*TINY, "schedule.steps=30", "schedule.snapshot_per_decade=2"]  # snapshots at 0, 1, 3, 10, 30
 
@@ -67,3 +67,13 @@ def test_a_run_without_snapshots_says_how_to_keep_them(tmp_path, capsys):
     run = groklab.run(None, TINY, runs_dir=str(tmp_path))
     assert main(["llc", run.id, "--runs-dir", str(tmp_path)]) == 2
     assert "schedule.snapshot_per_decade" in capsys.readouterr().err
+
+
+def test_without_devinterp_the_error_says_what_to_install(tmp_path, capsys, monkeypatch):
+    import sys
+
+    run = groklab.run(None, SNAP, runs_dir=str(tmp_path))
+    monkeypatch.setitem(sys.modules, "devinterp.slt.llc", None)  # as if the llc extra were not installed
+    assert main(["llc", run.id, "--runs-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "pip install 'groklab[llc]'" in err[0]
