@@ -63,7 +63,8 @@ class OptimConfig:
     eps: float = 1e-8
     momentum: float = 0.0  # SGD only
     warmup_steps: int = 0  # linear warm-up from lr/warmup_steps to lr
-    loss: Literal["ce", "mse"] = "ce"
+    loss: Literal["ce", "mse", "stablemax"] = "ce"  # stablemax: Prieto et al.'s StableMax cross-entropy
+    orthograd: bool = False  # ⊥Grad (Prieto et al.): each parameter's gradient projected orthogonal to it, norm kept
     grokfast: GrokfastConfig = field(default_factory=GrokfastConfig)
 
     def validate(self) -> None:

@@ -1,4 +1,7 @@
-"""Training objectives: cross-entropy, or MSE against one-hot targets (Omnigrok, Deep Grokking).
+"""Training objectives: cross-entropy, MSE against one-hot targets (Omnigrok, Deep Grokking), or StableMax
+cross-entropy (Prieto et al. 2025: softmax's exponential replaced by s(x) = x + 1 for x >= 0 and
+1 / (1 - x) below, computed in float64 as their code does, so that large logits do not collapse the loss
+to exactly zero in floating point).
 
 Every function takes one model's logits (B, C), or a stack of K members' (K, B, C) and returns one value
 per member. A lone model reduces its batch in one kernel and a stack per member; the two round
@@ -10,7 +13,14 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-LOSS_NAMES = ("ce", "mse")
+LOSS_NAMES = ("ce", "mse", "stablemax")
+
+
+def stablemax_nll(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-example StableMax cross-entropy, float64: -log(s(z_y) / sum_j s(z_j)); logits (..., C), y (...)."""
+    z = logits.double()
+    s = torch.where(z < 0, 1 / (1 - z + 1e-30), z + 1)  # their s(x), epsilon included
+    return -(s.gather(-1, y.unsqueeze(-1)).squeeze(-1) / s.sum(-1)).log()
 
 
 def mean_loss(logits: torch.Tensor, y: torch.Tensor, kind: str) -> torch.Tensor:
@@ -20,6 +30,8 @@ def mean_loss(logits: torch.Tensor, y: torch.Tensor, kind: str) -> torch.Tensor:
     C = logits.shape[-1]
     if kind not in LOSS_NAMES:
         raise ValueError(f"unknown loss {kind!r}")
+    if kind == "stablemax":
+        return stablemax_nll(logits, y).mean(-1)  # () or (K,)
     if logits.dim() == 2:
         if kind == "ce":
             return F.cross_entropy(logits, y)

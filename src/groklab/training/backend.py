@@ -21,6 +21,7 @@ from groklab.models import train_mode_differs
 from groklab.tasks import TaskData
 from groklab.training.batch_accuracy import BatchAccuracy
 from groklab.training.grokfast import GradFilter
+from groklab.training.orthograd import orthogonalize_
 from groklab.training.schedule import eval_steps, snapshot_steps, warmup_factor
 from groklab.training.setup import Prepared
 
@@ -32,6 +33,7 @@ class Backend:
     model: nn.Module
     params: list[torch.Tensor]
     data: TaskData
+    stacked = False  # the params hold K members along dimension 0
 
     def __init__(self, preps: list[Prepared], n_train: int) -> None:
         self.preps = preps
@@ -109,6 +111,8 @@ class Backend:
     def apply_update(self) -> None:
         if self.filter:
             self.filter.apply()
+        if self.cfg.optim.orthograd:  # after any filter, on the gradient the optimizer will see
+            orthogonalize_(self.params, stacked=self.stacked)
         self.optimizer_step(warmup_factor(self.step, self.cfg.optim.warmup_steps))
         self.step += 1
 

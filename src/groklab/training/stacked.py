@@ -38,6 +38,8 @@ from groklab.training.stacked_optim import StackedOptimizer
 class StackedBackend(Backend):
     """K members' parameters stacked (K, ...), run in one vectorized pass."""
 
+    stacked = True
+
     def __init__(self, preps: list[Prepared]) -> None:
         self.padded = len({shape_key(p.cfg) for p in preps}) > 1
         pad_keys = {pad_key(p.cfg) for p in preps}
