@@ -24,7 +24,7 @@ from torch import nn
 from groklab.config.loading import from_dict
 from groklab.errors import GroklabError
 from groklab.store.db import Store
-from groklab.store.weights import model_at
+from groklab.store.weights import model_at, snapshot_step
 from groklab.tasks import build_task
 
 
@@ -62,10 +62,8 @@ def estimate_llc(
     task = build_task(cfg.task)
     if task.spec.vocab_size == 0:
         raise GroklabError(f"the LLC estimate reads token sequences; run {run_id} trained on task {cfg.task.name!r} (vectors or images)")
-    have = store.weight_steps(run_id)
-    steps = have if steps is None else steps
-    for step in steps or [None]:  # no snapshot at all: model_at says how to keep them
-        model_at(store, run_id, step)  # a missing snapshot fails here, before any sampling, naming the nearest
+    snapshot_step(store, run_id)  # a run without snapshots: say how to keep them
+    steps = store.weight_steps(run_id) if steps is None else [snapshot_step(store, run_id, s) for s in steps]  # before any sampling
     data = task.build()
     sequences = torch.cat([data.train_x, data.train_y[:, None]], dim=1)  # (n, T + 1)
     dataset = Dataset.from_dict({"input_ids": sequences.tolist()}).with_format("torch")

@@ -9,6 +9,7 @@ hook (before an in-place activation can overwrite them).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ import torch
 from torch import nn
 
 from groklab.losses import loss_and_accuracy
-from groklab.models.hooks import HookPoint
+from groklab.models.hooks import HookPoint, plain_forward
 
 LOGITS = "logits"  # the model's output, as an activation name
 Sink = Callable[[str, torch.Tensor], None]
@@ -93,21 +94,19 @@ def _one_pass(model: nn.Module, x: torch.Tensor, y: torch.Tensor, taps: list[Tap
 
     handles = [modules[n].register_forward_hook(lambda _m, _a, out, n=n: feed(n, out)) for n in wanted - {LOGITS} if n in modules]
     invalid.update(n for n in wanted - {LOGITS} if n not in modules)
-    fast = getattr(model, "fast", None)  # a transformer's training path skips its hook points: asking for one runs the plain forward
-    if fast and any(isinstance(modules.get(n), HookPoint) for n in wanted):
-        model.fast = False
+    # a transformer's training path skips its hook points: asking for one runs the plain forward
+    scope = plain_forward(model) if any(isinstance(modules.get(n), HookPoint) for n in wanted) else contextlib.nullcontext()
     try:
-        if any(tap.loss for tap in taps):
-            result = tuple(t.item() for t in loss_and_accuracy(forward, x, y, loss, eval_chunk))
-            for tap in taps:
-                tap.loss_acc = result if tap.loss else None
-        else:
-            chunk = min(tap.chunk or eval_chunk for tap in taps)
-            for s in range(0, len(x), chunk):
-                forward(x[s : s + chunk])
+        with scope:
+            if any(tap.loss for tap in taps):
+                result = tuple(t.item() for t in loss_and_accuracy(forward, x, y, loss, eval_chunk))
+                for tap in taps:
+                    tap.loss_acc = result if tap.loss else None
+            else:
+                chunk = min(tap.chunk or eval_chunk for tap in taps)
+                for s in range(0, len(x), chunk):
+                    forward(x[s : s + chunk])
     finally:
-        if fast is not None:
-            model.fast = fast
         for h in handles:
             h.remove()
     for tap in taps:

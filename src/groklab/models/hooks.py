@@ -9,7 +9,8 @@ them: asking for a hook point runs the plain forward.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Iterable, Iterator
 
 import torch
 from torch import nn
@@ -39,6 +40,19 @@ def check_hook_names(model: nn.Module, names: Iterable[str], field: str = "hook"
     return names
 
 
+@contextlib.contextmanager
+def plain_forward(model: nn.Module) -> Iterator[None]:
+    """While active, a model with a fast training path (`model.fast`) runs its plain forward, which reaches every hook point."""
+    fast = getattr(model, "fast", None)
+    if fast is not None:
+        model.fast = False
+    try:
+        yield
+    finally:
+        if fast is not None:
+            model.fast = fast
+
+
 @torch.no_grad()
 def run_with_cache(model: nn.Module, x: torch.Tensor, names: Iterable[str] | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The model's output on x and its activations at `names` (default: every hook point), by name."""
@@ -46,14 +60,10 @@ def run_with_cache(model: nn.Module, x: torch.Tensor, names: Iterable[str] | Non
     modules = dict(model.named_modules())
     cache: dict[str, torch.Tensor] = {}
     handles = [modules[n].register_forward_hook(lambda _m, _a, out, n=n: cache.__setitem__(n, out.detach())) for n in wanted]
-    fast = getattr(model, "fast", None)
     try:
-        if fast is not None:
-            model.fast = False
-        out = model(x)
+        with plain_forward(model):
+            out = model(x)
     finally:
-        if fast is not None:
-            model.fast = fast
         for h in handles:
             h.remove()
     return out, cache

@@ -17,16 +17,23 @@ from groklab.tasks import build_task
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
-def model_at(store: Store, run_id: str, step: int | None = None) -> nn.Module:
-    """The run's network with the weights snapshotted at `step` (default: the last), in eval mode, on the CPU."""
+def snapshot_step(store: Store, run_id: str, step: int | None = None) -> int:
+    """`step` (default: the last snapshot) if the run kept its weights there; else an error naming the nearest."""
     steps = store.weight_steps(run_id)
     if not steps:
         raise GroklabError(f"run {run_id} kept no weight snapshots; train with schedule.snapshot_per_decade=N (e.g. 10)")
-    step = steps[-1] if step is None else step
-    state = store.load_weights(run_id, step)
-    if state is None:
+    if step is None:
+        return steps[-1]
+    if step not in steps:
         nearest = min(steps, key=lambda s: (abs(s - step), s))
         raise GroklabError(f"run {run_id} has no weights at step {step}; the nearest snapshot is step {nearest}")
+    return step
+
+
+def model_at(store: Store, run_id: str, step: int | None = None) -> nn.Module:
+    """The run's network with the weights snapshotted at `step` (default: the last), in eval mode, on the CPU."""
+    state = store.load_weights(run_id, snapshot_step(store, run_id, step))
+    assert state is not None
     cfg = from_dict(store.get(run_id).config)
     model = build_model(cfg.model, build_task(cfg.task).spec).to(DTYPES[cfg.run.dtype])
     model.load_state_dict(state)
