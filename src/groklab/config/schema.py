@@ -64,6 +64,7 @@ class OptimConfig:
     momentum: float = 0.0  # SGD only
     warmup_steps: int = 0  # linear warm-up from lr/warmup_steps to lr
     loss: Literal["ce", "mse", "stablemax"] = "ce"  # stablemax: Prieto et al.'s StableMax cross-entropy
+    loss_dtype: Literal["auto", "float32", "float64"] = "auto"  # the loss's precision; auto: the model's (StableMax: float64)
     orthograd: bool = False  # ⊥Grad (Prieto et al.): each parameter's gradient projected orthogonal to it, norm kept
     grokfast: GrokfastConfig = field(default_factory=GrokfastConfig)
 

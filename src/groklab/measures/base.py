@@ -37,7 +37,7 @@ class EvalContext:
         """The forward passes `taps` ask for (measures/passes.py), one per split and model copy."""
         d = self.data
         splits = {"train": (d.train_x, d.train_y), "test": (d.test_x, d.test_y)}
-        return run_taps(self.model, splits, taps, self.cfg.optim.loss, self.eval_chunk)
+        return run_taps(self.model, splits, taps, self.cfg.optim.loss, self.eval_chunk, self.cfg.optim.loss_dtype)
 
 
 class Measure:

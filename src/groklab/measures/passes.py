@@ -53,7 +53,12 @@ def in_float64(model: nn.Module, x: torch.Tensor) -> tuple[nn.Module, torch.Tens
 
 
 def run_taps(
-    model: nn.Module, splits: dict[str, tuple[torch.Tensor, torch.Tensor]], taps: Sequence[Tap], loss: str, eval_chunk: int
+    model: nn.Module,
+    splits: dict[str, tuple[torch.Tensor, torch.Tensor]],
+    taps: Sequence[Tap],
+    loss: str,
+    eval_chunk: int,
+    loss_dtype: str = "auto",
 ) -> Sequence[Tap]:
     """One pass per split and model copy that any tap asks for, feeding every tap of it; returns `taps`."""
     groups: dict[tuple[str, bool], list[Tap]] = {}
@@ -62,12 +67,12 @@ def run_taps(
     for (split, copied), group in groups.items():
         x, y = splits[split]
         net, x = in_float64(model, x) if copied else (model, x)
-        _one_pass(net, x, y, group, loss, eval_chunk)
+        _one_pass(net, x, y, group, loss, eval_chunk, loss_dtype)
     return taps
 
 
 @torch.no_grad()
-def _one_pass(model: nn.Module, x: torch.Tensor, y: torch.Tensor, taps: list[Tap], loss: str, eval_chunk: int) -> None:
+def _one_pass(model: nn.Module, x: torch.Tensor, y: torch.Tensor, taps: list[Tap], loss: str, eval_chunk: int, loss_dtype: str) -> None:
     wanted = {name for tap in taps for name in tap.names}
     modules = dict(model.named_modules())
     calls: dict[str, int] = {}
@@ -99,7 +104,7 @@ def _one_pass(model: nn.Module, x: torch.Tensor, y: torch.Tensor, taps: list[Tap
     try:
         with scope:
             if any(tap.loss for tap in taps):
-                result = tuple(t.item() for t in loss_and_accuracy(forward, x, y, loss, eval_chunk))
+                result = tuple(t.item() for t in loss_and_accuracy(forward, x, y, loss, eval_chunk, loss_dtype))
                 for tap in taps:
                     tap.loss_acc = result if tap.loss else None
             else:

@@ -3,7 +3,8 @@
 Each example is the token sequence [a, b, =] (format `compact`) or Power et al.'s
 equation `<eos> a ∘ b =` (format `power`, as in their and Davies et al.'s code),
 with tokens 0..p-1 for numbers, p for "=", then `<eos>` and the operator; the
-label is a∘b mod p, read at the last position. `b_offset` > 0 gives b the tokens
+label is a∘b mod p, read at the last position. Format `onehot` gives a vector model the two operands
+as concatenated one-hot vectors of length 2p instead (Prieto et al.'s MLP input). `b_offset` > 0 gives b the tokens
 b_offset..b_offset+p-1 and "=" the token after them (Gu et al.'s str.py: 60), so
 under a strip holdout tokens 0..b_offset-1 are never seen in training. `n_tokens` pads the vocabulary
 and the output classes (the authors' code: 2,000 of each). Division is built as
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from groklab.config.schema import ExperimentConfig, TaskConfig
 from groklab.errors import ConfigError
@@ -44,7 +46,7 @@ OPS: dict[str, Op] = {
 }
 
 
-FORMATS = ("compact", "power")
+FORMATS = ("compact", "power", "onehot")
 POWER_OPS = ("add", "sub", "mul", "div", "x2y2", "x2xyy2", "x3xy")  # the operators of Power et al.'s task list
 
 
@@ -62,7 +64,8 @@ def is_prime(n: int) -> bool:
 @dataclass
 class ModularConfig(TaskConfig):
     """a∘b mod p. `split`: `random`, `square:k` (a, b <= k held out) or `strip:t` (a <= t held out).
-    `format`: compact ([a, b, =]) or power (<eos> a ∘ b =); `n_tokens`: vocabulary and classes padded to this, 0 = unpadded.
+    `format`: compact ([a, b, =]), power (<eos> a ∘ b =) or onehot (the vector one_hot(a) ‖ one_hot(b));
+    `n_tokens`: vocabulary and classes padded to this, 0 = unpadded.
     `b_offset`: b's tokens start at this id (compact format); 0 = one token table shared by a and b."""
 
     name: str = "modular"
@@ -85,7 +88,7 @@ class ModularConfig(TaskConfig):
         if self.op not in OPS:
             raise ConfigError("task.op", f"unknown operation {self.op!r}; choose one of {', '.join(OPS)}")
         if self.format not in FORMATS:
-            raise ConfigError("task.format", f"unknown format {self.format!r}; choose {' or '.join(FORMATS)}")
+            raise ConfigError("task.format", f"unknown format {self.format!r}; choose one of {', '.join(FORMATS)}")
         if self.format == "power" and self.op not in POWER_OPS:
             ops = ", ".join(POWER_OPS)
             raise ConfigError("task.op", f"{self.op} is not in Power et al.'s task list (task.format=power); choose one of {ops}")
@@ -93,6 +96,8 @@ class ModularConfig(TaskConfig):
             raise ConfigError("task.b_offset", f"must be >= 0 (0: a and b share tokens 0..p-1), got {self.b_offset}")
         if self.b_offset and self.format != "compact":
             raise ConfigError("task.b_offset", f"applies to task.format=compact only (Gu et al.'s layout), got format {self.format}")
+        if self.n_tokens and self.format == "onehot":
+            raise ConfigError("task.n_tokens", "pads a token vocabulary; task.format=onehot has none (set it to 0)")
         if self.n_tokens and self.n_tokens < self.vocab_needed:
             need = f"{self.vocab_needed} (the {self.format} format's tokens at p={self.p})"
             raise ConfigError("task.n_tokens", f"must be 0 or >= {need}, got {self.n_tokens}")
@@ -133,12 +138,17 @@ class ModularArithmetic(Task):
 
     @classmethod
     def check_compatible(cls, cfg: ExperimentConfig) -> None:
-        if cfg.model.name not in ("transformer", "mlp"):
+        if getattr(cfg.task, "format", "") == "onehot":
+            if cfg.model.name != "deep_mlp":
+                raise ConfigError("model.name", f"task.format=onehot gives vectors; choose deep_mlp, got {cfg.model.name!r}")
+        elif cfg.model.name not in ("transformer", "mlp"):
             raise ConfigError("model.name", f"task 'modular' needs a token model; choose transformer or mlp, got {cfg.model.name!r}")
 
     @property
     def spec(self) -> TaskSpec:
         c = self.cfg
+        if c.format == "onehot":
+            return TaskSpec(n_classes=c.p, input_dim=2 * c.p, operation=c.op)
         power = c.format == "power"
         return TaskSpec(
             n_classes=c.n_tokens or c.p,
@@ -188,6 +198,8 @@ class ModularArithmetic(Task):
         if self.cfg.format == "power":
             eq, eos, op = (torch.full_like(a, p + k) for k in range(3))
             x = torch.stack([eos, a, op, b, eq], dim=1)  # (N, 5): <eos> a ∘ b =
+        elif self.cfg.format == "onehot":
+            x = torch.cat([F.one_hot(a, p), F.one_hot(b, p)], dim=1).float()  # (N, 2p): one_hot(a) ‖ one_hot(b)
         else:
             off = self.cfg.b_offset
             x = torch.stack([a, b + off, torch.full_like(a, p + off)], dim=1)  # (N, 3): [a, b + b_offset, =]

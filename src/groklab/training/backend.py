@@ -96,7 +96,7 @@ class Backend:
         x, y = self.train_batch()
         with self.step_scope():
             logits = self.forward(x)
-            losses = mean_loss(logits, y, self.cfg.optim.loss)  # () or (K,)
+            losses = mean_loss(logits, y, self.cfg.optim.loss, self.cfg.optim.loss_dtype)  # () or (K,)
             losses.sum().backward()  # members share no parameters: each gets its own gradient
         n = y.shape[-1]
         correct = correct_count(logits.detach(), y)
