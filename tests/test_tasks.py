@@ -24,6 +24,9 @@ DIRECT = {
     "x3xy": lambda a, b, p: (a**3 + a * b) % p,
     "x3xyy3": lambda a, b, p: (a**3 + a * b + b**3) % p,
     "x3y3": lambda a, b, p: (a**3 + b**3) % p,
+    "x2xyy2x": lambda a, b, p: (a**2 + a * b + b**2 + a) % p,
+    "x3xy2y": lambda a, b, p: (a**3 + a * b**2 + b) % p,
+    "divsub": lambda a, b, p: (a * pow(b, -1, p)) % p if b % 2 == 1 else (a - b) % p,  # Power et al.'s mix1
 }
 
 

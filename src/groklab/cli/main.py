@@ -15,6 +15,7 @@ from groklab.cli.compare_commands import add_compare_parser, cmd_compare
 from groklab.cli.data_commands import add_data_parser, cmd_data
 from groklab.cli.llc_commands import add_llc_parser, cmd_llc
 from groklab.cli.patterns_commands import add_patterns_parser, cmd_patterns
+from groklab.cli.phase_commands import add_phase_parser, cmd_phase_diagram
 from groklab.cli.reproduce_commands import add_reproduce_parser, cmd_reproduce
 from groklab.cli.sweep_commands import cmd_sweep, cmd_sweeps, is_sweep_ref, show_sweep
 from groklab.errors import GroklabError
@@ -166,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_reproduce_parser(sub)
     add_compare_parser(sub)
     add_llc_parser(sub)
+    add_phase_parser(sub)
     add_patterns_parser(sub)
     return parser
 
@@ -364,6 +366,7 @@ COMMANDS = {
     "reproduce": cmd_reproduce,
     "compare-measures": cmd_compare,
     "llc": cmd_llc,
+    "phase-diagram": cmd_phase_diagram,
     "patterns": cmd_patterns,
 }
 

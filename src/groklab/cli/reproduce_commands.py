@@ -7,7 +7,7 @@ from pathlib import Path
 
 from groklab.errors import GroklabError
 
-PAPERS = ("deep-grokking", "progress-measures", "double-descent", "fourier-circuits")
+PAPERS = ("deep-grokking", "progress-measures", "double-descent", "fourier-circuits", "numerical-stability")
 
 
 def add_reproduce_parser(sub: argparse._SubParsersAction) -> None:

@@ -7,6 +7,7 @@ ModelConfig) defines the remaining keys. Everything else is fixed here.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -66,6 +67,7 @@ class OptimConfig:
     loss: Literal["ce", "mse", "stablemax"] = "ce"  # stablemax: Prieto et al.'s StableMax cross-entropy
     loss_dtype: Literal["auto", "float32", "float64"] = "auto"  # the loss's precision; auto: the model's (StableMax: float64)
     orthograd: bool = False  # ⊥Grad (Prieto et al.): each parameter's gradient projected orthogonal to it, norm kept
+    fixed_norm: float | None = None  # Omnigrok: after each step, rescale to this multiple of the initial total weight norm
     grokfast: GrokfastConfig = field(default_factory=GrokfastConfig)
 
     def validate(self) -> None:
@@ -79,6 +81,10 @@ class OptimConfig:
             raise ConfigError("optim.eps", f"must be > 0, got {self.eps}")
         if self.warmup_steps < 0:
             raise ConfigError("optim.warmup_steps", f"must be >= 0, got {self.warmup_steps}")
+        if self.fixed_norm is not None and not (0 < self.fixed_norm < math.inf):
+            raise ConfigError(
+                "optim.fixed_norm", f"must be > 0 (a multiple of the initial weight norm) or null for none, got {self.fixed_norm}"
+            )
         self.grokfast.validate()
 
 

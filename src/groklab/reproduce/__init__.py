@@ -1,13 +1,14 @@
 """One-command reproductions of the papers groklab is built around: each trains its sweeps, draws the
 figures and checks the paper's claims."""
 
-from groklab.reproduce import deep_grokking, double_descent, fourier_circuits, progress_measures
+from groklab.reproduce import deep_grokking, double_descent, fourier_circuits, numerical_stability, progress_measures
 
 RECIPES = {
     "deep-grokking": deep_grokking,
     "progress-measures": progress_measures,
     "double-descent": double_descent,
     "fourier-circuits": fourier_circuits,
+    "numerical-stability": numerical_stability,
 }
 
 __all__ = ["RECIPES"]

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from groklab.analysis.aggregate import mean_ci
+from groklab.analysis.events import first_crossing
 from groklab.store import Store
 from groklab.sweeps import spec_from_cli, sweep_status
 
@@ -55,3 +57,47 @@ def mean_ci_text(
         return fmt.format(values[0]) + unit
     mean, lo, hi = mean_ci(values, within=within)
     return f"{fmt.format(mean)}{unit} [{fmt.format(lo)}, {fmt.format(hi)}]" + (f" over {len(values)} {over}" if over else "")
+
+
+@dataclass
+class RunView:
+    """One finished run, as the claims read it."""
+
+    run_id: str
+    seed: int
+    m: dict[str, tuple[list[int], list[float]]]
+    events: dict[str, tuple[int | None, float | None]]
+
+    def curve(self, name: str) -> tuple[list[int], list[float]]:
+        return self.m.get(name, ([], []))
+
+    def event(self, name: str) -> int | None:
+        return self.events.get(name, (None, None))[0]
+
+    def at(self, name: str, step: int) -> float | None:
+        """The metric's value at the last evaluation at or before `step`."""
+        steps, values = self.curve(name)
+        before = [v for s, v in zip(steps, values, strict=True) if s <= step]
+        return before[-1] if before else None
+
+    def final(self, name: str) -> float | None:
+        values = self.curve(name)[1]
+        return values[-1] if values else None
+
+    def first(self, name: str, threshold: float) -> int | None:
+        """The first evaluated step where the metric is >= threshold, None if it never gets there."""
+        return first_crossing(*self.curve(name), threshold)
+
+    def best(self, name: str) -> float | None:
+        values = self.curve(name)[1]
+        return max(values) if values else None
+
+
+def collect(store: Store, sweep_id: str) -> list[RunView]:
+    """The sweep's finished (or early-stopped) runs, in point order, each with its seed, metrics and events."""
+    sweep = store.get_sweep(sweep_id)
+    views = []
+    for point, run_id in sorted(store.sweep_runs(sweep_id).items()):
+        if store.get(run_id).status in ("finished", "stopped"):
+            views.append(RunView(run_id, sweep.points[point].config["run"]["seed"], store.metrics(run_id), store.events(run_id)))
+    return views

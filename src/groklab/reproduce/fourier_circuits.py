@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from groklab.analysis.stages import steepest_change
-from groklab.reproduce.common import claim_row, continue_or_create, mean_ci_text
+from groklab.reproduce.common import RunView, claim_row, collect, continue_or_create, mean_ci_text
 from groklab.store import Store
 from groklab.sweeps import run_sweep
 
@@ -59,41 +59,6 @@ QUICK = Plan(
     ],
     "a CPU-scale analog: p = 59, 24,000 steps, evaluations every 50 steps early and at most 200 apart",
 )
-
-
-@dataclass
-class RunView:
-    """One finished run, as the claims read it."""
-
-    run_id: str
-    seed: int
-    m: dict[str, tuple[list[int], list[float]]]
-    events: dict[str, tuple[int | None, float | None]]
-
-    def curve(self, name: str) -> tuple[list[int], list[float]]:
-        return self.m.get(name, ([], []))
-
-    def event(self, name: str) -> int | None:
-        return self.events.get(name, (None, None))[0]
-
-    def at(self, name: str, step: int) -> float | None:
-        """The metric's value at the last evaluation at or before `step`."""
-        steps, values = self.curve(name)
-        before = [v for s, v in zip(steps, values, strict=True) if s <= step]
-        return before[-1] if before else None
-
-    def final(self, name: str) -> float | None:
-        values = self.curve(name)[1]
-        return values[-1] if values else None
-
-
-def collect(store: Store, sweep_id: str) -> list[RunView]:
-    sweep = store.get_sweep(sweep_id)
-    views = []
-    for point, run_id in sorted(store.sweep_runs(sweep_id).items()):
-        if store.get(run_id).status in ("finished", "stopped"):
-            views.append(RunView(run_id, sweep.points[point].config["run"]["seed"], store.metrics(run_id), store.events(run_id)))
-    return views
 
 
 def phases(v: RunView) -> tuple[int | None, int | None, int | None]:

@@ -1,6 +1,6 @@
 """Tasks: datasets that grok. Each module registers one task class in TASKS."""
 
-from groklab.tasks import mnist, modular, parity, polygons  # noqa: F401  (register "mnist", "modular", "parity", "polygons")
+from groklab.tasks import mnist, modular, parity, permutations, polygons  # noqa: F401  (register every task)
 from groklab.tasks.base import Task, TaskData, TaskSpec
 from groklab.tasks.registry import TASKS
 

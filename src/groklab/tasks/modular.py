@@ -43,11 +43,14 @@ OPS: dict[str, Op] = {
     "x3xy": lambda a, b, p: (a * a % p * a + a * b) % p,
     "x3xyy3": lambda a, b, p: (a * a % p * a + a * b + b * b % p * b) % p,
     "x3y3": lambda a, b, p: (a * a % p * a + b * b % p * b) % p,
+    "x2xyy2x": lambda a, b, p: (a * a + a * b + b * b + a) % p,
+    "x3xy2y": lambda a, b, p: (a * a % p * a + a * (b * b % p) + b) % p,
+    "divsub": lambda a, b, p: torch.where(b % 2 == 1, _div(a, b, p), (a - b) % p),
 }
 
 
 FORMATS = ("compact", "power", "onehot")
-POWER_OPS = ("add", "sub", "mul", "div", "x2y2", "x2xyy2", "x3xy")  # the operators of Power et al.'s task list
+POWER_OPS = ("add", "sub", "mul", "div", "divsub", "x2y2", "x2xyy2", "x2xyy2x", "x3xy", "x3xy2y")  # Power et al.'s list (S5: task s5)
 
 
 def is_prime(n: int) -> bool:
@@ -129,7 +132,7 @@ def parse_split(split: str, p: int) -> tuple[str, int]:
 @TASKS.register(
     "modular",
     config=ModularConfig,
-    summary="a∘b mod p on tokens [a, b, =] or <eos> a ∘ b = (add, sub, mul, div, x2y2, x2xyy2, x3xy, x3xyy3, x3y3)",
+    summary="a∘b mod p on tokens [a, b, =], <eos> a ∘ b = or one-hot vectors (add sub mul div divsub and polynomials)",
 )
 class ModularArithmetic(Task):
     """Modular arithmetic over a prime: add, sub, mul, div and polynomials."""

@@ -20,6 +20,7 @@ from groklab.measures import EvalContext, measure_all
 from groklab.models import train_mode_differs
 from groklab.tasks import TaskData
 from groklab.training.batch_accuracy import BatchAccuracy
+from groklab.training.fixed_norm import member_norms, rescale_to_
 from groklab.training.grokfast import GradFilter
 from groklab.training.orthograd import orthogonalize_
 from groklab.training.schedule import eval_steps, snapshot_steps, warmup_factor
@@ -51,6 +52,8 @@ class Backend:
         self.shares_train_pass = not train_mode_differs(self.model)  # the training forward is also the train-set evaluation
         self.batch_acc = BatchAccuracy(math.ceil(n_train / self.batch))
         self.filter = GradFilter(self.params, cfg.optim.grokfast) if cfg.optim.grokfast.kind != "none" else None
+        # optim.fixed_norm: each member's target, from its weights at initialization (before any checkpoint is loaded)
+        self.norm_target = None if cfg.optim.fixed_norm is None else cfg.optim.fixed_norm * member_norms(self.params, self.stacked)
 
     # ----- what a backend defines ---------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -114,6 +117,8 @@ class Backend:
         if self.cfg.optim.orthograd:  # after any filter, on the gradient the optimizer will see
             orthogonalize_(self.params, stacked=self.stacked)
         self.optimizer_step(warmup_factor(self.step, self.cfg.optim.warmup_steps))
+        if self.norm_target is not None:
+            rescale_to_(self.params, self.norm_target, stacked=self.stacked)
         self.step += 1
 
     # ----- evaluation ---------------------------------------------------------------------------
