@@ -8,6 +8,7 @@ import itertools
 import pytest
 import torch
 
+import groklab
 from groklab.config import resolve_config
 from groklab.errors import ConfigError
 from groklab.tasks import build_task
@@ -96,3 +97,11 @@ def test_prime_only_options_are_refused_with_their_name(overrides, field):
     with pytest.raises(ConfigError) as err:
         resolve_config(None, ["task.name=s5", *overrides])
     assert err.value.field == field
+
+
+@pytest.mark.parametrize("op", ["compose", "conj", "aba"])
+def test_the_s5_preset_trains(tmp_path, op):
+    small = ["model.d_model=32", "model.n_heads=2", "model.d_mlp=64", "schedule.steps=4", "schedule.eval_every=2", "run.device=cpu"]
+    run = groklab.run("power2022-s5", [f"task.op={op}", *small], runs_dir=tmp_path)
+    final = run.final()
+    assert run.record.status == "finished" and 0.0 <= final["test_acc"] <= 1.0 and final["train_loss"] > 0

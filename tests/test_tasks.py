@@ -181,3 +181,19 @@ def test_bad_b_offset(kw, field):
     with pytest.raises(ConfigError) as exc:
         ModularConfig(p=13, **kw).validate()
     assert exc.value.field == field
+
+
+def test_the_infix_format_and_nonzero_b_follow_lee_et_al():
+    """Their main.py: x · y for 1 <= y < p, the input [x, ∘, y, =] with = as token p and ∘ as p + 1."""
+    t = task(p=7, op="mul", train_frac=0.5, format="infix", nonzero_b=True)
+    data = t.build()
+    x, y = torch.cat([data.train_x, data.test_x]), torch.cat([data.train_y, data.test_y])
+    assert x.shape == (7 * 6, 4) and t.spec.seq_len == 4 and t.spec.vocab_size == 9 and t.spec.operand_positions == (0, 2)
+    assert (x[:, 1] == 8).all() and (x[:, 3] == 7).all() and (x[:, 2] >= 1).all()
+    assert torch.equal(y, x[:, 0] * x[:, 2] % 7)
+    assert len(data.train_y) == int(0.5 * 42)
+
+
+def test_nonzero_b_refuses_the_fourier_circuit_measure():
+    with pytest.raises(ConfigError, match=r"task\.nonzero_b"):
+        resolve_config("nanda2023", ["task.nonzero_b=true", "measures.enabled=[loss_acc,fourier_circuit]"])

@@ -77,8 +77,7 @@ def cmd_phase_diagram(ns: argparse.Namespace) -> int:
         phase = phase_of(events.get("t_fit", (None, None))[0], events.get("t_grok", (None, None))[0], ns.delay)
         cells.setdefault((p.values[axes[0]], p.values[axes[1]]), []).append(phase)
         thresholds.add((p.config["events"]["fit_threshold"], p.config["events"]["grok_threshold"]))
-    xs = _ordered(spec.grid[axes[0]], plan, axes[0])
-    ys = _ordered(spec.grid[axes[1]], plan, axes[1])
+    xs, ys = _ordered(plan, axes[0]), _ordered(plan, axes[1])
     table = {(x, y): cell_phase(cells[(x, y)]) for x, y in cells}
     fits = ", ".join(f"fit >= {f:g}, grok >= {g:g}" for f, g in sorted(thresholds))
     print(f"phases by events ({fits} in train/test accuracy); grokking: t_grok - t_fit > {ns.delay} steps; {ns.seeds} seed(s) a cell")
@@ -97,7 +96,7 @@ def cmd_phase_diagram(ns: argparse.Namespace) -> int:
         "cells": [{"x": x, "y": y, "phase": table[(x, y)], "runs": cells[(x, y)]} for x in xs for y in ys if (x, y) in table],
     }
     (out / "phases.json").write_text(json.dumps(data, indent=2))
-    print(f"figure {figure} and phases.json in {out}")
+    print(f"figure {figure.name} and phases.json in {out}")
     return 0
 
 
@@ -108,23 +107,25 @@ def _axis(flag: str, text: str) -> str:
     return key.strip()
 
 
-def _ordered(values: list[Any], plan: list[dict[str, Any]], key: str) -> list[Any]:
-    """The axis's values as the config typed them (the plan's), in the order given."""
-    typed = []
+def _ordered(plan: list[dict[str, Any]], key: str) -> list[Any]:
+    """The axis's values as the config typed them, in the order the grid gave them."""
+    typed: list[Any] = []
     for point in plan:
-        v = point["values"][key]
-        if v not in typed:
-            typed.append(v)
-    return typed if len(typed) == len(values) else sorted(typed)
+        if point["values"][key] not in typed:
+            typed.append(point["values"][key])
+    return typed
+
+
+def _show(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _format_grid(axes: list[str], xs: list[Any], ys: list[Any], table: dict, cells: dict) -> str:
-    """Rows y (top: the largest), columns x; each cell its phase's initial and how many seeds are in it."""
-    width = max(10, *(len(f"{x:g}" if isinstance(x, float) else str(x)) for x in xs))
-    show = lambda v: f"{v:g}" if isinstance(v, float) else str(v)  # noqa: E731
-    lines = [f"{axes[1]} \\ {axes[0]}", " " * 12 + "".join(show(x).rjust(width + 1) for x in xs)]
+    """Rows y (top: the last given), columns x; each cell its phase's first letters and how many seeds are in it."""
+    width = max(10, *(len(_show(x)) for x in xs))
+    lines = [f"{axes[1]} \\ {axes[0]}", " " * 12 + "".join(_show(x).rjust(width + 1) for x in xs)]
     for y in reversed(ys):
-        row = show(y).rjust(12)
+        row = _show(y).rjust(12)
         for x in xs:
             if (x, y) not in table:
                 row += "-".rjust(width + 1)

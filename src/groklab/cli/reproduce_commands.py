@@ -7,7 +7,7 @@ from pathlib import Path
 
 from groklab.errors import GroklabError
 
-PAPERS = ("deep-grokking", "progress-measures", "double-descent", "fourier-circuits", "numerical-stability")
+PAPERS = ("deep-grokking", "progress-measures", "double-descent", "fourier-circuits", "numerical-stability", "omnigrok", "grokfast")
 
 
 def add_reproduce_parser(sub: argparse._SubParsersAction) -> None:

@@ -1,7 +1,15 @@
 """One-command reproductions of the papers groklab is built around: each trains its sweeps, draws the
 figures and checks the paper's claims."""
 
-from groklab.reproduce import deep_grokking, double_descent, fourier_circuits, numerical_stability, progress_measures
+from groklab.reproduce import (
+    deep_grokking,
+    double_descent,
+    fourier_circuits,
+    grokfast,
+    numerical_stability,
+    omnigrok,
+    progress_measures,
+)
 
 RECIPES = {
     "deep-grokking": deep_grokking,
@@ -9,6 +17,8 @@ RECIPES = {
     "double-descent": double_descent,
     "fourier-circuits": fourier_circuits,
     "numerical-stability": numerical_stability,
+    "omnigrok": omnigrok,
+    "grokfast": grokfast,
 }
 
 __all__ = ["RECIPES"]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from groklab.analysis.aggregate import mean_ci
@@ -101,3 +103,43 @@ def collect(store: Store, sweep_id: str) -> list[RunView]:
         if store.get(run_id).status in ("finished", "stopped"):
             views.append(RunView(run_id, sweep.points[point].config["run"]["seed"], store.metrics(run_id), store.events(run_id)))
     return views
+
+
+@dataclass
+class Arms:
+    """A reproduction's arms after training: each arm's sweep id, finished runs and budget in steps."""
+
+    sweeps: dict[str, str]
+    views: dict[str, list[RunView]]
+    budgets: dict[str, int]
+
+
+def train_arms(
+    store: Store,
+    preset: str,
+    name: str,
+    overrides: dict[str, list[str]],
+    quick: bool,
+    seeds: int,
+    train: Callable[[Store, str], Any],
+) -> Arms:
+    """Each arm one stored sweep, `NAME-ARM` (`-quick` appended for the quick version), of the preset with the
+    arm's overrides and `seeds` seeds: continued or created, then trained; then read back."""
+    from groklab.config import resolve_config
+
+    arms = Arms({}, {}, {})
+    for arm, extra in overrides.items():
+        sweep_id = continue_or_create(store, preset, f"{name}-{arm}" + ("-quick" if quick else ""), extra, [], seeds, train)
+        arms.sweeps[arm], arms.views[arm] = sweep_id, collect(store, sweep_id)
+        arms.budgets[arm] = resolve_config(preset, extra).schedule.steps
+    return arms
+
+
+def write_arms(out_dir: Path, arms: Arms, seeds: int, rows: list[dict[str, str]], panels: list[tuple[str, str]], figure: str) -> Path:
+    """The arms' figure (one panel per (metric, title)) and claims.json in `out_dir`; returns the figure's path."""
+    from groklab.plots.arms_figure import plot_arms
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = plot_arms({arm: [v.m for v in views] for arm, views in arms.views.items()}, panels, out_dir / figure)
+    (out_dir / "claims.json").write_text(json.dumps({"sweeps": arms.sweeps, "seeds": seeds, "claims": rows}, indent=2))
+    return path

@@ -23,13 +23,12 @@ steps for the first three arms, so that they fit a 2-core CPU; the ⊥Grad arms 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from groklab.reproduce.common import RunView, claim_row, collect, continue_or_create, mean_ci_text
+from groklab.reproduce.common import RunView, claim_row, mean_ci_text, train_arms, write_arms
 from groklab.store import Store
 from groklab.sweeps import run_sweep
 
@@ -75,10 +74,6 @@ QUICK = Plan(
 def arm_overrides(arm: str, plan: Plan, extra: list[str]) -> list[str]:
     """Every override of one arm's runs: the arm's own, the plan's budget for the long arms, then the user's."""
     return [SC_MEASURES, *ARMS[arm], *(plan.long if arm in LONG_ARMS else []), *extra]
-
-
-def sweep_name(arm: str, quick: bool) -> str:
-    return f"numerical-stability-{arm}" + ("-quick" if quick else "")
 
 
 def generalized_at(v: RunView) -> int | None:
@@ -191,7 +186,7 @@ def claims(arms: dict[str, list[RunView]], budgets: dict[str, int]) -> list[dict
 def onset_text(steps: list[int | None], budget: int) -> str:
     """The steps at which seeds got there, 'not within N steps' for those that did not."""
     reached = [float(t) for t in steps if t is not None]
-    text = mean_ci_text(reached, "{:.0f}") if reached else ""
+    text = mean_ci_text(reached, "{:.0f}", within=(0.0, float(budget))) if reached else ""
     missed = len(steps) - len(reached)
     if missed:
         text += ("; " if text else "") + f"{missed} of {len(steps)} seed(s) not within {budget} steps"
@@ -200,13 +195,17 @@ def onset_text(steps: list[int | None], budget: int) -> str:
     return text or "-"
 
 
+def overrides_by_arm(quick: bool, overrides: list[str]) -> dict[str, list[str]]:
+    plan = QUICK if quick else FULL
+    return {arm: arm_overrides(arm, plan, overrides) for arm in ARMS}
+
+
 def check(quick: bool, overrides: list[str]) -> None:
     """Bad overrides fail before anything is written."""
     from groklab.config import resolve_config
 
-    plan = QUICK if quick else FULL
-    for arm in ARMS:
-        resolve_config(PRESET, arm_overrides(arm, plan, overrides))
+    for extra in overrides_by_arm(quick, overrides).values():
+        resolve_config(PRESET, extra)
 
 
 def reproduce(
@@ -219,21 +218,11 @@ def reproduce(
     echo: Callable[[str], Any] = print,
 ) -> list[dict[str, str]]:
     """Train (or continue) every arm's seeds, draw the figure, and return the claim table."""
-    from groklab.config import resolve_config
-    from groklab.plots.stability_figure import plot_stability
-
-    plan = QUICK if quick else FULL
     check(quick, overrides or [])
-    echo(f"numerical-stability reproduction ({plan.note}); {seeds} seed(s)")
-    sweeps, arms, budgets = {}, {}, {}
-    for arm in ARMS:
-        extra = arm_overrides(arm, plan, overrides or [])
-        sweeps[arm] = continue_or_create(store, PRESET, sweep_name(arm, quick), extra, [], seeds, train)
-        arms[arm] = collect(store, sweeps[arm])
-        budgets[arm] = resolve_config(PRESET, extra).schedule.steps
-    rows = claims(arms, budgets)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    figure = plot_stability({arm: [v.m for v in views] for arm, views in arms.items()}, out_dir / "numerical_stability.png")
-    (out_dir / "claims.json").write_text(json.dumps({"sweeps": sweeps, "seeds": seeds, "claims": rows}, indent=2))
+    echo(f"numerical-stability reproduction ({(QUICK if quick else FULL).note}); {seeds} seed(s)")
+    arms = train_arms(store, PRESET, "numerical-stability", overrides_by_arm(quick, overrides or []), quick, seeds, train)
+    rows = claims(arms.views, arms.budgets)
+    panels = [("test_acc", "test accuracy"), ("sc_zero_loss", "train examples at exactly zero loss (SC)")]
+    figure = write_arms(out_dir, arms, seeds, rows, panels, "numerical_stability.png")
     echo(f"figure {figure.name} and claims.json in {out_dir}")
     return rows

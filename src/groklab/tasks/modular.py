@@ -49,7 +49,7 @@ OPS: dict[str, Op] = {
 }
 
 
-FORMATS = ("compact", "power", "onehot")
+FORMATS = ("compact", "power", "infix", "onehot")
 POWER_OPS = ("add", "sub", "mul", "div", "divsub", "x2y2", "x2xyy2", "x2xyy2x", "x3xy", "x3xy2y")  # Power et al.'s list (S5: task s5)
 
 
@@ -67,7 +67,8 @@ def is_prime(n: int) -> bool:
 @dataclass
 class ModularConfig(TaskConfig):
     """a∘b mod p. `split`: `random`, `square:k` (a, b <= k held out) or `strip:t` (a <= t held out).
-    `format`: compact ([a, b, =]), power (<eos> a ∘ b =) or onehot (the vector one_hot(a) ‖ one_hot(b));
+    `format`: compact ([a, b, =]), power (<eos> a ∘ b =), infix (a ∘ b =, Lee et al.'s main.py) or onehot (the
+    vector one_hot(a) ‖ one_hot(b)); `nonzero_b`: b runs over 1..p-1 only (Lee et al.'s data; division always does);
     `n_tokens`: vocabulary and classes padded to this, 0 = unpadded.
     `b_offset`: b's tokens start at this id (compact format); 0 = one token table shared by a and b."""
 
@@ -79,11 +80,16 @@ class ModularConfig(TaskConfig):
     format: str = "compact"
     n_tokens: int = 0
     b_offset: int = 0
+    nonzero_b: bool = False
 
     @property
     def vocab_needed(self) -> int:
-        """Numbers (b's shifted by b_offset), "=", and for the power format <eos> and the operator."""
-        return self.p + self.b_offset + (3 if self.format == "power" else 1)
+        """Numbers (b's shifted by b_offset), "=", then <eos> and the operator (power) or the operator (infix)."""
+        return self.p + self.b_offset + {"power": 3, "infix": 2}.get(self.format, 1)
+
+    @property
+    def n_pairs(self) -> int:
+        return self.p * (self.p - 1) if self.op == "div" or self.nonzero_b else self.p * self.p
 
     def validate(self) -> None:
         if self.p < 3 or not is_prime(self.p):
@@ -107,7 +113,7 @@ class ModularConfig(TaskConfig):
         if not 0.0 < self.train_frac < 1.0:
             raise ConfigError("task.train_frac", f"must be in (0, 1), got {self.train_frac}")
         kind, _bound = parse_split(self.split, self.p)
-        n_pairs = self.p * (self.p - 1) if self.op == "div" else self.p * self.p
+        n_pairs = self.n_pairs
         n_train = int(self.train_frac * n_pairs)
         if kind == "random" and not 0 < n_train < n_pairs:
             raise ConfigError("task.train_frac", f"{self.train_frac} of {n_pairs} pairs leaves an empty train or test set")
@@ -141,6 +147,8 @@ class ModularArithmetic(Task):
 
     @classmethod
     def check_compatible(cls, cfg: ExperimentConfig) -> None:
+        if getattr(cfg.task, "nonzero_b", False) and "fourier_circuit" in cfg.measures.enabled:
+            raise ConfigError("task.nonzero_b", "leaves out the pairs (a, 0), which measure fourier_circuit needs; set it to false")
         if getattr(cfg.task, "format", "") == "onehot":
             if cfg.model.name != "deep_mlp":
                 raise ConfigError("model.name", f"task.format=onehot gives vectors; choose deep_mlp, got {cfg.model.name!r}")
@@ -152,21 +160,21 @@ class ModularArithmetic(Task):
         c = self.cfg
         if c.format == "onehot":
             return TaskSpec(n_classes=c.p, input_dim=2 * c.p, operation=c.op)
-        power = c.format == "power"
+        seq_len, positions = {"power": (5, (1, 3)), "infix": (4, (0, 2))}.get(c.format, (3, (0, 1)))
         return TaskSpec(
             n_classes=c.n_tokens or c.p,
             vocab_size=c.n_tokens or c.vocab_needed,
-            seq_len=5 if power else 3,
+            seq_len=seq_len,
             n_operand_tokens=c.p,
             operation=c.op,
-            operand_positions=(1, 3) if power else (0, 1),
+            operand_positions=positions,
             operand_token_offsets=(0, c.b_offset),
         )
 
     def pairs(self) -> tuple[torch.Tensor, torch.Tensor]:
         """All operand pairs (a, b) in row-major order; for div, b runs over 1..p-1."""
         p = self.cfg.p
-        b_values = torch.arange(1 if self.cfg.op == "div" else 0, p)
+        b_values = torch.arange(1 if self.cfg.op == "div" or self.cfg.nonzero_b else 0, p)
         a, b = torch.meshgrid(torch.arange(p), b_values, indexing="ij")
         return a.reshape(-1), b.reshape(-1)
 
@@ -201,6 +209,9 @@ class ModularArithmetic(Task):
         if self.cfg.format == "power":
             eq, eos, op = (torch.full_like(a, p + k) for k in range(3))
             x = torch.stack([eos, a, op, b, eq], dim=1)  # (N, 5): <eos> a ∘ b =
+        elif self.cfg.format == "infix":
+            eq, op = (torch.full_like(a, p + k) for k in range(2))
+            x = torch.stack([a, op, b, eq], dim=1)  # (N, 4): a ∘ b =, Lee et al.'s tokens (= is p, ∘ is p + 1)
         elif self.cfg.format == "onehot":
             x = torch.cat([F.one_hot(a, p), F.one_hot(b, p)], dim=1).float()  # (N, 2p): one_hot(a) ‖ one_hot(b)
         else:
