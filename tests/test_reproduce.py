@@ -76,8 +76,8 @@ def test_bad_reproduce_input_writes_nothing(capsys, tmp_path):
         assert code == 2 and err.startswith(f"groklab: error: {field}") and err.count("\n") == 1, err
     code = main(["reproduce", "deep-grokking", "bogus", "--runs-dir", str(tmp_path / "r")])
     assert code == 2 and capsys.readouterr().err.startswith("groklab: error: overrides: 'bogus' must look like key=value")
-    code = main(["reproduce", "omnigrok", "--runs-dir", str(tmp_path / "r")])
-    assert code == 2 and capsys.readouterr().err.startswith("groklab: error: paper: unknown paper 'omnigrok'")
+    code = main(["reproduce", "no-such-paper", "--runs-dir", str(tmp_path / "r")])
+    assert code == 2 and capsys.readouterr().err.startswith("groklab: error: paper: unknown paper 'no-such-paper'")
     assert not (tmp_path / "r").exists()
 
 
