@@ -7,10 +7,11 @@ import pytest
 import torch
 
 import groklab
+from groklab.api import resume
 from groklab.config import resolve_config
 from groklab.errors import ConfigError
 from groklab.training.fixed_norm import member_norms, rescale_to_
-from helpers import TINY
+from helpers import TINY, InterruptAt
 from test_ensemble import assert_members_match_lone_runs
 
 
@@ -52,3 +53,14 @@ def test_a_fixed_norm_that_is_not_positive_is_refused(value):
     with pytest.raises(ConfigError) as err:
         resolve_config(None, [f"optim.fixed_norm={value}"])
     assert err.value.field == "optim.fixed_norm"
+
+
+def test_a_resumed_run_keeps_the_target_of_its_initialization(tmp_path):
+    """The target is read from the rebuilt initial weights before the checkpoint loads: a resumed run ends as an
+    uninterrupted one does."""
+    overrides = [*TINY, "schedule.steps=40", "optim.fixed_norm=0.7"]
+    whole = groklab.run(None, overrides, runs_dir=tmp_path / "a")
+    part = groklab.run(None, overrides, runs_dir=tmp_path / "b", reporter=InterruptAt(25))
+    assert part.status == "interrupted"
+    resumed = resume(part.id, tmp_path / "b")
+    assert resumed.store.metric_rows(resumed.id) == whole.store.metric_rows(whole.id)
