@@ -143,3 +143,33 @@ def write_arms(out_dir: Path, arms: Arms, seeds: int, rows: list[dict[str, str]]
     path = plot_arms({arm: [v.m for v in views] for arm, views in arms.views.items()}, panels, out_dir / figure)
     (out_dir / "claims.json").write_text(json.dumps({"sweeps": arms.sweeps, "seeds": seeds, "claims": rows}, indent=2))
     return path
+
+
+def check_arms(preset: str, overrides: dict[str, list[str]]) -> list[Any]:
+    """Every arm's config resolved, so that bad overrides fail before anything is written."""
+    from groklab.config import resolve_config
+
+    return [resolve_config(preset, extra) for extra in overrides.values()]
+
+
+def reproduce_arms(
+    store: Store,
+    preset: str,
+    name: str,
+    overrides: dict[str, list[str]],
+    quick: bool,
+    seeds: int,
+    out_dir: Path,
+    train: Callable[[Store, str], Any],
+    echo: Callable[[str], Any],
+    note: str,
+    claims: Callable[[dict[str, list[RunView]], dict[str, int]], list[dict[str, str]]],
+    panels: list[tuple[str, str]],
+) -> list[dict[str, str]]:
+    """A reproduction made of arms: train (or continue) them, judge the claims, write `NAME.png` and claims.json."""
+    echo(f"{name} reproduction ({note}); {seeds} seed(s)")
+    arms = train_arms(store, preset, name, overrides, quick, seeds, train)
+    rows = claims(arms.views, arms.budgets)
+    figure = write_arms(out_dir, arms, seeds, rows, panels, f"{name.replace('-', '_')}.png")
+    echo(f"figure {figure.name} and claims.json in {out_dir}")
+    return rows

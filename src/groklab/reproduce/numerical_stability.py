@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from groklab.reproduce.common import RunView, claim_row, mean_ci_text, train_arms, write_arms
+from groklab.reproduce.common import RunView, check_arms, claim_row, mean_ci_text, reproduce_arms
 from groklab.store import Store
 from groklab.sweeps import run_sweep
 
@@ -195,6 +195,12 @@ def onset_text(steps: list[int | None], budget: int) -> str:
     return text or "-"
 
 
+PANELS = [
+    ("test_acc", "test accuracy"),
+    ("sc_zero_loss", "train examples at exactly zero loss (SC)"),
+]  # the figure: (metric, title) per panel
+
+
 def overrides_by_arm(quick: bool, overrides: list[str]) -> dict[str, list[str]]:
     plan = QUICK if quick else FULL
     return {arm: arm_overrides(arm, plan, overrides) for arm in ARMS}
@@ -202,10 +208,7 @@ def overrides_by_arm(quick: bool, overrides: list[str]) -> dict[str, list[str]]:
 
 def check(quick: bool, overrides: list[str]) -> None:
     """Bad overrides fail before anything is written."""
-    from groklab.config import resolve_config
-
-    for extra in overrides_by_arm(quick, overrides).values():
-        resolve_config(PRESET, extra)
+    check_arms(PRESET, overrides_by_arm(quick, overrides))
 
 
 def reproduce(
@@ -219,10 +222,6 @@ def reproduce(
 ) -> list[dict[str, str]]:
     """Train (or continue) every arm's seeds, draw the figure, and return the claim table."""
     check(quick, overrides or [])
-    echo(f"numerical-stability reproduction ({(QUICK if quick else FULL).note}); {seeds} seed(s)")
-    arms = train_arms(store, PRESET, "numerical-stability", overrides_by_arm(quick, overrides or []), quick, seeds, train)
-    rows = claims(arms.views, arms.budgets)
-    panels = [("test_acc", "test accuracy"), ("sc_zero_loss", "train examples at exactly zero loss (SC)")]
-    figure = write_arms(out_dir, arms, seeds, rows, panels, "numerical_stability.png")
-    echo(f"figure {figure.name} and claims.json in {out_dir}")
-    return rows
+    plan = QUICK if quick else FULL
+    by_arm = overrides_by_arm(quick, overrides or [])
+    return reproduce_arms(store, PRESET, "numerical-stability", by_arm, quick, seeds, out_dir, train, echo, plan.note, claims, PANELS)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from groklab.reproduce.common import RunView, claim_row, mean_ci_text, train_arms, write_arms
+from groklab.reproduce.common import RunView, check_arms, claim_row, mean_ci_text, reproduce_arms
 from groklab.store import Store
 from groklab.sweeps import run_sweep
 
@@ -130,6 +130,13 @@ def claims(arms: dict[str, list[RunView]], budgets: dict[str, int]) -> list[dict
     return rows
 
 
+PANELS = [
+    ("train_acc", "train accuracy"),
+    ("test_acc", "test accuracy"),
+    ("weight_norm", "weight norm"),
+]  # the figure: (metric, title) per panel
+
+
 def overrides_by_arm(quick: bool, overrides: list[str]) -> dict[str, list[str]]:
     plan = QUICK if quick else FULL
     return {arm: arm_overrides(arm, plan, overrides) for arm in ARMS}
@@ -137,12 +144,10 @@ def overrides_by_arm(quick: bool, overrides: list[str]) -> dict[str, list[str]]:
 
 def check(quick: bool, overrides: list[str]) -> None:
     """Bad overrides and missing MNIST files fail before anything is written."""
-    from groklab.config import resolve_config
     from groklab.data.mnist import load, resolve_dir
 
-    for extra in overrides_by_arm(quick, overrides).values():
-        cfg = resolve_config(PRESET, extra)
-    load(resolve_dir(cfg.task.data_dir))  # type: ignore[attr-defined]
+    cfg = check_arms(PRESET, overrides_by_arm(quick, overrides))[-1]
+    load(resolve_dir(cfg.task.data_dir))
 
 
 def reproduce(
@@ -156,10 +161,6 @@ def reproduce(
 ) -> list[dict[str, str]]:
     """Train (or continue) both arms, draw the figure, and return the claim table."""
     check(quick, overrides or [])
-    echo(f"omnigrok reproduction ({(QUICK if quick else FULL).note}); {seeds} seed(s)")
-    arms = train_arms(store, PRESET, "omnigrok", overrides_by_arm(quick, overrides or []), quick, seeds, train)
-    rows = claims(arms.views, arms.budgets)
-    panels = [("train_acc", "train accuracy"), ("test_acc", "test accuracy"), ("weight_norm", "weight norm")]
-    figure = write_arms(out_dir, arms, seeds, rows, panels, "omnigrok.png")
-    echo(f"figure {figure.name} and claims.json in {out_dir}")
-    return rows
+    plan = QUICK if quick else FULL
+    by_arm = overrides_by_arm(quick, overrides or [])
+    return reproduce_arms(store, PRESET, "omnigrok", by_arm, quick, seeds, out_dir, train, echo, plan.note, claims, PANELS)
