@@ -7,9 +7,7 @@ from pathlib import Path
 
 import matplotlib
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-
+from groklab.plots.canvas import subplots
 from groklab.plots.run_figure import _log_x, save_figure
 
 Curves = dict[str, tuple[list[int], list[float]]]
@@ -18,8 +16,8 @@ SHARES = ("acc", "sc_")  # metrics read as shares in [0, 1]: their panels share 
 
 def plot_arms(arms: dict[str, list[Curves]], panels: list[tuple[str, str]], output: str | Path) -> Path:
     """`arms`: each arm's runs' metrics; `panels`: (metric, title) per panel."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), constrained_layout=True, squeeze=False)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig, axes = subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), constrained_layout=True, squeeze=False)
+    colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (arm, runs) in enumerate(arms.items()):
         for j, m in enumerate(runs):
             for ax, (name, _title) in zip(axes[0], panels, strict=True):

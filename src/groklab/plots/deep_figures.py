@@ -9,13 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 
 from groklab.analysis.stages import Surge, layer_metrics, surges
 from groklab.errors import GroklabError
+from groklab.plots.canvas import subplots
 from groklab.plots.run_figure import FORMATS, _log_x, save_figure
 from groklab.store import RunRecord, Store
 
@@ -45,7 +43,7 @@ def plot_stages(store: Store, run_id: str, output: str | Path | None = None) -> 
     if "test_acc" not in m:
         raise GroklabError(f"run {rec.id} has no test_acc; nothing to plot")
     found = _stages(rec, m["test_acc"])
-    fig, ax = plt.subplots(figsize=(6.4, 4.0), constrained_layout=True)
+    fig, ax = subplots(figsize=(6.4, 4.0), constrained_layout=True)
     for name, color in (("train_acc", "tab:blue"), ("test_acc", "tab:red")):
         if name in m:
             ax.plot(_log_x(m[name][0]), m[name][1], color=color, lw=1.5, label=name.split("_")[0])
@@ -86,7 +84,7 @@ def plot_rank_heatmap(store: Store, run_id: str, output: str | Path | None = Non
         for s, v in zip(*m[name], strict=True):
             grid[row, column[s]] = v
     cols = np.arange(len(steps))
-    fig, (top, ax) = plt.subplots(2, 1, sharex=True, figsize=(7.5, 5.5), height_ratios=[1, 2.4], constrained_layout=True)
+    fig, (top, ax) = subplots(2, 1, sharex=True, figsize=(7.5, 5.5), height_ratios=[1, 2.4], constrained_layout=True)
     mesh = ax.pcolormesh(cols, np.arange(len(layers)), np.ma.masked_invalid(grid), shading="nearest", cmap="magma")
     fig.colorbar(mesh, ax=ax, label="feature rank")
     ax.set_yticks(np.arange(len(layers)), [f"L{i}" for i, _ in layers], fontsize=7)
@@ -156,8 +154,8 @@ def plot_rank_vs_norm(store: Store, run_ids: Sequence[str], output: str | Path, 
     labels = [f"{lb} [{rec.id}]" if labels.count(lb) > 1 else lb for lb, (rec, *_) in zip(labels, rows, strict=True)]
     sizes = [rec.config.get("task", {}).get("n_train") for rec, *_ in rows]
     order = sorted(range(len(rows)), key=lambda i: sizes[i]) if all(isinstance(s, int | float) for s in sizes) else range(len(rows))
-    cmap = plt.get_cmap("viridis")
-    fig, (ax_n, ax_r) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    cmap = matplotlib.colormaps.get_cmap("viridis")
+    fig, (ax_n, ax_r) = subplots(1, 2, figsize=(10, 4), constrained_layout=True)
     for rank_in_order, i in enumerate(order):
         rec, norm, rank, _ = rows[i]
         color = cmap(0.9 * rank_in_order / max(len(rows) - 1, 1))
@@ -179,8 +177,8 @@ def plot_probes(store: Store, run_id: str, output: str | Path | None = None) -> 
     with the model's test accuracy dashed (default output: the run's folder, probes.png)."""
     path = _checked(output)
     rec, m, layers = _layer_curves(store, run_id, "probe_acc", "linear-probe metrics", "the probe measure")
-    cmap = plt.get_cmap("viridis")
-    fig, ax = plt.subplots(figsize=(6.4, 4.0), constrained_layout=True)
+    cmap = matplotlib.colormaps.get_cmap("viridis")
+    fig, ax = subplots(figsize=(6.4, 4.0), constrained_layout=True)
     for n, (i, name) in enumerate(layers):
         ax.plot(_log_x(m[name][0]), m[name][1], color=cmap(0.9 * n / max(len(layers) - 1, 1)), lw=1.2, label=f"probe L{i}")
     if "test_acc" in m:

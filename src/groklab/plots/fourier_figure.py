@@ -5,18 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-
+from groklab.plots.canvas import subplots
 from groklab.plots.run_figure import _log_x, save_figure
 from groklab.store import Store
 
 
 def plot_circuit(store: Store, run_id: str, output: str | Path) -> Path:
     m = store.metrics(run_id)
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6.5), sharex=True, constrained_layout=True)
+    fig, (top, bottom) = subplots(2, 1, figsize=(8, 6.5), sharex=True, constrained_layout=True)
     for name, style in (
         ("train_loss", {"color": "tab:blue"}),
         ("test_loss", {"color": "tab:red"}),

@@ -7,11 +7,9 @@ from pathlib import Path
 
 import matplotlib
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-
 from groklab.analysis.compare import MeasureFit
 from groklab.errors import GroklabError
+from groklab.plots.canvas import subplots
 from groklab.plots.run_figure import FORMATS, _log_x, save_figure
 
 
@@ -26,10 +24,10 @@ def plot_measures(
     path = Path(output)
     if path.suffix.lower() not in FORMATS:
         raise GroklabError(f"--output: unknown figure format {path.suffix or '(none)'!r}; use .png, .svg or .pdf")
-    fig, ax = plt.subplots(figsize=(8.5, 4.6), constrained_layout=True)
+    fig, ax = subplots(figsize=(8.5, 4.6), constrained_layout=True)
     steps, values = metrics[target]
     ax.plot(_log_x(steps), _normalized(values), color="black", lw=2.2, label=f"{target} (target)")
-    cmap = plt.get_cmap("tab10")
+    cmap = matplotlib.colormaps.get_cmap("tab10")
     for i, fit in enumerate(fits[:10]):  # the ten that track the target best
         s, v = metrics[fit.measure]
         rho = "-" if fit.spearman is None else f"{fit.spearman:+.2f}"

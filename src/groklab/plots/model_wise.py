@@ -8,13 +8,10 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 
 from groklab.analysis.aggregate import aggregate_curves
+from groklab.plots.canvas import subplots
 from groklab.plots.run_figure import _log_x, save_figure
 from groklab.store import Store
 
@@ -69,7 +66,7 @@ def train_panel(train: str) -> tuple[str, str]:
 def plot_heatmaps(widths: list[WidthCurves], output: Path, title: str = "", train: str = "train_acc") -> Path:
     """Train/test accuracy and loss over steps (log, vertical) x embedding dimension, seeds averaged;
     the dotted line is where train accuracy first reaches 90% (Davies et al. Figs. 4 and 6)."""
-    fig, axes = plt.subplots(1, 4, figsize=(18, 4.6), constrained_layout=True)
+    fig, axes = subplots(1, 4, figsize=(18, 4.6), constrained_layout=True)
     dims, steps, fit_values = _grid(widths, train)
     for ax, (name, label) in zip(axes, (train_panel(train), *PANELS[1:]), strict=True):
         d, s, v = _grid(widths, name)
@@ -107,7 +104,7 @@ def plot_final_vs_dim(
 ) -> Path:
     """Final train/test accuracy and loss against the embedding dimension: each seed a dot, the mean a
     line (Davies et al. Fig. 5). `marks` draws vertical lines at named dimensions (the transitions)."""
-    fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(12, 4.2), constrained_layout=True)
+    fig, (ax_acc, ax_loss) = subplots(1, 2, figsize=(12, 4.2), constrained_layout=True)
     for ax, names in ((ax_acc, (train, "test_acc")), (ax_loss, ("train_loss", "test_loss"))):
         for name, color in zip(names, ("C0", "C1"), strict=True):
             xs = [w.dim for w in widths if w.finals(name)]
@@ -133,7 +130,7 @@ def plot_subsets(store: Store, run_id: str, output: Path, title: str = "") -> Pa
     """One run's test accuracy on the division subsets and its count of correct test answers against
     chance (Davies et al. Fig. 7: the early 0/b bump, then below chance while memorizing)."""
     m = store.metrics(run_id)
-    fig, (ax_acc, ax_count) = plt.subplots(1, 2, figsize=(12, 4.2), constrained_layout=True)
+    fig, (ax_acc, ax_count) = subplots(1, 2, figsize=(12, 4.2), constrained_layout=True)
     for name in ("test_acc", "train_acc", "test_acc/zero_div", "test_acc/div_one", "test_acc/self_div", "test_acc/rest"):
         if name in m:
             ax_acc.plot(_log_x(m[name][0]), m[name][1], label=name, lw=1.2 if "/" in name else 2)

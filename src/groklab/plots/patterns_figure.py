@@ -8,15 +8,13 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import torch
+from matplotlib.axes import Axes
 
 from groklab.analysis.pattern_fit import PatternFit
 from groklab.analysis.patterns import PatternModel
 from groklab.errors import GroklabError
+from groklab.plots.canvas import subplots
 from groklab.plots.run_figure import FORMATS, _log_x, save_figure
 
 PATTERN_COLORS = ("tab:green", "tab:purple", "tab:brown", "tab:olive", "tab:cyan", "tab:pink", "tab:gray", "tab:orange")
@@ -43,7 +41,7 @@ def _pattern_label(model: PatternModel, i: int) -> str:
     return f"p{i + 1} (g={p.g:.2g}{star})"
 
 
-def _draw(ax: plt.Axes, x: torch.Tensor, model: PatternModel, train: torch.Tensor, test: torch.Tensor, probs: torch.Tensor) -> None:
+def _draw(ax: Axes, x: torch.Tensor, model: PatternModel, train: torch.Tensor, test: torch.Tensor, probs: torch.Tensor) -> None:
     for i in range(len(model.patterns)):
         ax.plot(x, probs[..., i], ls=":", lw=1.3, color=PATTERN_COLORS[i % len(PATTERN_COLORS)], label=_pattern_label(model, i))
     ax.plot(x, train, color="tab:blue", lw=1.8, label="train")
@@ -58,7 +56,7 @@ def plot_cases(cases: Sequence[tuple[str, PatternModel, int]], output: str | Pat
     accuracy at the last step against capacity (log axis). Returns the figure's path."""
     path = check_output(output)
     rows = 2 if capacities else 1
-    fig, axes = plt.subplots(rows, len(cases), figsize=(4.8 * len(cases), 3.8 * rows), constrained_layout=True, squeeze=False)
+    fig, axes = subplots(rows, len(cases), figsize=(4.8 * len(cases), 3.8 * rows), constrained_layout=True, squeeze=False)
     for col, (name, model, steps) in enumerate(cases):
         t = time_grid(steps)
         ax = axes[0][col]
@@ -96,7 +94,7 @@ def plot_fit(
     log_grid = torch.logspace(math.log10(first / 2), math.log10(last), 400, dtype=torch.float64)
     grid = torch.cat([torch.zeros(1, dtype=torch.float64), log_grid])
     x = _log_x(grid.tolist())
-    fig, ax = plt.subplots(figsize=(8.0, 4.6), constrained_layout=True)
+    fig, ax = subplots(figsize=(8.0, 4.6), constrained_layout=True)
     probs = model.probs(grid)
     for i in range(len(model.patterns)):
         ax.plot(x, probs[:, i], ls=":", lw=1.2, color=PATTERN_COLORS[i % len(PATTERN_COLORS)], label=_pattern_label(model, i))

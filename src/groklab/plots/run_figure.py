@@ -5,25 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 from groklab.errors import GroklabError
+from groklab.plots.canvas import FORMATS, save_figure, subplots
 from groklab.store import Store
 
-FORMATS = (".png", ".svg", ".pdf")
-
-
-def save_figure(fig: plt.Figure, path: Path) -> Path:
-    """Write `fig` to `path` (folders made as needed) and free it, whatever happens."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fig.savefig(path, dpi=130)
-    finally:
-        plt.close(fig)
-    return path
+__all__ = ["FORMATS", "draw_run", "figure_path", "plot_run", "save_figure"]
 
 
 def _log_x(steps: list[int]) -> list[float]:
@@ -31,11 +20,22 @@ def _log_x(steps: list[int]) -> list[float]:
     return [s if s > 0 else 0.5 for s in steps]
 
 
-def plot_run(store: Store, run_id: str, output: str | Path | None = None) -> Path:
-    """Draw the figure and return its path (default: the run's folder, figure.png)."""
-    path = Path(output) if output else store.run_dir(run_id) / "figure.png"
+def figure_path(output: str | Path | None, default: Path) -> Path:
+    """Where a figure goes: `output` if given (its format checked), else `default`."""
+    path = Path(output) if output else default
     if path.suffix.lower() not in FORMATS:
         raise GroklabError(f"--output: unknown figure format {path.suffix or '(none)'!r}; use .png, .svg or .pdf")
+    return path
+
+
+def plot_run(store: Store, run_id: str, output: str | Path | None = None) -> Path:
+    """Draw the figure and return its path (default: the run's folder, figure.png)."""
+    path = figure_path(output, store.run_dir(run_id) / "figure.png")
+    return save_figure(draw_run(store, run_id), path)
+
+
+def draw_run(store: Store, run_id: str) -> Figure:
+    """The standard figure of one run, as a matplotlib Figure (nothing written)."""
     rec = store.get(run_id)
     m = store.metrics(run_id)
     if "train_acc" not in m:
@@ -43,7 +43,7 @@ def plot_run(store: Store, run_id: str, output: str | Path | None = None) -> Pat
     events = store.events(run_id) or _live_events(store, run_id)
     panels = [("accuracy", ["train_acc", "test_acc"]), ("loss", ["train_loss", "test_loss"])]
     panels += [(name, [name]) for name in ("weight_norm", "med") if name in m]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), constrained_layout=True)
+    fig, axes = subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), constrained_layout=True)
     colors = {"train_acc": "tab:blue", "test_acc": "tab:red", "train_loss": "tab:blue", "test_loss": "tab:red"}
     for ax, (title, names) in zip(axes, panels, strict=True):
         for name in names:
@@ -69,10 +69,10 @@ def plot_run(store: Store, run_id: str, output: str | Path | None = None) -> Pat
     task = cfg.get("task", {})
     subtitle = " ".join(f"{k}={task[k]}" for k in ("op", "p", "train_frac", "split") if k in task)
     fig.suptitle(f"{rec.name} [{rec.id}] — {rec.preset}  {subtitle}  wd={cfg['optim']['weight_decay']}  ({rec.status})", fontsize=9)
-    return save_figure(fig, path)
+    return fig
 
 
-def _mark_double_descent(ax: plt.Axes, events: dict[str, tuple[int | None, float | None]]) -> None:
+def _mark_double_descent(ax: Axes, events: dict[str, tuple[int | None, float | None]]) -> None:
     """The test loss's double descent, if the run has one: hollow markers on the curve at its two minima (▽, one
     legend entry) and its peak (△)."""
     points = {name: events.get(name, (None, None)) for name in ("dd_first_min", "dd_peak", "dd_second_min")}

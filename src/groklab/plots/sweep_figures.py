@@ -7,23 +7,25 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
 from groklab.analysis.aggregate import mean_ci, metric_range
 from groklab.errors import GroklabError
-from groklab.plots.run_figure import FORMATS, _log_x, save_figure
+from groklab.plots.canvas import subplots
+from groklab.plots.run_figure import _log_x, figure_path, save_figure
 from groklab.store import Store, SweepRecord
 from groklab.sweeps.results import Group, curves, groups
 
 
 def plot_sweep(store: Store, sweep: SweepRecord, x_key: str | None, output: str | Path | None = None) -> Path:
-    path = Path(output) if output else store.root / "sweeps" / f"{sweep.id}.png"
-    if path.suffix.lower() not in FORMATS:
-        raise GroklabError(f"--output: unknown figure format {path.suffix or '(none)'!r}; use .png, .svg or .pdf")
+    """Draw the sweep's figure and return its path (default: RUNS_DIR/sweeps/ID.png)."""
+    path = figure_path(output, store.root / "sweeps" / f"{sweep.id}.png")
+    return save_figure(draw_sweep(store, sweep, x_key), path)
+
+
+def draw_sweep(store: Store, sweep: SweepRecord, x_key: str | None = None) -> Figure:
+    """The sweep's figure against `x_key` (default: its only swept key), as a matplotlib Figure (nothing written)."""
     gs = [g for g in groups(store, sweep) if g.run_ids]
     if not gs:
         raise GroklabError(f"sweep {sweep.id} has no runs yet; nothing to plot")
@@ -38,14 +40,14 @@ def plot_sweep(store: Store, sweep: SweepRecord, x_key: str | None, output: str 
     series: dict[str, list[Group]] = {}
     for g in gs:  # one line per combination of the other keys
         series.setdefault(" ".join(f"{k}={g.values[k]}" for k in others), []).append(g)
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), constrained_layout=True)
+    fig, axes = subplots(1, 3, figsize=(15, 4.2), constrained_layout=True)
     _final_vs_x(axes[0], store, series, x_key)
     first = next(iter(series.values()))
     _heatmap(fig, axes[1], store, first, x_key)
     _curves(axes[2], store, first, x_key)
     where = f" — heatmap and curves at {next(iter(series))}" if others else ""
     fig.suptitle(f"sweep {sweep.name} [{sweep.id}]{where}", fontsize=9)
-    return save_figure(fig, path)
+    return fig
 
 
 def _xs(groups_: list[Group], key: str) -> tuple[list[float], list[str] | None]:
