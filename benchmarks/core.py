@@ -64,7 +64,7 @@ class Clock:
 
     def step(self, step: int) -> None: ...
 
-    def evaluated(self, step: int, metrics: list[dict[str, float]]) -> None:
+    def evaluated(self, step: int, metrics: dict[str, dict[str, float]]) -> None:
         self.at[step] = time.perf_counter() - self.t0
 
     def close(self) -> None: ...

@@ -141,7 +141,7 @@ def test_an_ensemble_step_never_copies_a_weight_per_example(tmp_path):
 def test_progress_reports_every_member_of_an_ensemble(tmp_path):
     """The reporter hears every live member at each evaluation, not the last one alone, and the progress
     line shows their range."""
-    from groklab.cli.progress import accuracies
+    from groklab.training.progress import accuracies
 
     class Heard:
         def __init__(self):
@@ -158,9 +158,9 @@ def test_progress_reports_every_member_of_an_ensemble(tmp_path):
     configs = [resolve_config(None, [*TINY, *m]) for m in MEMBERS]
     run_ids, _ = start_ensemble([prepare(c) for c in configs], Store(tmp_path), heard)
     store = Store(tmp_path)
-    assert all(len(m) == 3 for m in heard.seen)
+    assert all(list(m) == run_ids for m in heard.seen)  # every member, keyed by its run, in member order
     last = heard.seen[-1]
-    assert [m["test_acc"] for m in last] == [store.metrics(rid)["test_acc"][1][-1] for rid in run_ids]
+    assert [last[rid]["test_acc"] for rid in run_ids] == [store.metrics(rid)["test_acc"][1][-1] for rid in run_ids]
     rows = [{"train_acc": 1.0, "test_acc": 0.25}, {"train_acc": 0.5, "test_acc": 0.75}]
     assert accuracies(rows) == "train 0.500..1.000 test 0.250..0.750"
     assert accuracies(rows[:1]) == "train 1.000 test 0.250"

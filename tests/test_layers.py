@@ -12,7 +12,7 @@ import groklab
 
 # Bottom first. A module belongs to the longest prefix that names it.
 LAYERS: list[tuple[str, ...]] = [
-    ("groklab.errors", "groklab.version", "groklab.registry"),
+    ("groklab.errors", "groklab.version", "groklab.registry", "groklab.jsonsafe"),
     ("groklab.config.schema",),
     ("groklab.data",),
     ("groklab.tasks",),
@@ -25,7 +25,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("groklab.training",),
     ("groklab.sweeps",),
     ("groklab.plots",),
-    ("groklab.reproduce",),
+    ("groklab.reports",),
+    ("groklab.reproductions",),
     ("groklab.api", "groklab"),  # the package's __init__ re-exports the API
     ("groklab.cli", "groklab.__main__"),
 ]

@@ -9,7 +9,7 @@ import math
 import pytest
 
 from groklab.cli.main import main
-from groklab.reproduce.deep_grokking import FULL, QUICK, RunView, claims, classify
+from groklab.reproductions.deep_grokking import FULL, QUICK, RunView, claims, classify
 from test_mnist import REAL, needs_real
 
 
@@ -121,7 +121,7 @@ def test_quick_reproduction_runs_end_to_end_on_a_tiny_budget(capsys, tmp_path):
 
 
 def test_table1_outcome_reads_u_acc_l_acc_and_the_start():
-    from groklab.reproduce.progress_measures import Outcome
+    from groklab.reproductions.progress_measures import Outcome
 
     steps = list(range(0, 4000, 100))
     # a small early rise while the train set is memorized (fit at step 500), a plateau, the climb to 95%, a fall to 80%
@@ -135,7 +135,7 @@ def test_table1_outcome_reads_u_acc_l_acc_and_the_start():
 
 
 def test_holdout_claims_against_table1():
-    from groklab.reproduce.progress_measures import QUICK, holdout_rows
+    from groklab.reproductions.progress_measures import QUICK, holdout_rows
 
     steps = list(range(0, 2500, 100))
 
@@ -156,7 +156,7 @@ def test_holdout_claims_against_table1():
 
 
 def test_toeplitz_ratio_claim_is_the_median_of_per_seed_ratios():
-    from groklab.reproduce.progress_measures import toeplitz_rows
+    from groklab.reproductions.progress_measures import toeplitz_rows
 
     def run(init: str, at: int | None, seed: int):
         steps = list(range(0, 4000, 100))
@@ -192,7 +192,7 @@ def test_progress_measures_runs_end_to_end_on_a_tiny_budget(capsys, tmp_path):
 
 
 def test_the_toeplitz_baseline_is_the_med_run_not_a_second_copy(capsys, tmp_path, monkeypatch):
-    import groklab.reproduce.progress_measures as pm
+    import groklab.reproductions.progress_measures as pm
     from groklab.store import Store
 
     seen = []
@@ -330,7 +330,7 @@ def gu_run(**cfg_and_curves):
 
 
 def test_med_ranked_against_the_prior_measures_by_their_tracking_of_the_test_loss():
-    from groklab.reproduce.progress_measures import med_rank_rows
+    from groklab.reproductions.progress_measures import med_rank_rows
 
     steps = list(range(0, 2000, 20))
     loss = [3 * math.exp(-(((s - 600) / 300) ** 2)) + 0.1 for s in steps]  # rises, then falls as it groks
@@ -353,7 +353,7 @@ def test_med_ranked_against_the_prior_measures_by_their_tracking_of_the_test_los
 
 
 def test_fig4_constant_covered_accuracy_and_an_mlp_at_chance():
-    from groklab.reproduce.progress_measures import fig4_rows
+    from groklab.reproductions.progress_measures import fig4_rows
 
     steps = [0, 2500]
 
@@ -374,7 +374,7 @@ def test_fig4_constant_covered_accuracy_and_an_mlp_at_chance():
 
 
 def test_separate_token_strips_beside_the_paper_and_the_shared_layout():
-    from groklab.reproduce.progress_measures import QUICK, separate_rows
+    from groklab.reproductions.progress_measures import QUICK, separate_rows
 
     steps = list(range(0, 2500, 100))
 
@@ -395,7 +395,7 @@ def test_separate_token_strips_beside_the_paper_and_the_shared_layout():
 
 
 def test_polygon_claim_is_na_without_the_gpu_runs_and_judged_with_them():
-    from groklab.reproduce.progress_measures import polygon_rows
+    from groklab.reproductions.progress_measures import polygon_rows
 
     (row,) = polygon_rows(None)
     assert row["result"] == "n/a" and "run.device=cuda" in row["measured"]

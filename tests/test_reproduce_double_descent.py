@@ -10,7 +10,7 @@ import pytest
 from groklab.cli.main import main
 from groklab.config import resolve_config, to_dict
 from groklab.plots.model_wise import WidthCurves
-from groklab.reproduce.double_descent import FULL, QUICK, SEEDS, Transitions, _zero_div_count, claims, transition
+from groklab.reproductions.double_descent import FULL, QUICK, SEEDS, Transitions, _zero_div_count, claims, transition
 from groklab.store import Store
 
 P = 97
@@ -142,7 +142,7 @@ def test_plans_resolve(plan):
     import yaml
 
     from groklab.errors import ConfigError
-    from groklab.reproduce.double_descent import PRESET, check
+    from groklab.reproductions.double_descent import PRESET, check
 
     cfg = check(plan is QUICK, [])
     assert cfg.preset == PRESET
@@ -238,7 +238,7 @@ def test_epoch_wise_double_descent_is_judged_on_the_d128_run(tmp_path):
 
 
 def test_ctrl_c_ends_the_reproduction_instead_of_starting_its_next_sweep(tmp_path):
-    from groklab.reproduce.double_descent import reproduce
+    from groklab.reproductions.double_descent import reproduce
     from groklab.sweeps import run_sweep
     from helpers import InterruptAt
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from groklab.cli.main import main
-from groklab.reproduce.fourier_circuits import RunView, claims, phases
+from groklab.reproductions.fourier_circuits import RunView, claims, phases
 from helpers import TINY
 
 STEPS = list(range(0, 1001, 50))

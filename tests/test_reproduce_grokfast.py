@@ -9,8 +9,8 @@ import pytest
 
 from groklab.cli.main import main
 from groklab.config import resolve_config
-from groklab.reproduce.common import RunView
-from groklab.reproduce.grokfast import ARMS, PRESET, QUICK, arm_overrides, claims
+from groklab.reproductions.common import RunView
+from groklab.reproductions.grokfast import ARMS, PRESET, QUICK, arm_overrides, claims
 from helpers import TINY
 
 STEPS = list(range(0, 5001, 50))

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 from groklab.cli.main import main
-from groklab.reproduce.common import RunView
-from groklab.reproduce.omnigrok import GENERALIZED, PAPER_STEPS, claims
+from groklab.reproductions.common import RunView
+from groklab.reproductions.omnigrok import GENERALIZED, PAPER_STEPS, claims
 from test_mnist import REAL, needs_real
 
 STEPS = list(range(0, 20001, 100))

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 from groklab.cli.main import main
-from groklab.reproduce.common import RunView
-from groklab.reproduce.numerical_stability import ARMS, claims
+from groklab.reproductions.common import RunView
+from groklab.reproductions.numerical_stability import ARMS, claims
 
 STEPS = list(range(0, 1001, 50))
 BUDGETS = dict.fromkeys(ARMS, 1000)

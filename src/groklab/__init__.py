@@ -1,6 +1,18 @@
 """groklab: a laboratory for grokking experiments."""
 
-from groklab.api import Run, open_run, run
+from groklab.api import Reproduction, Run, Sweep, open_run, open_sweep, reproduce, resume, resume_sweep, run, sweep
 from groklab.version import __version__
 
-__all__ = ["Run", "__version__", "open_run", "run"]
+__all__ = [
+    "Reproduction",
+    "Run",
+    "Sweep",
+    "__version__",
+    "open_run",
+    "open_sweep",
+    "reproduce",
+    "resume",
+    "resume_sweep",
+    "run",
+    "sweep",
+]

@@ -1,4 +1,6 @@
-"""The Python API, mirroring the CLI: `groklab.run(config)` trains and returns a handle on the stored run."""
+"""The Python API, mirroring the CLI, for scripts and notebooks: `run`, `resume`, `sweep`, `reproduce` train and
+return handles on what they stored; `open_run` and `open_sweep` find stored ones. Tables come back as pandas
+DataFrames (`to_frame`, the `pandas` extra), figures as matplotlib Figures, progress as tqdm.auto bars."""
 
 from __future__ import annotations
 
@@ -9,10 +11,28 @@ from typing import TYPE_CHECKING, Any
 from groklab.config import ExperimentConfig, from_dict, resolve_config, to_dict
 from groklab.config.loading import apply_overrides, parse_overrides
 from groklab.errors import GroklabError
-from groklab.store import RunRecord, Store, is_live
+from groklab.store import RunRecord, Store, SweepRecord, is_live
 
 if TYPE_CHECKING:
+    import pandas
     import torch
+    from matplotlib.figure import Figure
+
+
+def _frame(columns: list[str], rows: list[list[Any]]) -> pandas.DataFrame:
+    try:
+        import pandas
+    except ImportError:
+        raise GroklabError("to_frame() needs pandas: pip install 'groklab[pandas]'") from None
+    return pandas.DataFrame(rows, columns=columns)
+
+
+def _progress(progress: bool, reporter: Any) -> Any:
+    if reporter is not None or not progress:
+        return reporter
+    from groklab.training.progress import ProgressBar
+
+    return ProgressBar()
 
 
 class Run:
@@ -57,8 +77,102 @@ class Run:
 
         return model_at(self.store, self.id, step)
 
+    def to_frame(self, layout: str = "long") -> pandas.DataFrame:
+        """The run's metrics as a DataFrame: long = a row per (step, metric), wide = a row per step; every
+        config key (dotted) and the grokking events are columns too."""
+        from groklab.analysis.tidy import run_table
+
+        _check_layout(layout)
+        return _frame(*run_table(self.store, self.id, layout))
+
+    def plot(self, path: str | Path | None = None) -> Figure:
+        """The standard grokking figure (accuracy, loss, weight norm, MED on a log-step axis); written to
+        `path` (.png, .svg, .pdf) only if given."""
+        from groklab.plots import draw_run
+        from groklab.plots.run_figure import figure_path, save_figure
+
+        target = figure_path(path, Path(path)) if path else None  # the format checked before drawing
+        fig = draw_run(self.store, self.id)
+        if target is not None:
+            save_figure(fig, target)
+        return fig
+
+    def report(self, path: str | Path) -> Path:
+        """A self-contained interactive HTML report of the run (see `groklab report`)."""
+        from groklab.reports import write_run_report
+
+        return write_run_report(self.store, self.id, path)
+
     def __repr__(self) -> str:
         return f"Run({self.id!r}, status={self.status!r})"
+
+
+def _check_layout(layout: str) -> None:
+    if layout not in ("long", "wide"):
+        raise GroklabError(f"layout: unknown layout {layout!r}; choose long or wide")
+
+
+class Sweep:
+    """A stored sweep: its points, its runs (as they start) and their results across seeds."""
+
+    def __init__(self, store: Store, sweep_id: str) -> None:
+        self.store, self.id = store, sweep_id
+
+    @property
+    def record(self) -> SweepRecord:
+        return self.store.get_sweep(self.id)
+
+    @property
+    def points(self) -> list[dict[str, Any]]:
+        """Each point's grid values (seed included), in order."""
+        return [dict(p.values) for p in self.record.points]
+
+    def runs(self) -> list[Run | None]:
+        """Per point, its run (None for a point not started yet)."""
+        linked = self.store.sweep_runs(self.id)
+        return [Run(self.store, linked[i]) if i in linked else None for i in range(len(self.record.points))]
+
+    def status(self) -> dict[str, int]:
+        """How many points are pending, running, finished, ..."""
+        from groklab.sweeps import sweep_status
+
+        return sweep_status(self.store, self.id)
+
+    def summary(self) -> list[dict[str, Any]]:
+        """Per grid point (seeds pooled): final accuracies and losses (mean, 95% CI) and the events' statistics."""
+        from groklab.sweeps.results import summarize
+
+        return summarize(self.store, self.record)
+
+    def to_frame(self, layout: str = "long", all_config: bool = False) -> pandas.DataFrame:
+        """Every started run's metrics as one DataFrame (what `groklab export SWEEP` writes): sweep, point, run,
+        status, the varied keys (every config key with `all_config`), seed and the events as columns."""
+        from groklab.analysis.tidy import sweep_table
+
+        _check_layout(layout)
+        return _frame(*sweep_table(self.store, self.record, layout, all_config))
+
+    def plot(self, x: str | None = None, path: str | Path | None = None) -> Figure:
+        """Final accuracy against the swept key `x` (default: the only one), the steps × x heatmap and the
+        curves; written to `path` only if given."""
+        from groklab.plots import draw_sweep
+        from groklab.plots.run_figure import figure_path, save_figure
+
+        target = figure_path(path, Path(path)) if path else None
+        fig = draw_sweep(self.store, self.record, x)
+        if target is not None:
+            save_figure(fig, target)
+        return fig
+
+    def report(self, path: str | Path) -> Path:
+        """A self-contained interactive HTML report of the sweep (see `groklab report`)."""
+        from groklab.reports import write_sweep_report
+
+        return write_sweep_report(self.store, self.record, path)
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{n} {k}" for k, n in sorted(self.status().items()))
+        return f"Sweep({self.id!r}, {len(self.record.points)} points: {counts})"
 
 
 def _as_config(config: ExperimentConfig | str | dict[str, Any] | None, overrides: list[str] | dict[str, Any] | None) -> ExperimentConfig:
@@ -77,6 +191,7 @@ def run(
     runs_dir: str | Path | None = None,
     reporter: Any = None,
     on_prepared: Callable[[Any, Store], Any] | None = None,
+    progress: bool = False,
 ) -> Run:
     """Train one run and return it.
 
@@ -84,6 +199,7 @@ def run(
     `modular-addition` preset), or a nested dict; `overrides` are dotted keys,
     e.g. `["model.d_model=64"]` or `{"optim.weight_decay": 0.3}`. `on_prepared(prep, store)` is called once
     the run is built and checked, before anything is written (the CLI prints its banner there).
+    `progress=True` draws a progress bar (a widget in Jupyter) unless a `reporter` is given.
     """
     from groklab.training.runs import start_run
     from groklab.training.setup import prepare
@@ -93,7 +209,7 @@ def run(
     store = Store(runs_dir)
     if on_prepared is not None:
         on_prepared(prep, store)
-    run_id, _ = start_run(prep, store, reporter)
+    run_id, _ = start_run(prep, store, _progress(progress, reporter))
     return Run(store, run_id)
 
 
@@ -103,7 +219,7 @@ def open_run(ref: str, runs_dir: str | Path | None = None) -> Run:
     return Run(store, store.get(ref).id)
 
 
-def resume(ref: str, runs_dir: str | Path | None = None, reporter: Any = None) -> Run:
+def resume(ref: str, runs_dir: str | Path | None = None, reporter: Any = None, progress: bool = False) -> Run:
     """Continue an interrupted run from its last checkpoint."""
     from groklab.training.runs import resume_run
     from groklab.training.setup import prepare
@@ -118,5 +234,170 @@ def resume(ref: str, runs_dir: str | Path | None = None, reporter: Any = None) -
         raise GroklabError(f"run {rec.id} is still running (pid {rec.pid})")
     cfg = from_dict(rec.config)
     prep = prepare(cfg)
-    resume_run(prep, store, rec.id, reporter)
+    resume_run(prep, store, rec.id, _progress(progress, reporter))
     return Run(store, rec.id)
+
+
+def sweep(
+    config: str | None = None,
+    overrides: list[str] | dict[str, Any] | None = None,
+    grid: dict[str, list[Any] | str] | None = None,
+    seeds: int = 1,
+    name: str = "",
+    runs_dir: str | Path | None = None,
+    workers: int = 1,
+    max_ensemble: int | None = None,
+    pad_widths: bool | None = None,
+    progress: bool = True,
+) -> Sweep:
+    """Train a grid of configs × seeds, as `groklab sweep` does, and return the stored sweep.
+
+    `config` is a preset name or YAML path (default: the `modular-addition` preset); `grid` maps dotted keys to
+    a list of values or to the CLI's forms (`"0.1,0.3,1"`, `"1:149:2"`, `"log:1e-4:1:9"`); seeds set
+    run.seed = S..S+N-1. Every point is checked before anything is written.
+    """
+    from groklab.sweeps import spec_from_cli
+    from groklab.sweeps.progress import train_locally
+
+    if workers < 1:
+        raise GroklabError(f"workers: must be >= 1, got {workers}")
+    if max_ensemble is not None and max_ensemble < 1:
+        raise GroklabError(f"max_ensemble: must be >= 1, got {max_ensemble}")
+    spec = spec_from_cli(config, _override_list(overrides), [], seeds, name)
+    for key, values in (grid or {}).items():
+        spec.grid[key] = _grid_values(key, values)
+    points = spec.plan()  # every point checked before the store is touched
+    store = Store(runs_dir)
+    sweep_id = store.create_sweep(spec.name, spec.as_dict(), points)
+    train_locally(store, sweep_id, progress, workers, max_ensemble, pad_widths)
+    return Sweep(store, sweep_id)
+
+
+def open_sweep(ref: str, runs_dir: str | Path | None = None) -> Sweep:
+    """A handle on a stored sweep by id, id prefix or name."""
+    store = Store(runs_dir, create=False)
+    return Sweep(store, store.get_sweep(ref).id)
+
+
+def resume_sweep(ref: str, runs_dir: str | Path | None = None, workers: int = 1, progress: bool = True) -> Sweep:
+    """Continue an interrupted sweep: points finished are kept, interrupted ones resume, the rest start."""
+    from groklab.sweeps.progress import train_locally
+
+    store = Store(runs_dir, create=False)
+    sweep_id = store.get_sweep(ref).id
+    train_locally(store, sweep_id, progress, workers)
+    return Sweep(store, sweep_id)
+
+
+def _override_list(overrides: list[str] | dict[str, Any] | None) -> list[str]:
+    """Overrides as the CLI's `key=value` strings (a dict's values written as YAML)."""
+    from groklab.sweeps.spec import override_strings
+
+    if overrides is None:
+        return []
+    return override_strings(overrides) if isinstance(overrides, dict) else list(overrides)
+
+
+def _grid_values(key: str, values: list[Any] | tuple[Any, ...] | str) -> list[Any]:
+    from groklab.errors import ConfigError
+    from groklab.sweeps.spec import parse_values
+
+    if isinstance(values, str):
+        return parse_values(key, values)
+    if not isinstance(values, list | tuple) or not values:
+        raise ConfigError(f"grid {key}", f"must be a non-empty list of values or a string like '0.1,0.3,1', got {values!r}")
+    return list(values)
+
+
+class Reproduction:
+    """A paper's reproduction as it ended: the claim table, where its figures, claims.json and report.html are."""
+
+    def __init__(self, paper: str, claims: list[dict[str, str]], out: Path, store: Store) -> None:
+        self.paper, self.claims, self.out, self.store = paper, claims, out, store
+
+    @property
+    def report_path(self) -> Path:
+        return self.out / "report.html"
+
+    def counts(self) -> dict[str, int]:
+        """PASS, FAIL and n/a counts."""
+        return {r: sum(c["result"] == r for c in self.claims) for r in ("PASS", "FAIL", "n/a")}
+
+    def to_frame(self) -> pandas.DataFrame:
+        """The claim table: claim, paper, measured, result."""
+        columns = ["claim", "paper", "measured", "result"]
+        return _frame(columns, [[c[k] for k in columns] for c in self.claims])
+
+    def sweeps(self) -> list[Sweep]:
+        """The stored sweeps the claims were judged on."""
+        import json
+
+        from groklab.reports.build import sweep_ids
+
+        return [Sweep(self.store, sid) for _, sid in sweep_ids(json.loads((self.out / "claims.json").read_text()))]
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{n} {k}" for k, n in self.counts().items())
+        return f"Reproduction({self.paper!r}: {counts}; {self.out})"
+
+
+def reproduce(
+    paper: str,
+    quick: bool = False,
+    seeds: int | None = None,
+    overrides: list[str] | dict[str, Any] | None = None,
+    runs_dir: str | Path | None = None,
+    out: str | Path | None = None,
+    workers: int = 1,
+    dims: str | None = None,
+    progress: bool = True,
+) -> Reproduction:
+    """Reproduce a paper as `groklab reproduce PAPER` does: train (or continue) its sweeps, draw its figures,
+    judge its claims, write claims.json and report.html beside them; returns the claim table as data."""
+    from groklab.reports import write_reproduction_report
+    from groklab.reproductions import RECIPES
+    from groklab.sweeps.progress import train_locally
+
+    if paper not in RECIPES:
+        raise GroklabError(f"paper: unknown paper {paper!r}; choose one of {', '.join(RECIPES)}")
+    recipe = RECIPES[paper]
+    seeds = recipe.SEEDS if seeds is None else seeds
+    if seeds < 1:
+        raise GroklabError(f"--seeds: must be >= 1, got {seeds}")
+    if workers < 1:
+        raise GroklabError(f"--workers: must be >= 1, got {workers}")
+    extra = _override_list(overrides)
+    bad = [o for o in extra if "=" not in o]
+    if bad:
+        raise GroklabError(f"overrides: {bad[0]!r} must look like key=value")
+    options = {}
+    if dims is not None:
+        if paper != "double-descent":
+            raise GroklabError(f"--dims: only for double-descent, not {paper}")
+        options["dims"] = _dims(dims)
+    recipe.check(quick, extra, **options)  # bad overrides or missing data: fail before anything is written
+    target = Path(out) if out else None
+    if target is not None:
+        from groklab.store.outputs import output_folder
+
+        output_folder(target, "--out")
+    store = Store(runs_dir)
+    target = target or store.root / "reproduce" / (paper + ("-quick" if quick else ""))
+
+    def train(store: Store, sweep_id: str) -> None:
+        train_locally(store, sweep_id, progress, workers)
+
+    rows = recipe.reproduce(store, quick, seeds, target, train=train, overrides=extra, **options)
+    write_reproduction_report(store, target, target / "report.html", paper)
+    return Reproduction(paper, rows, target, store)
+
+
+def _dims(text: str) -> tuple[int, ...]:
+    from groklab.sweeps.spec import parse_values
+
+    values = parse_values("model.d_model", text)
+    try:
+        dims = tuple(sorted({int(str(v)) for v in values}))
+    except ValueError:
+        raise GroklabError(f"--dims: {text!r} must be integers, e.g. 1:80, 1:149:2 or 8,16,32") from None
+    return dims

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import math
 import time
 from typing import Any
 
 from groklab.errors import GroklabError
+from groklab.jsonsafe import finite
 
 
 def split_args(args: list[str]) -> tuple[str | None, list[str]]:
@@ -24,7 +24,7 @@ def split_args(args: list[str]) -> tuple[str | None, list[str]]:
 
 
 def progress_bar() -> Any:
-    from groklab.cli.progress import ProgressBar
+    from groklab.training.progress import ProgressBar
 
     return ProgressBar()
 
@@ -50,14 +50,4 @@ def when(t: float | None) -> str:
 
 def dumps_json(obj: Any) -> str:
     """JSON with NaN and infinities as null (json.dumps would write the invalid NaN/Infinity)."""
-
-    def clean(o: Any) -> Any:
-        if isinstance(o, float):
-            return o if math.isfinite(o) else None
-        if isinstance(o, dict):
-            return {k: clean(v) for k, v in o.items()}
-        if isinstance(o, list | tuple):
-            return [clean(v) for v in o]
-        return o
-
-    return json.dumps(clean(obj), indent=2)
+    return json.dumps(finite(obj), indent=2)

@@ -154,13 +154,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default=None, help="output file (default: in the run's folder)")
     _runs_dir_arg(p)
 
-    p = sub.add_parser("export", help="write a run's metrics as CSV or Parquet, or its weights at a step")
-    p.add_argument("run", metavar="RUN")
+    p = sub.add_parser(
+        "export", help="write a run's or a sweep's metrics as CSV, Parquet or TensorBoard logs, or a run's weights at a step"
+    )
+    p.add_argument("run", metavar="RUN|SWEEP")
     p.add_argument("--weights", type=int, metavar="STEP", default=None, help="write the weight snapshot at STEP instead (a torch file)")
     p.add_argument("--transformerlens", action="store_true", help="with --weights: in TransformerLens's HookedTransformer layout")
-    p.add_argument("--format", choices=("csv", "parquet"), default="csv")
-    p.add_argument("--layout", choices=("wide", "long"), default="wide", help="wide: a row per step; long: (step, name, value) rows")
-    p.add_argument("-o", "--output", default=None, help="output file (default: ID.csv / ID.parquet)")
+    p.add_argument("--format", choices=("csv", "parquet", "tensorboard"), default="csv")
+    p.add_argument(
+        "--layout",
+        choices=("wide", "long"),
+        default=None,
+        help="wide: a row per step; long: a row per (step, metric) (default: wide for a run, long for a sweep)",
+    )
+    p.add_argument("--all-config", action="store_true", help="a sweep's table gets a column for every config key, not only the varied ones")
+    p.add_argument(
+        "-o", "--output", default=None, help="output file (default: ID.csv / ID.parquet) or, for tensorboard, folder (./tensorboard/ID)"
+    )
+    _runs_dir_arg(p)
+
+    p = sub.add_parser(
+        "report",
+        help="a self-contained interactive HTML report of a run, a sweep or a reproduction (opens offline in any browser)",
+    )
+    p.add_argument("ref", metavar="RUN|SWEEP|REPRODUCTION", help="a run, a sweep, or a reproduction's folder or name (grokfast-quick)")
+    p.add_argument(
+        "-o", "--output", default=None, help="the HTML file (default: report.html in the run's or reproduction's folder; sweeps/ID.html)"
+    )
     _runs_dir_arg(p)
 
     add_data_parser(sub)
@@ -335,9 +355,12 @@ def cmd_plot(ns: argparse.Namespace) -> int:
 
 def cmd_export(ns: argparse.Namespace) -> int:
     from groklab.store import Store
-    from groklab.store.export import export_run
 
     store = Store(ns.runs_dir, create=False)
+    if is_sweep_ref(store, ns.run):
+        if ns.weights is not None or ns.transformerlens:
+            raise GroklabError("--weights: a run's option; export a sweep's runs one by one")
+        return _export_sweep(store, store.get_sweep(ns.run), ns)
     rec = store.get(ns.run)
     if ns.weights is not None:
         from groklab.store.weights import export_weights
@@ -346,8 +369,57 @@ def cmd_export(ns: argparse.Namespace) -> int:
         return 0
     if ns.transformerlens:
         raise GroklabError("--transformerlens: needs --weights STEP (it converts a weight snapshot)")
-    path = export_run(store, rec.id, ns.format, ns.output, ns.layout)
-    print(path)
+    if ns.all_config:
+        raise GroklabError("--all-config: only for a sweep (a run's table is its metrics)")
+    if ns.format == "tensorboard":
+        from groklab.store.tensorboard import export_run_tensorboard
+
+        print(export_run_tensorboard(store, rec.id, ns.output))
+        return 0
+    from groklab.store.export import export_run
+
+    print(export_run(store, rec.id, ns.format, ns.output, ns.layout or "wide"))
+    return 0
+
+
+def _export_sweep(store: Any, sweep: Any, ns: argparse.Namespace) -> int:
+    if ns.format == "tensorboard":
+        from groklab.store.tensorboard import export_sweep_tensorboard
+
+        print(export_sweep_tensorboard(store, sweep, ns.output))
+        return 0
+    from groklab.analysis.tidy import sweep_table
+    from groklab.store.export import check_table_output, write_table
+
+    path = check_table_output(ns.format, ns.output or f"{sweep.id}.{ns.format}")
+    if not store.sweep_runs(sweep.id):
+        raise GroklabError(f"sweep {sweep.id} has no runs yet; nothing to export")
+    columns, rows = sweep_table(store, sweep, ns.layout or "long", ns.all_config)
+    print(write_table(columns, rows, ns.format, path))
+    return 0
+
+
+def cmd_report(ns: argparse.Namespace) -> int:
+    from groklab.reports import find_reproduction, write_reproduction_report, write_run_report, write_sweep_report
+    from groklab.store import Store
+
+    store = Store(ns.runs_dir, create=False)
+    if is_sweep_ref(store, ns.ref):
+        sweep = store.get_sweep(ns.ref)
+        print(write_sweep_report(store, sweep, ns.output or store.root / "sweeps" / f"{sweep.id}.html"))
+        return 0
+    folder = find_reproduction(store, ns.ref)
+    if folder is not None:
+        print(write_reproduction_report(store, folder, ns.output or folder / "report.html"))
+        return 0
+    try:
+        rec = store.get(ns.ref)
+    except GroklabError:
+        raise GroklabError(
+            f"RUN|SWEEP|REPRODUCTION: {ns.ref!r} is no run, sweep or reproduction in {store.root} "
+            "(see `groklab runs`, `groklab sweeps`, or give a folder holding claims.json)"
+        ) from None
+    print(write_run_report(store, rec.id, ns.output or store.run_dir(rec.id) / "report.html"))
     return 0
 
 
@@ -362,6 +434,7 @@ COMMANDS = {
     "show": cmd_show,
     "plot": cmd_plot,
     "export": cmd_export,
+    "report": cmd_report,
     "data": cmd_data,
     "reproduce": cmd_reproduce,
     "compare-measures": cmd_compare,

@@ -36,10 +36,10 @@ def add_phase_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_phase_diagram(ns: argparse.Namespace) -> int:
     from groklab.analysis.phases import PHASES, cell_phase, phase_of
-    from groklab.cli.sweep_commands import train_locally
     from groklab.plots.phase_diagram import plot_phase_diagram
     from groklab.store import Store
     from groklab.sweeps import spec_from_cli, sweep_status
+    from groklab.sweeps.progress import train_locally
 
     preset, overrides = ns.args[0], ns.args[1:]
     bad = [o for o in overrides if "=" not in o]
@@ -62,7 +62,7 @@ def cmd_phase_diagram(ns: argparse.Namespace) -> int:
     if existing and existing[-1].spec != spec.as_dict():
         raise ConfigError("--name", f"a sweep named {name!r} with other settings exists; give another --name to start a new diagram")
     sweep_id = existing[-1].id if existing else store.create_sweep(name, spec.as_dict(), plan)
-    train_locally(store, sweep_id, ns.quiet, ns.workers)
+    train_locally(store, sweep_id, not ns.quiet, ns.workers)
     if sweep_status(store, sweep_id).get("interrupted"):
         raise KeyboardInterrupt
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from groklab.errors import GroklabError
 
@@ -25,49 +24,14 @@ def add_reproduce_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_reproduce(ns: argparse.Namespace) -> int:
-    from groklab.cli.sweep_commands import train_locally
-    from groklab.reproduce import RECIPES
-    from groklab.reproduce.common import format_table
-    from groklab.store import Store
+    from groklab.api import reproduce
+    from groklab.reproductions.common import format_table
 
     paper, overrides = ns.args[0], ns.args[1:]
     if paper not in PAPERS:
         raise GroklabError(f"paper: unknown paper {paper!r}; choose one of {', '.join(PAPERS)}")
-    recipe = RECIPES[paper]
-    seeds = recipe.SEEDS if ns.seeds is None else ns.seeds
-    if seeds < 1:
-        raise GroklabError(f"--seeds: must be >= 1, got {ns.seeds}")
-    if ns.workers < 1:
-        raise GroklabError(f"--workers: must be >= 1, got {ns.workers}")
-    bad = [o for o in overrides if "=" not in o]
-    if bad:
-        raise GroklabError(f"overrides: {bad[0]!r} must look like key=value")
-    options = {}
-    if ns.dims is not None:
-        if paper != "double-descent":
-            raise GroklabError(f"--dims: only for double-descent, not {paper}")
-        options["dims"] = _dims(ns.dims)
-    recipe.check(ns.quick, overrides, **options)  # bad overrides or missing data: fail before anything is written
-    store = Store(ns.runs_dir)
-    out = Path(ns.out) if ns.out else store.root / "reproduce" / (paper + ("-quick" if ns.quick else ""))
-
-    def train(store: Store, sweep_id: str) -> None:
-        train_locally(store, sweep_id, ns.quiet, ns.workers)
-
-    rows = recipe.reproduce(store, ns.quick, seeds, out, train=train, overrides=overrides, **options)
-    print(format_table(rows))
-    passed = sum(r["result"] == "PASS" for r in rows)
-    failed = sum(r["result"] == "FAIL" for r in rows)
-    print(f"{passed} PASS, {failed} FAIL, {len(rows) - passed - failed} n/a; figures and claims.json in {out}")
+    done = reproduce(paper, ns.quick, ns.seeds, overrides, ns.runs_dir, ns.out, ns.workers, ns.dims, progress=not ns.quiet)
+    print(format_table(done.claims))
+    n = done.counts()
+    print(f"{n['PASS']} PASS, {n['FAIL']} FAIL, {n['n/a']} n/a; figures, claims.json and report.html in {done.out}")
     return 0
-
-
-def _dims(text: str) -> tuple[int, ...]:
-    from groklab.sweeps.spec import parse_values
-
-    values = parse_values("model.d_model", text)
-    try:
-        dims = tuple(sorted({int(str(v)) for v in values}))
-    except ValueError:
-        raise GroklabError(f"--dims: {text!r} must be integers, e.g. 1:80, 1:149:2 or 8,16,32") from None
-    return dims

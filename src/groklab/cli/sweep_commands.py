@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from groklab.cli.common import dumps_json, show_data, split_args, when
 from groklab.errors import GroklabError
+from groklab.sweeps.progress import steps_done, sweep_progress, train_locally
 
 if TYPE_CHECKING:
     from groklab.store import SweepRecord
@@ -47,31 +48,7 @@ def cmd_sweep(ns: argparse.Namespace) -> int:
     if ns.executor == "ray":
         return _sweep_on_ray(ns, open_sweep)
     store, sweep_id = open_sweep()
-    return _summary(ns, sweep_id, train_locally(store, sweep_id, ns.quiet, ns.workers, ns.max_ensemble, ns.pad_widths))
-
-
-def train_locally(
-    store: Any, sweep_id: str, quiet: bool, workers: int = 1, max_ensemble: int | None = None, pad_widths: bool | None = None
-) -> dict[str, int]:
-    """Run a stored sweep with the local executor, with one overall progress bar unless quiet."""
-    from groklab.sweeps import run_sweep
-
-    if quiet:
-        return run_sweep(store, sweep_id, workers=workers, max_ensemble=max_ensemble, pad_widths=pad_widths)
-    bar = _sweep_progress(store, sweep_id)
-    try:
-        return run_sweep(
-            store,
-            sweep_id,
-            reporter=bar.for_points,
-            announce=bar.note,
-            workers=workers,
-            poll=lambda: bar.sync(_steps_done(store, sweep_id)),
-            max_ensemble=max_ensemble,
-            pad_widths=pad_widths,
-        )
-    finally:
-        bar.finish()
+    return _summary(ns, sweep_id, train_locally(store, sweep_id, not ns.quiet, ns.workers, ns.max_ensemble, ns.pad_widths))
 
 
 def _check_executor(ns: argparse.Namespace) -> None:
@@ -108,10 +85,10 @@ def _sweep_on_ray(ns: argparse.Namespace, open_sweep: Callable[[], tuple[Any, st
         if ns.quiet:
             counts = ray_executor.run_sweep_on_ray(store, sweep_id, **options)
         else:
-            bar = _sweep_progress(store, sweep_id)
+            bar = sweep_progress(store, sweep_id)
             try:
                 counts = ray_executor.run_sweep_on_ray(
-                    store, sweep_id, announce=bar.note, poll=lambda: bar.sync(_steps_done(store, sweep_id)), **options
+                    store, sweep_id, announce=bar.note, poll=lambda: bar.sync(steps_done(store, sweep_id)), **options
                 )
             finally:
                 bar.finish()
@@ -128,24 +105,6 @@ def _summary(ns: argparse.Namespace, sweep_id: str, counts: dict[str, int]) -> i
         print(f"sweep {sweep_id}: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
         print(f"  next: groklab show {sweep_id}")
     return 130 if counts.get("interrupted") else 0
-
-
-def _sweep_progress(store: Any, sweep_id: str) -> Any:
-    from groklab.cli.progress import SweepProgress
-
-    steps = [p.config["schedule"]["steps"] for p in store.get_sweep(sweep_id).points]
-    return SweepProgress(sweep_id, steps, _steps_done(store, sweep_id))
-
-
-def _steps_done(store: Any, sweep_id: str) -> list[int]:
-    """Per point, the steps trained so far (all of them once its run has ended)."""
-    linked = store.sweep_runs(sweep_id)
-    done = []
-    for i, point in enumerate(store.get_sweep(sweep_id).points):
-        rec = store.get(linked[i]) if i in linked else None
-        total = point.config["schedule"]["steps"]
-        done.append(0 if rec is None else total if rec.status in ("finished", "stopped", "diverged") else rec.step)
-    return done
 
 
 def _is_sweep_file(path: str) -> bool:

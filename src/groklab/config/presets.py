@@ -55,17 +55,18 @@ def preset_data(name_or_path: str, _seen: tuple[str, ...] = ()) -> dict[str, Any
         if parent in _seen:
             raise ConfigError("extends", f"preset cycle: {' -> '.join((*_seen, parent))}")
         base = preset_data(parent, (*_seen, name_or_path))
-        flat = _flatten(data)
+        flat = flatten(data)
         data = apply_overrides(base, flat)
     return data
 
 
-def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested config as dotted key -> value (`optim.weight_decay`); lists stay values."""
     out: dict[str, Any] = {}
     for key, value in data.items():
         path = f"{prefix}{key}"
         if isinstance(value, dict) and value:
-            out.update(_flatten(value, f"{path}."))
+            out.update(flatten(value, f"{path}."))
         else:
             out[path] = value
     return out
@@ -90,10 +91,10 @@ def changes_from_preset(config: dict[str, Any], preset: str, baseline: dict[str,
     run), else the preset as it resolves today: a preset edited since then would otherwise show its own
     edits as the run's changes. Empty when there is neither; run.name and run.notes are not settings.
     """
-    base = _flatten(baseline) if baseline is not None else _resolved_flat(preset)
+    base = flatten(baseline) if baseline is not None else _resolved_flat(preset)
     if base is None:
         return {}
-    saved = _flatten(config)
+    saved = flatten(config)
     return {k: v for k, v in saved.items() if base.get(k, object()) != v and k not in ("run.name", "run.notes", "preset")}
 
 
@@ -109,4 +110,4 @@ def preset_baseline(preset: str) -> dict[str, Any] | None:
 def _resolved_flat(preset: str) -> dict[str, Any] | None:
     """A preset resolved and flattened to dotted keys (read-only; cached: `groklab runs` asks once per run)."""
     baseline = preset_baseline(preset)
-    return None if baseline is None else _flatten(baseline)
+    return None if baseline is None else flatten(baseline)

@@ -174,6 +174,9 @@ class EventsConfig:
             raise ConfigError("events.surge_window", f"must be >= 1, got {self.surge_window}")
 
 
+TRACKER_SINKS = ("tensorboard", "wandb")
+
+
 @dataclass
 class RunConfig:
     """Run metadata and execution: name, model seed, device and precision."""
@@ -183,8 +186,17 @@ class RunConfig:
     device: str = "auto"  # auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps
     dtype: Literal["float32", "float64"] = "float32"
     notes: str = ""
+    log_to: list[str] = field(default_factory=list)  # live tracker sinks besides the store: tensorboard, wandb
+    wandb_project: str = "groklab"  # the W&B project runs log to (WANDB_MODE=offline is honoured)
 
     def validate(self) -> None:
+        bad = [s for s in self.log_to if s not in TRACKER_SINKS]
+        if bad:
+            raise ConfigError("run.log_to", f"unknown sink {bad[0]!r}; choose from {', '.join(TRACKER_SINKS)}")
+        if len(set(self.log_to)) != len(self.log_to):
+            raise ConfigError("run.log_to", f"a sink is named twice in {self.log_to}")
+        if "wandb" in self.log_to and not self.wandb_project.strip():
+            raise ConfigError("run.wandb_project", "must name a W&B project with run.log_to=[wandb]")
         ok = self.device in ("auto", "cpu", "cuda", "mps") or (self.device.startswith("cuda:") and self.device[5:].isdigit())
         if not ok:
             raise ConfigError("run.device", f"unknown device {self.device!r}; choose auto, cpu, cuda, cuda:N or mps")

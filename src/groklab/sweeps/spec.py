@@ -155,6 +155,11 @@ def spec_from_cli(preset: str | None, overrides: list[str], grid: list[str], see
     return SweepSpec(preset or "", overrides, table, seeds, name)
 
 
+def override_strings(overrides: dict[str, Any]) -> list[str]:
+    """A mapping of dotted key -> value as the CLI's `key=value` overrides (each value written as YAML)."""
+    return [f"{k}={yaml.safe_dump(v, default_flow_style=True).strip().removesuffix('...').strip()}" for k, v in overrides.items()]
+
+
 def spec_from_yaml(path: str | Path) -> SweepSpec:
     """A sweep file: `preset`, `overrides` (mapping or list), `grid` (key: list or range string), `seeds`, `name`."""
     data = load_yaml(path)
@@ -165,7 +170,7 @@ def spec_from_yaml(path: str | Path) -> SweepSpec:
         )
     overrides = data.get("overrides") or []
     if isinstance(overrides, dict):
-        overrides = [f"{k}={yaml.safe_dump(v, default_flow_style=True).strip().removesuffix('...').strip()}" for k, v in overrides.items()]
+        overrides = override_strings(overrides)
     grid: dict[str, list[Any]] = {}
     for key, values in (data.get("grid") or {}).items():
         grid[key] = parse_values(key, values) if isinstance(values, str) else list(values if isinstance(values, list) else [values])

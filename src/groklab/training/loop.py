@@ -38,7 +38,7 @@ def train(backend: Backend, store: RunStore, run_ids: list[str], reporter: Repor
 
 def _loop(b: Backend, store: RunStore, run_ids: list[str], reporter: Reporter) -> list[str]:
     s = b.cfg.schedule
-    reporter.start(",".join(run_ids), s.steps, b.step)
+    reporter.start(list(run_ids), s.steps, b.step)
     diverged = [""] * b.K  # why member k diverged
     stopped = interrupted = False
     start, t0 = b.step, time.perf_counter()
@@ -76,7 +76,7 @@ def _loop(b: Backend, store: RunStore, run_ids: list[str], reporter: Reporter) -
                         store.log_metrics(run_ids[k], b.step, metrics[k])
                         if not all(math.isfinite(metrics[k][n]) for n in ("train_loss", "test_loss")):
                             diverged[k] = f"non-finite loss at step {b.step}"
-                    reporter.evaluated(b.step, [metrics[k] for k in live])
+                    reporter.evaluated(b.step, {run_ids[k]: metrics[k] for k in live})
                     if all(diverged):
                         break
                     if all([b.should_stop(k, metrics[k]) for k in live]):  # a list: every member's streak counts this evaluation

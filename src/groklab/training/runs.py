@@ -10,6 +10,7 @@ from groklab.training.loop import train
 from groklab.training.reporter import Reporter
 from groklab.training.setup import Prepared
 from groklab.training.stacked import StackedBackend
+from groklab.training.trackers import with_sinks
 
 
 def start_run(prep: Prepared, store: RunStore, reporter: Reporter | None = None, sweep: tuple[str, int] | None = None) -> tuple[str, str]:
@@ -17,7 +18,7 @@ def start_run(prep: Prepared, store: RunStore, reporter: Reporter | None = None,
     Returns (run_id, status)."""
     backend = LoneBackend(prep)
     run_id = create_run(store, prep.cfg, str(prep.device), sweep)
-    return run_id, train(backend, store, [run_id], reporter)[0]
+    return run_id, train(backend, store, [run_id], with_sinks(reporter, [prep.cfg], store))[0]
 
 
 def resume_run(prep: Prepared, store: RunStore, run_id: str, reporter: Reporter | None = None) -> str:
@@ -29,7 +30,7 @@ def resume_run(prep: Prepared, store: RunStore, run_id: str, reporter: Reporter 
     if state is not None:  # else: start over, from the same state `prepare` left the RNG in
         backend.load_state(state)
     store.truncate_metrics(run_id, backend.step)
-    return train(backend, store, [run_id], reporter)[0]
+    return train(backend, store, [run_id], with_sinks(reporter, [prep.cfg], store))[0]
 
 
 def start_ensemble(
@@ -38,4 +39,4 @@ def start_ensemble(
     """Create one stored run per member (linked to sweep points `sweep[1]` if given) and train them together."""
     backend = StackedBackend(preps)
     run_ids = [create_run(store, p.cfg, str(p.device), None if sweep is None else (sweep[0], sweep[1][k])) for k, p in enumerate(preps)]
-    return run_ids, train(backend, store, run_ids, reporter)
+    return run_ids, train(backend, store, run_ids, with_sinks(reporter, [p.cfg for p in preps], store))

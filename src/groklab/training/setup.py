@@ -13,6 +13,7 @@ from groklab.measures import MEASURES, Measure
 from groklab.models import build_model
 from groklab.tasks import Task, TaskData, TaskSpec, build_task
 from groklab.training.device import dtype_of, resolve_device
+from groklab.training.trackers import check_sinks
 
 
 @dataclass
@@ -31,6 +32,7 @@ class Prepared:
 
 def prepare(cfg: ExperimentConfig) -> Prepared:
     """Build data, model and measures from a validated config; raise ConfigError on any misfit."""
+    check_sinks(cfg)
     device = resolve_device(cfg.run.device)
     dtype = dtype_of(cfg.run.dtype)
     if device.type == "mps" and dtype == torch.float64:

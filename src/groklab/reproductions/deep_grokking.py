@@ -25,7 +25,7 @@ from typing import Any
 from groklab.analysis.events import first_crossing
 from groklab.analysis.stages import double_descent, layer_metrics, onset_of_rise, steepest_change, surges
 from groklab.plots import plot_sweep
-from groklab.reproduce.common import claim_row, continue_or_create, mean_ci_text
+from groklab.reproductions.common import claim_row, continue_or_create, mean_ci_text
 from groklab.store import Store
 from groklab.sweeps import run_sweep
 

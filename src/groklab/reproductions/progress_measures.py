@@ -33,7 +33,7 @@ from groklab.analysis.events import first_crossing
 from groklab.analysis.stages import onset_of_rise
 from groklab.config import resolve_config
 from groklab.plots import plot_sweep
-from groklab.reproduce.common import claim_row, continue_or_create, mean_ci_text
+from groklab.reproductions.common import claim_row, continue_or_create, mean_ci_text
 from groklab.store import Store
 from groklab.sweeps import run_sweep
 

@@ -1,10 +1,18 @@
-"""The live progress bar of `groklab run`: step, train/test accuracy, loss, ETA (tqdm on stderr)."""
+"""Live progress bars: step, train/test accuracy, loss, ETA. tqdm.auto draws a widget in Jupyter and text on
+stderr in a terminal, so the CLI and a notebook share one Reporter."""
 
 from __future__ import annotations
 
 import sys
 
-from tqdm import tqdm
+from tqdm.auto import tqdm
+
+
+def redraw_interval() -> float:
+    """Seconds between redraws: twice a second in a terminal or a Jupyter widget; in a log file (a batch job),
+    a line every 30 s."""
+    live = sys.stderr.isatty() or tqdm.__module__.startswith("tqdm.notebook")
+    return 0.5 if live else 30.0
 
 
 def accuracies(metrics: list[dict[str, float]]) -> str:
@@ -26,11 +34,16 @@ class ProgressBar:
         self.bar: tqdm | None = None
         self.last = 0
 
-    def start(self, run_id: str, total: int, step: int) -> None:
-        # In a terminal, redraw twice a second; in a log file (a batch job), write a line every 30 s.
-        interval = 0.5 if sys.stderr.isatty() else 30.0
+    def start(self, run_ids: list[str], total: int, step: int) -> None:
+        interval = redraw_interval()
         self.bar = tqdm(
-            total=total, initial=step, desc=f"run {run_id}", unit="step", file=sys.stderr, dynamic_ncols=True, mininterval=interval
+            total=total,
+            initial=step,
+            desc=f"run {','.join(run_ids)}",
+            unit="step",
+            file=sys.stderr,
+            dynamic_ncols=True,
+            mininterval=interval,
         )
         self.last = step
 
@@ -39,11 +52,12 @@ class ProgressBar:
             self.bar.update(step - self.last)
             self.last = step
 
-    def evaluated(self, step: int, metrics: list[dict[str, float]]) -> None:
-        acc = accuracies(metrics)
+    def evaluated(self, step: int, metrics: dict[str, dict[str, float]]) -> None:
+        rows = list(metrics.values())
+        acc = accuracies(rows)
         if self.bar is not None and acc:
-            if len(metrics) == 1:
-                acc += f" loss {metrics[0]['train_loss']:.2e}/{metrics[0]['test_loss']:.2e}"
+            if len(rows) == 1:
+                acc += f" loss {rows[0]['train_loss']:.2e}/{rows[0]['test_loss']:.2e}"
             self.bar.set_postfix_str(acc, refresh=False)
 
     def close(self) -> None:
@@ -57,7 +71,7 @@ class SweepProgress:
     being trained, and its latest accuracies."""
 
     def __init__(self, sweep_id: str, steps_per_point: list[int], done: list[int]) -> None:
-        interval = 0.5 if sys.stderr.isatty() else 30.0
+        interval = redraw_interval()
         total, initial = sum(steps_per_point), sum(done)
         self.steps_per_point = steps_per_point
         self.bar = tqdm(
@@ -74,7 +88,7 @@ class SweepProgress:
     def _where(self) -> str:
         return f"point {self.points[0] + 1}/{len(self.steps_per_point)} {self.label}"
 
-    def start(self, run_id: str, total: int, step: int) -> None:
+    def start(self, run_ids: list[str], total: int, step: int) -> None:
         self.last = step
         self.bar.set_postfix_str(self._where(), refresh=False)
 
@@ -82,8 +96,8 @@ class SweepProgress:
         self.bar.update((step - self.last) * len(self.points))
         self.last = step
 
-    def evaluated(self, step: int, metrics: list[dict[str, float]]) -> None:
-        acc = accuracies(metrics)
+    def evaluated(self, step: int, metrics: dict[str, dict[str, float]]) -> None:
+        acc = accuracies(list(metrics.values()))
         if acc:
             self.bar.set_postfix_str(f"{self._where()} {acc}", refresh=False)
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from groklab.analysis.stages import steepest_change
-from groklab.reproduce.common import RunView, claim_row, collect, continue_or_create, mean_ci_text
+from groklab.reproductions.common import RunView, claim_row, collect, continue_or_create, mean_ci_text
 from groklab.store import Store
 from groklab.sweeps import run_sweep
 

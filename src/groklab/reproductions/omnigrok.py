@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from groklab.reproduce.common import RunView, check_arms, claim_row, mean_ci_text, reproduce_arms
+from groklab.reproductions.common import RunView, check_arms, claim_row, mean_ci_text, reproduce_arms
 from groklab.store import Store
 from groklab.sweeps import run_sweep
 

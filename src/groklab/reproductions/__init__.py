@@ -1,7 +1,7 @@
 """One-command reproductions of the papers groklab is built around: each trains its sweeps, draws the
 figures and checks the paper's claims."""
 
-from groklab.reproduce import (
+from groklab.reproductions import (
     deep_grokking,
     double_descent,
     fourier_circuits,

@@ -26,7 +26,7 @@ from typing import Any
 from groklab.config.schema import ExperimentConfig
 from groklab.errors import ConfigError
 from groklab.plots.model_wise import PANELS, WidthCurves, by_width, plot_final_vs_dim, plot_heatmaps, plot_subsets
-from groklab.reproduce.common import claim_row, continue_or_create, mean_ci_text
+from groklab.reproductions.common import claim_row, continue_or_create, mean_ci_text
 from groklab.store import Store
 from groklab.sweeps import run_sweep
 

@@ -1,0 +1,63 @@
+"""Files groklab writes for the user (exports, reports): the path checked before any work starts, and the
+file written under a temporary name beside it and renamed into place, so a failed write leaves what was there."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from groklab.errors import GroklabError
+
+
+def output_file(path: str | Path, flag: str = "--output") -> Path:
+    """`path` as a file groklab may write: its folder exists and is writable, and it is not itself a folder."""
+    p = Path(path)
+    parent = p.parent if str(p.parent) else Path(".")
+    if p.is_dir():
+        raise GroklabError(f"{flag}: {p} is a folder; give a file name")
+    if not parent.exists():
+        raise GroklabError(f"{flag}: the folder {parent} does not exist; create it first")
+    if not parent.is_dir():
+        raise GroklabError(f"{flag}: {parent} is not a folder")
+    if not os.access(parent, os.W_OK):
+        raise GroklabError(f"{flag}: the folder {parent} is not writable")
+    return p
+
+
+def output_folder(path: str | Path, flag: str = "--output") -> Path:
+    """`path` as a folder groklab may create (with its missing parents) or write into."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise GroklabError(f"{flag}: {p} is a file; give a folder")
+    existing = p
+    while not existing.exists():  # the nearest folder that exists must be one groklab can write in
+        existing = existing.parent
+    if not existing.is_dir():
+        raise GroklabError(f"{flag}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK):
+        raise GroklabError(f"{flag}: the folder {existing} is not writable")
+    return p
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary path beside `path`, renamed onto it when the block succeeds and removed when it fails."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent if str(path.parent) else ".")
+    os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's file is private; the output gets the mode any new file would
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
