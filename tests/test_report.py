@@ -86,6 +86,17 @@ def test_a_reproduction_report_has_its_claims_figures_and_sweeps(reports):
     assert [arm for arm in claims["sweeps"] if f"<h2>Sweep {arm}</h2>" in page] == list(claims["sweeps"])
 
 
+def test_the_default_report_sits_beside_what_it_reports(reports, capsys):
+    runs = reports["runs"]
+    assert main(["report", reports["sweep_id"], "--runs-dir", str(runs)]) == 0
+    assert main(["report", reports["run_id"], "--runs-dir", str(runs)]) == 0
+    assert main(["report", str(reports["root"] / "repro"), "--runs-dir", str(runs)]) == 0
+    printed = capsys.readouterr().out.split()
+    expected = [runs / "sweeps" / f"{reports['sweep_id']}.html", runs / "runs" / reports["run_id"] / "report.html"]
+    assert printed == [str(p) for p in expected] + [str(reports["root"] / "repro" / "report.html")]
+    assert all(Path(p).stat().st_size > 1_000_000 for p in printed)  # plotly.js inlined
+
+
 def test_refusals_are_one_line_and_write_nothing(reports, tmp_path, capsys):
     from groklab.config import resolve_config
     from groklab.store.records import create_run

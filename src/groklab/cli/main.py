@@ -406,6 +406,8 @@ def cmd_report(ns: argparse.Namespace) -> int:
     store = Store(ns.runs_dir, create=False)
     if is_sweep_ref(store, ns.ref):
         sweep = store.get_sweep(ns.ref)
+        if ns.output is None:  # groklab's own folder for sweep figures and reports, as `groklab plot SWEEP` uses
+            (store.root / "sweeps").mkdir(exist_ok=True)
         print(write_sweep_report(store, sweep, ns.output or store.root / "sweeps" / f"{sweep.id}.html"))
         return 0
     folder = find_reproduction(store, ns.ref)
