@@ -24,6 +24,45 @@ class Raw(str):
     """A value typed on the command line, not yet parsed."""
 
 
+MAX_DEPTH = 16  # nesting of lists and mappings in a value or a config file; configs need 3
+MAX_FILE_BYTES = 1 << 20  # a config or sweep file; the shipped presets are under 4 KiB
+INT64 = 2**63 - 1  # torch and SQLite hold integers in 64 bits
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML without aliases: `*ref` lets a ten-line file expand to billions of nodes (an alias bomb), and no
+    config needs one."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise ConfigError("", f"YAML aliases (*{event.anchor}) are not supported in configs; write the value out")
+        return super().compose_node(parent, index)
+
+
+def safe_yaml(text: str, where: str) -> Any:
+    """Parse YAML text as groklab reads it: no aliases, nesting at most MAX_DEPTH; errors name `where`."""
+    try:
+        value = yaml.load(text, Loader=_Loader)  # a SafeLoader
+    except RecursionError:
+        raise ConfigError(where, f"nested more than {MAX_DEPTH} levels deep") from None
+    except ConfigError as exc:
+        raise ConfigError(where, str(exc)) from None
+    check_depth(value, where)
+    return value
+
+
+def check_depth(value: Any, where: str, depth: int = 0) -> None:
+    if depth > MAX_DEPTH:
+        raise ConfigError(where, f"nested more than {MAX_DEPTH} levels deep")
+    if isinstance(value, dict):
+        for v in value.values():
+            check_depth(v, where, depth + 1)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            check_depth(v, where, depth + 1)
+
+
 _POLYMORPHIC = {"task": TaskConfig, "model": ModelConfig}
 
 
@@ -42,7 +81,7 @@ def _section_class(section: str, name: Any) -> type:
 
 def _parse_raw(value: Raw, path: str) -> Any:
     try:
-        return yaml.safe_load(str(value))
+        return safe_yaml(str(value), path)
     except yaml.YAMLError:
         raise ConfigError(path, f"cannot parse value {str(value)!r}") from None
 
@@ -85,7 +124,7 @@ def coerce(value: Any, tp: Any, path: str) -> Any:
         return value
     if tp is str:
         if isinstance(value, str):
-            return str(value)
+            return _text(str(value), path)
         raise ConfigError(path, f"expected a string, got {value!r}")
     if isinstance(value, Raw):
         value = _parse_raw(value, path)
@@ -96,27 +135,16 @@ def coerce(value: Any, tp: Any, path: str) -> Any:
     if tp is int:
         if isinstance(value, bool):
             raise ConfigError(path, f"expected an integer, got {value!r}")
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float | str):
-            try:
-                f = float(value)
-            except ValueError:
-                f = None
-            if f is not None and f.is_integer():
-                return int(f)
-        raise ConfigError(path, f"expected an integer, got {value!r}")
+        n = value if isinstance(value, int) else _integral(_number(value, path, "an integer"))
+        if n is None:
+            raise ConfigError(path, f"expected an integer, got {value!r}")
+        if abs(n) > INT64:
+            raise ConfigError(path, f"{value!r} does not fit in 64 bits (at most {INT64})")
+        return n
     if tp is float:
         if isinstance(value, bool):
             raise ConfigError(path, f"expected a number, got {value!r}")
-        if isinstance(value, int | float):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise ConfigError(path, f"expected a number, got {value!r}")
+        return _number(value, path, "a number")
     if origin is tuple:
         args = typing.get_args(tp)
         if isinstance(value, list | tuple) and len(value) == len(args):
@@ -137,6 +165,41 @@ def coerce(value: Any, tp: Any, path: str) -> Any:
     if dataclasses.is_dataclass(tp):
         return build_dataclass(tp, value, path)
     raise TypeError(f"unsupported config type {tp!r} at {path}")  # a bug in a schema, not user input
+
+
+def _text(value: str, path: str) -> str:
+    """A string that can be stored and printed: valid Unicode (no lone surrogates) without NUL characters."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError(path, f"{value!r} is not valid text (a lone surrogate character)") from None
+    if "\x00" in value:
+        raise ConfigError(path, "must not contain a NUL character")
+    return value
+
+
+def _number(value: Any, path: str, what: str) -> float:
+    """A finite float from a number or a string of ASCII digits (float() also reads '١٢' and '1e400' = inf)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) > INT64:
+            raise ConfigError(path, f"{value!r} does not fit in 64 bits (at most {INT64})")
+        f = float(value)
+    elif isinstance(value, float):
+        f = value
+    elif isinstance(value, str) and value.isascii():
+        try:
+            f = float(value)
+        except ValueError:
+            raise ConfigError(path, f"expected {what}, got {value!r}") from None
+    else:
+        raise ConfigError(path, f"expected {what}, got {value!r}")
+    if f != f or f in (float("inf"), float("-inf")):
+        raise ConfigError(path, f"must be a finite number, got {value!r}")
+    return f
+
+
+def _integral(f: float) -> int | None:
+    return int(f) if f.is_integer() else None
 
 
 def build_dataclass(cls: type, data: Any, path: str) -> Any:
@@ -282,18 +345,38 @@ def _deep_copy(d: Any) -> Any:
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a config file; a missing or malformed file is a one-line error."""
+    """Read a config file: at most MAX_FILE_BYTES of UTF-8 YAML holding a mapping; anything else is a one-line error."""
     p = Path(path)
+    where = f"config file {str(p)!r}"
     try:
-        text = p.read_text()
+        with p.open("rb") as f:
+            raw = f.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
-        raise GroklabError(f"config file {str(p)!r}: {exc.strerror or exc}") from None
+        raise GroklabError(f"{where}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise GroklabError(f"{where}: larger than {MAX_FILE_BYTES >> 20} MiB; a config is a few lines of YAML")
     try:
-        data = yaml.safe_load(text) or {}
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise GroklabError(f"{where}: not UTF-8 text (byte {exc.start})") from None
+    try:
+        data = safe_yaml(text, where)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise GroklabError(f"config file {str(p)!r}: invalid YAML{where}") from None
+        at = f" (line {mark.line + 1})" if mark is not None else ""
+        raise GroklabError(f"{where}: invalid YAML{at}") from None
+    except ConfigError as exc:
+        raise GroklabError(str(exc)) from None
+    if data is None:
+        return {}
     if not isinstance(data, dict):
-        raise GroklabError(f"config file {str(p)!r}: must contain a mapping of sections")
+        raise GroklabError(f"{where}: must contain a mapping of sections, not {type(data).__name__} {_short(data)}")
+    bad = [k for k in data if not isinstance(k, str)]
+    if bad:
+        raise GroklabError(f"{where}: keys must be names, got {bad[0]!r}")
     return data
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -51,6 +51,8 @@ def preset_data(name_or_path: str, _seen: tuple[str, ...] = ()) -> dict[str, Any
     data = dict(data)
     data.pop("description", None)
     parent = data.pop("extends", None)
+    if parent is not None and not isinstance(parent, str):
+        raise ConfigError("extends", f"must name a preset or YAML file, got {parent!r}")
     if parent is not None:
         if parent in _seen:
             raise ConfigError("extends", f"preset cycle: {' -> '.join((*_seen, parent))}")

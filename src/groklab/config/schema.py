@@ -25,6 +25,15 @@ class TaskConfig:
         """Check values that types alone cannot; raise ConfigError naming the field."""
 
 
+MAX_LAYERS = 1024  # a model's layers are Python objects built one by one: 10^9 of them never finish building
+
+
+def check_layers(key: str, n: int) -> None:
+    """A model's layer count within MAX_LAYERS (checked before the model is built, even on the meta device)."""
+    if n > MAX_LAYERS:
+        raise ConfigError(key, f"{n} layers is more than groklab builds (at most {MAX_LAYERS})")
+
+
 @dataclass
 class ModelConfig:
     """Base of every model's config. `init_scale` multiplies all parameters after the default init."""
@@ -88,6 +97,10 @@ class OptimConfig:
         self.grokfast.validate()
 
 
+MAX_EVALUATIONS = 1_000_000  # evaluation steps of one run: each writes a row per metric
+MAX_SNAPSHOTS = 10_000  # weight snapshots of one run
+
+
 @dataclass
 class ScheduleConfig:
     """How long to train, how often to evaluate and checkpoint, and when to stop early.
@@ -124,6 +137,25 @@ class ScheduleConfig:
             raise ConfigError("schedule.eval_dense_until", f"must be >= 0, got {self.eval_dense_until}")
         if self.stop_test_acc is not None and not 0.0 < self.stop_test_acc <= 1.0:
             raise ConfigError("schedule.stop_test_acc", f"must be in (0, 1] or null, got {self.stop_test_acc}")
+        terms = self.evaluation_terms()
+        if sum(terms.values()) > MAX_EVALUATIONS:
+            key = max(terms, key=lambda k: terms[k])
+            raise ConfigError(
+                f"schedule.{key}",
+                f"plans about {sum(terms.values()):.3g} evaluations for {self.steps:,} steps; at most {MAX_EVALUATIONS:,} "
+                f"(each writes a row per metric): change schedule.{key} or lower schedule.steps",
+            )
+        if self.snapshot_per_decade * (math.log10(self.steps) + 1) > MAX_SNAPSHOTS:
+            raise ConfigError("schedule.snapshot_per_decade", f"plans more than {MAX_SNAPSHOTS:,} weight snapshots; lower it")
+
+    def evaluation_terms(self) -> dict[str, float]:
+        """Upper bounds of the evaluation steps `training/schedule.eval_steps` lists, by the key that makes them
+        (dense, log-spaced, gap filling), computed without listing them."""
+        return {
+            "eval_every": min(self.eval_dense_until, self.steps) / self.eval_every + 2,
+            "eval_per_decade": self.eval_per_decade * (math.log10(self.steps) + 1),
+            "eval_max_gap": self.steps / self.eval_max_gap,
+        }
 
 
 @dataclass

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from groklab.config.schema import ModelConfig
+from groklab.config.schema import ModelConfig, check_layers
 from groklab.errors import ConfigError
 from groklab.models.base import MODELS
 from groklab.models.hooks import mlp_layer_hooks, run_hooked
@@ -47,6 +47,7 @@ class DeepMLPConfig(ModelConfig):
 
     def validate(self) -> None:
         super().validate()
+        check_layers("model.depth", self.depth)
         if self.depth < 2:
             raise ConfigError("model.depth", f"must be >= 2 (input and output layers), got {self.depth}")
         if self.width < 1:

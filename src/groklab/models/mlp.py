@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from groklab.config.schema import ModelConfig
+from groklab.config.schema import ModelConfig, check_layers
 from groklab.errors import ConfigError
 from groklab.models.base import MODELS
 from groklab.models.dropout import Dropout
@@ -95,6 +95,7 @@ class MLPConfig(ModelConfig):
 
     def validate(self) -> None:
         super().validate()
+        check_layers("model.n_layers", self.n_layers)
         for key in ("d_model", "d_mlp"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"model.{key}", f"must be >= 1, got {getattr(self, key)}")

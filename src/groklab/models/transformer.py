@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from groklab.config.schema import ModelConfig
+from groklab.config.schema import ModelConfig, check_layers
 from groklab.errors import ConfigError
 from groklab.models.base import MODELS
 from groklab.models.dropout import Dropout
@@ -225,6 +225,7 @@ class TransformerConfig(TransformerArch, ModelConfig):
 
     def validate(self) -> None:
         super().validate()
+        check_layers("model.n_layers", self.n_layers)
         for key in ("d_model", "n_heads", "n_layers"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"model.{key}", f"must be >= 1, got {getattr(self, key)}")

@@ -54,13 +54,28 @@ POWER_OPS = ("add", "sub", "mul", "div", "divsub", "x2y2", "x2xyy2", "x2xyy2x", 
 
 
 def is_prime(n: int) -> bool:
+    """Miller-Rabin with the first twelve primes as bases: exact for every n < 3.3e24, in microseconds
+    (trial division hangs on a 19-digit p)."""
     if n < 2:
         return False
-    i = 2
-    while i * i <= n:
-        if n % i == 0:
+    bases = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37)
+    if n in bases:
+        return True
+    if any(n % b == 0 for b in bases):
+        return False
+    d, r = n - 1, 0
+    while d % 2 == 0:
+        d, r = d // 2, r + 1
+    for a in bases:
+        x = pow(a, d, n)
+        if x in (1, n - 1):
+            continue
+        for _ in range(r - 1):
+            x = pow(x, 2, n)
+            if x == n - 1:
+                break
+        else:
             return False
-        i += 1
     return True
 
 
@@ -154,6 +169,9 @@ class ModularArithmetic(Task):
                 raise ConfigError("model.name", f"task.format=onehot gives vectors; choose deep_mlp, got {cfg.model.name!r}")
         elif cfg.model.name not in ("transformer", "mlp"):
             raise ConfigError("model.name", f"task 'modular' needs a token model; choose transformer or mlp, got {cfg.model.name!r}")
+
+    def n_examples(self) -> int:
+        return self.cfg.n_pairs
 
     @property
     def spec(self) -> TaskSpec:
