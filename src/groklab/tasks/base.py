@@ -58,3 +58,8 @@ class Task:
     def build(self) -> TaskData:
         """Generate or load the data on the CPU; deterministic in cfg (task.seed included)."""
         raise NotImplementedError
+
+    def n_examples(self) -> int | None:
+        """Train plus test examples `build` will make, known before it runs (the memory check's data size);
+        None where a fixed data set bounds it (MNIST, the polygons)."""
+        return None

@@ -67,6 +67,9 @@ class SparseParity(Task):
         if cfg.model.name != "deep_mlp":
             raise ConfigError("model.name", f"task 'parity' needs a vector model; choose deep_mlp, got {cfg.model.name!r}")
 
+    def n_examples(self) -> int:
+        return self.cfg.n_train + self.cfg.n_test
+
     @property
     def spec(self) -> TaskSpec:
         return TaskSpec(n_classes=2, input_dim=self.cfg.n)

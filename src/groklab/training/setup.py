@@ -13,6 +13,7 @@ from groklab.measures import MEASURES, Measure
 from groklab.models import build_model
 from groklab.tasks import Task, TaskData, TaskSpec, build_task
 from groklab.training.device import dtype_of, resolve_device
+from groklab.training.memory import check_fits
 from groklab.training.trackers import check_sinks
 
 
@@ -39,6 +40,7 @@ def prepare(cfg: ExperimentConfig) -> Prepared:
         raise ConfigError("run.dtype", "float64 is not supported on MPS; use float32 or run.device=cpu")
     task = build_task(cfg.task)
     spec = task.spec
+    check_fits(cfg, task, spec, device, dtype)  # before anything is allocated (and before the seeded model build)
     raw = task.build()
     tensors = (raw.train_x, raw.train_y, raw.test_x, raw.test_y)
     data = TaskData(*(t.to(dtype) if t.is_floating_point() else t for t in tensors))  # vector inputs in the model's dtype

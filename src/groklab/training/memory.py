@@ -1,0 +1,106 @@
+"""Will a run fit? A lower bound of its memory, made before anything is allocated: the data from the task's
+example count, the parameters (with gradients and optimizer state) and one step's activations from the model
+built and run on the meta device, against what the device has free. A run that cannot fit is refused with both numbers, instead of
+failing in the allocator minutes later or pushing the machine into swap."""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import torch
+
+from groklab.config.schema import ExperimentConfig
+from groklab.errors import ConfigError
+from groklab.models import build_model
+from groklab.tasks import Task, TaskSpec
+
+GiB = 1 << 30
+STATE_COPIES = 4  # weights, gradients and two Adam moments (SGD keeps fewer; an upper bound)
+BUILD_COPIES = 2  # a task builds its tensors, then casts or moves them: two copies at the peak
+
+
+def available_bytes(device: torch.device) -> int:
+    """Free memory on `device`: the GPU's free memory, else the host's MemAvailable."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+
+
+def data_bytes(task: Task, spec: TaskSpec) -> int | None:
+    """The task's tensors: every example's input (int64 tokens or float32 values, counted at 8 bytes) and label."""
+    n = task.n_examples()
+    if n is None:
+        return None
+    width = spec.seq_len or spec.input_dim or math.prod(spec.image_shape) or 1
+    return n * (width + 1) * 8 * BUILD_COPIES
+
+
+def model_bytes(cfg: ExperimentConfig, spec: TaskSpec, batch: int, dtype: torch.dtype) -> tuple[int, int] | None:
+    """(parameters, activation bytes of one training step at `batch` examples): the model built and run on the
+    meta device (shapes only, no memory), the output of every leaf module and of the model counted once: what
+    the backward keeps, a lower bound of the step's peak, so that only runs that cannot fit are refused. None if
+    the model cannot be built or run there."""
+    try:
+        with torch.device("meta"):
+            model: Any = build_model(cfg.model, spec).to(dtype)
+        params = sum(p.numel() for p in model.parameters())
+        if spec.seq_len:
+            x = torch.empty((batch, spec.seq_len), dtype=torch.long, device="meta")
+        else:
+            x = torch.empty((batch, *(spec.image_shape or (spec.input_dim,))), dtype=dtype, device="meta")
+        seen = [0]
+
+        def count(_module: Any, _inputs: Any, output: Any) -> None:
+            for t in output if isinstance(output, tuple | list) else (output,):
+                if isinstance(t, torch.Tensor):
+                    seen[0] += t.numel() * t.element_size()
+
+        leaves = [m for m in model.modules() if m is model or not any(True for _ in m.children())]  # containers repeat their parts
+        hooks = [m.register_forward_hook(count) for m in leaves]
+        try:
+            model(x)
+        finally:
+            for h in hooks:
+                h.remove()
+    except ConfigError:
+        raise
+    except Exception:  # a builder or forward that needs real tensors: the check then covers the data alone
+        return None
+    return params, seen[0]
+
+
+def check_fits(cfg: ExperimentConfig, task: Task, spec: TaskSpec, device: torch.device, dtype: torch.dtype) -> None:
+    """Refuse a run whose data, parameters (with gradients and optimizer state) and one training step's
+    activations need more memory than `device` has free."""
+    n = task.n_examples()
+    data = data_bytes(task, spec) or 0
+    train = n * cfg.task.train_frac if n is not None and hasattr(cfg.task, "train_frac") else None
+    batch = cfg.schedule.batch_size or int(train or 1)  # full batch: every training example at once
+    sizes = model_bytes(cfg, spec, batch, dtype)
+    params, acts = sizes if sizes is not None else (0, 0)
+    state = params * STATE_COPIES * (torch.finfo(dtype).bits // 8)
+    need, have = data + state + acts, available_bytes(device)
+    if need <= have:
+        return
+    parts = {"task": data, "model": state, "schedule.batch_size": acts}
+    field = max(parts, key=lambda k: parts[k])
+    detail = ", ".join(
+        text
+        for text, size in (
+            (f"data {data / GiB:.3g} GiB ({n:,} examples)", data),
+            (f"parameters, gradients and optimizer state {state / GiB:.3g} GiB ({params:,} parameters)", state),
+            (f"activations of a {batch:,}-example step {acts / GiB:.3g} GiB", acts),
+        )
+        if size
+    )
+    raise ConfigError(field, f"the run needs at least {need / GiB:.3g} GiB ({detail}); {device.type} has {have / GiB:.3g} GiB free")
