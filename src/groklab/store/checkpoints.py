@@ -10,6 +10,8 @@ from typing import Any
 
 import torch
 
+from groklab.errors import GroklabError
+
 LATEST = "checkpoint.pt"
 
 
@@ -23,12 +25,23 @@ def save_checkpoint_bytes(run_dir: Path, blob: bytes, step: int, keep: bool = Fa
     return _write_atomic(run_dir, lambda path: path.write_bytes(blob), step, keep)
 
 
+def _fsync(path: Path) -> None:
+    """Push a file (or a folder's entries) to the disk, so a rename after it never points at unwritten data."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _write_atomic(run_dir: Path, write: Callable[[Path], Any], step: int, keep: bool) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / LATEST
     tmp = run_dir / f".{LATEST}.{os.getpid()}.tmp"
     write(tmp)
+    _fsync(tmp)  # the data first, then the name: a crash leaves the old checkpoint or the new one, whole
     os.replace(tmp, path)
+    _fsync(run_dir)
     if keep:
         kept = run_dir / "checkpoints" / f"step_{step:09d}.pt"
         kept.parent.mkdir(exist_ok=True)
@@ -72,11 +85,32 @@ def checkpoint_bytes(run_dir: Path) -> bytes | None:
 
 
 def load_checkpoint(run_dir: Path, map_location: str | torch.device = "cpu") -> dict[str, Any] | None:
-    """The latest checkpoint of a run, or None if it has none."""
+    """The latest checkpoint of a run, or None if it has none; a file torch cannot read is a one-line error
+    naming it (truncated, zero-filled, not a zip, a folder in its place, not a checkpoint)."""
     path = run_dir / LATEST
     if not path.exists():
         return None
-    return torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError, IsADirectoryError, ...
+        raise DamagedCheckpointError(path, _first_line(exc)) from None
+    if not isinstance(state, dict) or "step" not in state:
+        raise DamagedCheckpointError(path, "not a groklab checkpoint (no step)")
+    return state
+
+
+class DamagedCheckpointError(GroklabError):
+    """A checkpoint that cannot be read or does not fit its run; the run can restart from step 0."""
+
+    def __init__(self, path: Path, why: str) -> None:
+        self.path = path
+        run = path.parent.name
+        super().__init__(f"checkpoint {path}: {why}; `groklab resume {run} --from-scratch` restarts the run from step 0")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:160]}" if text else type(exc).__name__
 
 
 def serialize(state: dict[str, Any]) -> bytes:

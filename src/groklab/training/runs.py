@@ -3,6 +3,8 @@ records, then the loop."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from groklab.store.protocol import RunStore
 from groklab.store.records import create_run
 from groklab.training.lone import LoneBackend
@@ -21,14 +23,21 @@ def start_run(prep: Prepared, store: RunStore, reporter: Reporter | None = None,
     return run_id, train(backend, store, [run_id], with_sinks(reporter, [prep.cfg], store))[0]
 
 
-def resume_run(prep: Prepared, store: RunStore, run_id: str, reporter: Reporter | None = None) -> str:
-    """Continue a stored run (lone, or one member of an ensemble) from its last checkpoint, or from scratch
-    if it has none; the metrics it will recompute are dropped first."""
-    store.claim(run_id, str(prep.device))
+def resume_run(prep: Prepared, store: RunStore, run_id: str, reporter: Reporter | None = None, from_scratch: bool = False) -> str:
+    """Continue a stored run (lone, or one member of an ensemble) from its last checkpoint, or from step 0 if it
+    has none or `from_scratch`; the metrics it will recompute are dropped first. The checkpoint is read and
+    fitted before the run is claimed, so a damaged one leaves the run as it was."""
     backend = LoneBackend(prep)
-    state = store.load_checkpoint(run_id, map_location=backend.device)
+    state = None if from_scratch else store.load_checkpoint(run_id, map_location=backend.device)
     if state is not None:  # else: start over, from the same state `prepare` left the RNG in
-        backend.load_state(state)
+        try:
+            backend.load_state(state)
+        except (KeyError, IndexError, RuntimeError, TypeError, ValueError) as exc:  # another model's shapes or keys
+            from groklab.store.checkpoints import LATEST, DamagedCheckpointError, _first_line
+
+            path = getattr(store, "run_dir", lambda r: None)(run_id)
+            raise DamagedCheckpointError((path or Path(run_id)) / LATEST, f"does not fit this run's model ({_first_line(exc)})") from None
+    store.claim(run_id, str(prep.device))
     store.truncate_metrics(run_id, backend.step)
     return train(backend, store, [run_id], with_sinks(reporter, [prep.cfg], store))[0]
 
