@@ -219,8 +219,8 @@ def open_run(ref: str, runs_dir: str | Path | None = None) -> Run:
     return Run(store, store.get(ref).id)
 
 
-def resume(ref: str, runs_dir: str | Path | None = None, reporter: Any = None, progress: bool = False) -> Run:
-    """Continue an interrupted run from its last checkpoint."""
+def resume(ref: str, runs_dir: str | Path | None = None, reporter: Any = None, progress: bool = False, from_scratch: bool = False) -> Run:
+    """Continue an interrupted run from its last checkpoint (`from_scratch`: from step 0, for a damaged one)."""
     from groklab.training.runs import resume_run
     from groklab.training.setup import prepare
 
@@ -234,7 +234,7 @@ def resume(ref: str, runs_dir: str | Path | None = None, reporter: Any = None, p
         raise GroklabError(f"run {rec.id} is still running (pid {rec.pid})")
     cfg = from_dict(rec.config)
     prep = prepare(cfg)
-    resume_run(prep, store, rec.id, _progress(progress, reporter))
+    resume_run(prep, store, rec.id, _progress(progress, reporter), from_scratch)
     return Run(store, rec.id)
 
 
@@ -268,7 +268,8 @@ def sweep(
         spec.grid[key] = _grid_values(key, values)
     points = spec.plan()  # every point checked before the store is touched
     store = Store(runs_dir)
-    sweep_id = store.create_sweep(spec.name, spec.as_dict(), points)
+    execution = {"max_ensemble": max_ensemble, "pad_widths": pad_widths, "workers": workers}
+    sweep_id = store.create_sweep(spec.name, {**spec.as_dict(), "execution": execution}, points)
     train_locally(store, sweep_id, progress, workers, max_ensemble, pad_widths)
     return Sweep(store, sweep_id)
 
@@ -279,14 +280,17 @@ def open_sweep(ref: str, runs_dir: str | Path | None = None) -> Sweep:
     return Sweep(store, store.get_sweep(ref).id)
 
 
-def resume_sweep(ref: str, runs_dir: str | Path | None = None, workers: int = 1, progress: bool = True) -> Sweep:
-    """Continue an interrupted sweep: points finished are kept, interrupted ones resume, the rest start."""
+def resume_sweep(ref: str, runs_dir: str | Path | None = None, workers: int | None = None, progress: bool = True) -> Sweep:
+    """Continue an interrupted sweep with the options it was started with: points finished are kept,
+    interrupted ones resume, the rest start."""
     from groklab.sweeps.progress import train_locally
+    from groklab.sweeps.spec import execution_options
 
     store = Store(runs_dir, create=False)
-    sweep_id = store.get_sweep(ref).id
-    train_locally(store, sweep_id, progress, workers)
-    return Sweep(store, sweep_id)
+    sweep = store.get_sweep(ref)
+    o = execution_options(sweep.spec.get("execution", {}), {"workers": workers})
+    train_locally(store, sweep.id, progress, o["workers"], o["max_ensemble"], o["pad_widths"])
+    return Sweep(store, sweep.id)
 
 
 def _override_list(overrides: list[str] | dict[str, Any] | None) -> list[str]:

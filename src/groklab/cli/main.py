@@ -77,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("resume", help="continue an interrupted run from its last checkpoint")
     p.add_argument("run", metavar="RUN")
+    p.add_argument("--from-scratch", action="store_true", help="restart from step 0 (for a run whose checkpoint is damaged)")
     p.add_argument("--quiet", "-q", action="store_true")
     _runs_dir_arg(p)
 
@@ -91,7 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=1, help="seeds per grid point: run.seed = 0..N-1 (default 1)")
     p.add_argument("--name", default="", help="a name for the sweep")
     p.add_argument("--resume", metavar="SWEEP", default=None, help="continue an interrupted sweep")
-    p.add_argument("--workers", type=int, default=1, help="train points in N processes, sharing the CPU threads (default 1)")
+    p.add_argument(
+        "--workers", type=int, default=None, help="train points in N processes, sharing the CPU threads (default 1; a resume: as started)"
+    )
     p.add_argument("--executor", choices=("local", "ray"), default="local", help="where runs train (default local; ray needs groklab[ray])")
     p.add_argument(
         "--address",
@@ -119,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="transformers of different d_model / d_mlp share ensembles, padded to the widest (default: on)",
+    )
+    p.add_argument(
+        "--allow-large", action="store_true", help="allow more than 10,000 runs (grid points x seeds); each is resolved and stored up front"
     )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress output; print only the sweep id")
     _runs_dir_arg(p)
@@ -211,7 +217,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
 def cmd_resume(ns: argparse.Namespace) -> int:
     from groklab.api import resume
 
-    run = resume(ns.run, ns.runs_dir, None if ns.quiet else progress_bar())
+    run = resume(ns.run, ns.runs_dir, None if ns.quiet else progress_bar(), from_scratch=ns.from_scratch)
     return _report(run.store, run.id, ns.quiet)
 
 

@@ -17,8 +17,9 @@ if TYPE_CHECKING:
 def cmd_sweep(ns: argparse.Namespace) -> int:
     from groklab.store import Store
     from groklab.sweeps import spec_from_cli, spec_from_yaml
+    from groklab.sweeps.spec import execution_options
 
-    if ns.workers < 1:
+    if ns.workers is not None and ns.workers < 1:
         raise GroklabError(f"--workers: must be >= 1, got {ns.workers}")
     if ns.max_ensemble is not None and ns.max_ensemble < 1:
         raise GroklabError(f"--max-ensemble: must be >= 1, got {ns.max_ensemble}")
@@ -27,7 +28,11 @@ def cmd_sweep(ns: argparse.Namespace) -> int:
         if ns.args or ns.grid or ns.seeds != 1:
             raise GroklabError("--resume SWEEP takes no preset, overrides, --grid or --seeds: the sweep keeps its own")
         store = Store(ns.runs_dir, create=False)
-        sweep_id = store.get_sweep(ns.resume).id
+        sweep = store.get_sweep(ns.resume)
+        sweep_id = sweep.id
+        given = {"max_ensemble": ns.max_ensemble, "pad_widths": ns.pad_widths, "workers": ns.workers}
+        options = execution_options(sweep.spec.get("execution", {}), given)  # the options it was started with
+        ns.max_ensemble, ns.pad_widths, ns.workers = options["max_ensemble"], options["pad_widths"], options["workers"]
 
         def open_sweep() -> tuple[Any, str]:
             return store, sweep_id
@@ -39,11 +44,14 @@ def cmd_sweep(ns: argparse.Namespace) -> int:
             spec = spec_from_yaml(preset)
         else:
             spec = spec_from_cli(preset, overrides, ns.grid, ns.seeds, ns.name)
+        spec.allow_large = ns.allow_large
         points = spec.plan()  # every point checked before the store is touched
+        ns.workers = ns.workers or 1
+        execution = {"max_ensemble": ns.max_ensemble, "pad_widths": ns.pad_widths, "workers": ns.workers}
 
         def open_sweep() -> tuple[Any, str]:
             new = Store(ns.runs_dir)
-            return new, new.create_sweep(spec.name, spec.as_dict(), points)
+            return new, new.create_sweep(spec.name, {**spec.as_dict(), "execution": execution}, points)
 
     if ns.executor == "ray":
         return _sweep_on_ray(ns, open_sweep)
@@ -53,7 +61,7 @@ def cmd_sweep(ns: argparse.Namespace) -> int:
 
 def _check_executor(ns: argparse.Namespace) -> None:
     if ns.executor == "ray":
-        if ns.workers != 1:
+        if ns.workers not in (None, 1):
             raise GroklabError("--workers: only for the local executor; Ray runs as many tasks as its CPUs allow (see --cpus-per-task)")
         if ns.cpus_per_task < 1:
             raise GroklabError(f"--cpus-per-task: must be >= 1, got {ns.cpus_per_task}")

@@ -20,6 +20,15 @@ from groklab.config import ExperimentConfig, resolve_config, to_dict
 from groklab.config.loading import Raw, load_yaml
 from groklab.errors import ConfigError, GroklabError
 
+MAX_VALUES = 10_000  # values of one grid key
+MAX_POINTS = 10_000  # runs of one sweep (grid points x seeds) without --allow-large: each is resolved and stored up front
+
+
+def _ascii_int(text: str) -> bool:
+    """An integer in ASCII digits ('²' and '١' pass str.isdigit but not int())."""
+    t = text.strip().removeprefix("-")
+    return t.isascii() and t.isdigit()
+
 
 def parse_values(key: str, text: str) -> list[Any]:
     """The values of one grid key from its command-line form (see the module docstring)."""
@@ -35,18 +44,25 @@ def parse_values(key: str, text: str) -> list[Any]:
             raise ConfigError(where, f"log range {text!r} must look like log:START:STOP:COUNT (numbers)") from None
         if start <= 0 or stop <= 0 or count < 1:
             raise ConfigError(where, f"log range {text!r} needs START, STOP > 0 and COUNT >= 1")
+        if not (math.isfinite(start) and math.isfinite(stop)):
+            raise ConfigError(where, f"log range {text!r} needs finite START and STOP")
+        if count > MAX_VALUES:
+            raise ConfigError(where, f"log range {text!r} has {count:,} values; at most {MAX_VALUES:,} per key")
         if count == 1:
             return [start]
         lo, hi = math.log10(start), math.log10(stop)
         return [float(f"{10 ** (lo + (hi - lo) * i / (count - 1)):.6g}") for i in range(count)]
-    if ":" in text and all(p.strip().lstrip("-").isdigit() for p in text.split(":")):
+    if ":" in text and all(_ascii_int(p) for p in text.split(":")):
         parts = [int(p) for p in text.split(":")]
         if len(parts) not in (2, 3):
             raise ConfigError(where, f"range {text!r} must look like START:STOP or START:STOP:STEP")
         start, stop, step = (*parts, 1) if len(parts) == 2 else parts
         if step == 0 or (stop - start) * step < 0:
             raise ConfigError(where, f"range {text!r} is empty or never reaches {stop}")
-        return list(range(start, stop + (1 if step > 0 else -1), step))
+        values = range(start, stop + (1 if step > 0 else -1), step)
+        if len(values) > MAX_VALUES:
+            raise ConfigError(where, f"range {text!r} has {len(values):,} values; at most {MAX_VALUES:,} per key")
+        return list(values)
     if ":" in text and text.split(":")[0].strip().lstrip("-").replace(".", "", 1).isdigit():
         raise ConfigError(where, f"malformed range {text!r}; integer ranges look like 1:149:2, log ranges like log:1e-4:1:9")
     values = [v.strip() for v in text.split(",")]
@@ -64,9 +80,14 @@ class SweepSpec:
     grid: dict[str, list[Any]] = field(default_factory=dict)
     seeds: int = 1
     name: str = ""
+    allow_large: bool = False  # lift MAX_POINTS (not stored: a stored sweep is already planned)
 
     def points(self) -> list[dict[str, Any]]:
         """One mapping of dotted key -> value per run: the grid's cartesian product, then the seeds."""
+        n = math.prod(len(v) for v in self.grid.values()) * self.seeds
+        if n > MAX_POINTS and not self.allow_large:
+            where = "--seeds" if self.seeds > MAX_POINTS else "--grid"
+            raise ConfigError(where, f"the sweep has {n:,} runs (grid points x seeds); at most {MAX_POINTS:,} without --allow-large")
         keys = list(self.grid)
         first = self.first_seed()
         out = []
@@ -153,6 +174,26 @@ def spec_from_cli(preset: str | None, overrides: list[str], grid: list[str], see
             raise ConfigError(f"--grid {key}", "is given twice")
         table[key] = parse_values(key, values)
     return SweepSpec(preset or "", overrides, table, seeds, name)
+
+
+EXECUTION_FLAGS = {"max_ensemble": "--max-ensemble", "pad_widths": "--pad-widths", "workers": "--workers"}
+
+
+def execution_options(stored: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """The options a resumed sweep trains with: those it was started with (its spec's `execution`), so the resume
+    is the experiment asked for. Grouping options (`max_ensemble`, `pad_widths`) decide which points share an
+    ensemble and so the numbers; one given again with another value is refused. `workers` only spreads the
+    work, so a new value is taken. A value of None in `given` means not given."""
+    out = {k: stored.get(k) for k in EXECUTION_FLAGS}
+    for key, value in given.items():
+        if value is None:
+            continue
+        if key != "workers" and key in stored and value != stored[key]:
+            flag, was = EXECUTION_FLAGS[key], "auto" if stored[key] is None else stored[key]
+            raise ConfigError(flag, f"the sweep was started with {flag} {was}; a resume trains it the same way (got {value})")
+        out[key] = value
+    out["workers"] = out["workers"] or 1
+    return out
 
 
 def override_strings(overrides: dict[str, Any]) -> list[str]:
