@@ -14,7 +14,7 @@ import secrets
 import socket
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -133,6 +133,23 @@ def default_runs_dir() -> Path:
     return Path(os.environ.get("GROKLAB_HOME") or "groklab-runs")
 
 
+BUSY_SECONDS = 30.0  # how long a writer waits for another
+
+
+def _while_locked(call: Callable[[], Any]) -> Any:
+    """`call`, retried with back-off while another process holds the database: switching a new database to WAL
+    and creating its tables take locks that SQLite's busy timeout does not wait for."""
+    deadline, pause = time.monotonic() + BUSY_SECONDS, 0.005
+    while True:
+        try:
+            return call()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.25)
+
+
 class Store:
     """Access to one runs directory. Cheap to open; safe to use from several processes."""
 
@@ -144,10 +161,10 @@ class Store:
                 raise GroklabError(f"runs directory {str(self.root)!r} holds no runs (no groklab.db)")
             self._make_root()
         try:
-            self.conn = sqlite3.connect(self.db_path, timeout=30.0, isolation_level=None)
-            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn = sqlite3.connect(self.db_path, timeout=BUSY_SECONDS, isolation_level=None)
+            _while_locked(lambda: self.conn.execute("PRAGMA journal_mode=WAL"))
             self.conn.execute("PRAGMA synchronous=NORMAL")
-            self.conn.executescript(SCHEMA)
+            _while_locked(lambda: self.conn.executescript(SCHEMA))
         except sqlite3.Error as exc:
             raise GroklabError(f"runs directory {str(self.root)!r}: cannot open the run database ({exc})") from None
 
