@@ -170,6 +170,8 @@ def test_sweep_resume_after_sigkill(tmp_path):
         "schedule.checkpoint_every=100",
         "--grid",
         "optim.weight_decay=0.5,1",
+        "--seeds",
+        "2",
         "--quiet",
         "--max-ensemble",
         "1",
@@ -195,16 +197,20 @@ def test_sweep_resume_after_sigkill(tmp_path):
     store = Store(runs, create=False)
     (sweep,) = store.sweeps()
     assert store.get(store.sweep_runs(sweep.id)[1]).status == "running"  # killed: never marked
-    assert main(["sweep", "--resume", sweep.id[:4], "--quiet", "--max-ensemble", "1", "--runs-dir", str(runs)]) == 0
+    # Asked to group differently than it started, the resume refuses; asked nothing, it keeps --max-ensemble 1, so the
+    # points not started yet train alone, not as the ensemble the default would make of them.
+    assert main(["sweep", "--resume", sweep.id[:4], "--quiet", "--max-ensemble", "2", "--runs-dir", str(runs)]) == 2
+    assert store.get(store.sweep_runs(sweep.id)[1]).status == "running" and len(store.sweep_runs(sweep.id)) == 2
+    assert main(["sweep", "--resume", sweep.id[:4], "--quiet", "--runs-dir", str(runs)]) == 0
     linked = store.sweep_runs(sweep.id)
-    assert len(linked) == 2 and all(store.get(r).status == "finished" for r in linked.values())
+    assert len(linked) == 4 and all(store.get(r).status == "finished" for r in linked.values())
     with sqlite3.connect(runs / "groklab.db") as conn:
-        assert conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 2
+        assert conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 4
     alone = Store(tmp_path / "alone")
-    spec = spec_from_cli(None, [*TINY, "schedule.steps=500", "schedule.checkpoint_every=100"], ["optim.weight_decay=0.5,1"], 1)
+    spec = spec_from_cli(None, [*TINY, "schedule.steps=500", "schedule.checkpoint_every=100"], ["optim.weight_decay=0.5,1"], 2)
     solo = alone.create_sweep("", spec.as_dict(), spec.plan())
     run_sweep(alone, solo, max_ensemble=1)
-    for point in (0, 1):
+    for point in range(4):  # bit-identical to the uninterrupted sweep, whatever was running when the kill came
         assert alone.metric_rows(alone.sweep_runs(solo)[point]) == store.metric_rows(linked[point])
 
 

@@ -1,0 +1,167 @@
+"""Inputs that used to crash, hang or pass silently (issue #21): each is now a one-line error naming the field,
+exit status 2, with nothing written; and a damaged checkpoint is named, leaves its run as it was, and the run
+restarts from scratch on request."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import groklab
+from groklab.cli.main import main
+from groklab.config.schema import ScheduleConfig
+from groklab.store import Store
+from groklab.tasks.modular import is_prime
+from groklab.training.schedule import eval_steps
+from helpers import TINY, InterruptAt
+
+
+def refused(argv: list[str], capsys: pytest.CaptureFixture[str], runs) -> str:
+    assert main([*argv, "--runs-dir", str(runs)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("groklab: error: ") and err.count("\n") == 1
+    assert not runs.exists()
+    return err
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("optim.lr=nan", "optim.lr: must be a finite number"),
+        ("optim.weight_decay=inf", "optim.weight_decay: must be a finite number"),
+        ("optim.lr=1e400", "optim.lr: must be a finite number"),
+        ("model.init_scale=-inf", "model.init_scale: must be a finite number"),
+        ("optim.grokfast.lamb=nan", "optim.grokfast.lamb: must be a finite number"),
+        ("run.seed=1e30", "run.seed: '1e30' does not fit in 64 bits"),
+        ("run.seed=9223372036854775808", "does not fit in 64 bits"),
+        ("task.p=١٣", "task.p: expected an integer"),
+        ("run.name=a\udcff", "run.name: 'a\\udcff' is not valid text"),
+        ("measures.enabled=" + "[" * 30 + "a" + "]" * 30, "measures.enabled: nested more than 16 levels deep"),
+        ("schedule.steps=1e15", "schedule.eval_max_gap: plans about 2e+12 evaluations"),
+        ("schedule.eval_per_decade=1e9", "schedule.eval_per_decade: plans about"),
+        ("model.n_layers=1e9", "model.n_layers: 1000000000 layers is more than groklab builds"),
+    ],
+)
+def test_values_the_validators_let_through_are_refused(override, message, capsys, tmp_path):
+    assert message in refused(["run", *TINY, override], capsys, tmp_path / "runs")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"- 1\n- 2\n", "must contain a mapping of sections, not list"),
+        (b"5\n", "must contain a mapping of sections, not int"),
+        (b"task: 5\n", "task: expected a mapping of keys"),
+        (b"optim: [1]\n", "optim: expected a mapping of keys"),
+        (b"extends: 5\n", "extends: must name a preset or YAML file, got 5"),
+        (b"\xff\xfe\x00", "not UTF-8 text"),
+        (b"a: &a [1, 2]\nb: [*a, *a]\n", "YAML aliases (*a) are not supported"),
+        (b"task: " + b"[" * 60 + b"]" * 60 + b"\n", "nested more than 16 levels deep"),
+    ],
+)
+def test_yaml_files_of_any_shape_are_one_line(content, message, capsys, tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_bytes(content)
+    assert message in refused(["run", str(path)], capsys, tmp_path / "runs")
+
+
+def test_an_endless_file_is_refused_without_reading_it_all(capsys, tmp_path):
+    assert "larger than 1 MiB" in refused(["run", "/dev/zero", *TINY], capsys, tmp_path / "runs")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(-10, 200_000))
+def test_primality_agrees_with_trial_division(n):
+    trial = n >= 2 and all(n % d for d in range(2, int(n**0.5) + 1))
+    assert is_prime(n) == trial
+
+
+def test_primality_of_a_19_digit_p_is_instant_and_the_task_is_refused_for_its_size(capsys, tmp_path):
+    assert is_prime(2305843009213693951) and not is_prime(2305843009213693953)  # 2^61 - 1 is a Mersenne prime
+    err = refused(["run", *TINY, "task.p=2305843009213693951"], capsys, tmp_path / "runs")
+    assert "task: the run needs at least" in err and "examples" in err
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    steps=st.integers(1, 300_000),
+    every=st.integers(1, 60),
+    dense=st.integers(0, 6_000),
+    per_decade=st.integers(1, 300),
+    gap=st.integers(1, 5_000),
+)
+def test_the_evaluation_bound_bounds_the_real_schedule(steps, every, dense, per_decade, gap):
+    s = ScheduleConfig(steps=steps, eval_every=every, eval_dense_until=dense, eval_per_decade=per_decade, eval_max_gap=gap)
+    assert len(eval_steps(s)) <= sum(s.evaluation_terms().values())
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        (["task.p=10007"], "schedule.batch_size: the run needs at least"),  # 30M examples in one full batch
+        (["model.d_model=100000", "model.n_heads=1"], "model: the run needs at least"),
+    ],
+)
+def test_a_run_that_cannot_fit_in_memory_is_refused_with_the_estimate(overrides, field, capsys, tmp_path):
+    err = refused(
+        ["run", *[o for o in TINY if not o.startswith(("task.p", "model.d_model", "model.n_heads"))], *overrides], capsys, tmp_path / "runs"
+    )
+    assert field in err and "GiB free" in err
+
+
+@pytest.mark.parametrize(
+    ("grid", "message"),
+    [
+        (["--seeds", "100000000"], "--seeds: the sweep has 100,000,000 runs"),
+        (["--grid", "model.d_model=1:100000000"], "has 100,000,000 values; at most 10,000 per key"),
+        (["--grid", "optim.lr=log:1e-4:1:100000000"], "has 100,000,000 values"),
+        (["--grid", "optim.lr=log:1e-4:nan:3"], "needs finite START and STOP"),
+        (["--grid", "model.d_model=1:²"], "malformed range '1:²'"),
+        (
+            ["--grid", "optim.lr=0.1,0.2", "--grid", "optim.weight_decay=log:1e-3:1:200", "--seeds", "30"],
+            "at most 10,000 without --allow-large",
+        ),
+    ],
+)
+def test_sweeps_beyond_the_caps_are_refused_before_planning(grid, message, capsys, tmp_path):
+    assert message in refused(["sweep", *TINY, *grid], capsys, tmp_path / "runs")
+
+
+def _interrupted(tmp_path):
+    overrides = [*TINY, "schedule.steps=100", "schedule.checkpoint_every=30"]
+    run = groklab.run(None, overrides, runs_dir=tmp_path / "runs", reporter=InterruptAt(47))
+    assert run.status == "interrupted"
+    return run, overrides
+
+
+@pytest.mark.parametrize("damage", ["truncated", "zeros", "not a zip", "a folder", "foreign"])
+def test_a_damaged_checkpoint_is_named_leaves_the_run_and_restarts_from_scratch(damage, tmp_path, capsys):
+    run, overrides = _interrupted(tmp_path)
+    ckpt = run.store.run_dir(run.id) / "checkpoint.pt"
+    blob = ckpt.read_bytes()
+    if damage == "truncated":
+        ckpt.write_bytes(blob[: len(blob) // 2])
+    elif damage == "zeros":
+        ckpt.write_bytes(bytes(len(blob)))
+    elif damage == "not a zip":
+        ckpt.write_text("hello")
+    elif damage == "a folder":
+        ckpt.unlink()
+        ckpt.mkdir()
+    else:  # another model's checkpoint: a wider transformer's
+        other = groklab.run(None, [*overrides, "model.d_model=64"], runs_dir=tmp_path / "other", reporter=InterruptAt(47))
+        shutil.copy(other.store.run_dir(other.id) / "checkpoint.pt", ckpt)
+    rows = run.store.metric_rows(run.id)
+    assert main(["resume", run.id, "--quiet", "--runs-dir", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"checkpoint {ckpt}" in err and f"groklab resume {run.id} --from-scratch" in err
+    assert Store(tmp_path / "runs").get(run.id).status == "interrupted"  # not claimed: nothing changed
+    assert run.store.metric_rows(run.id) == rows
+    if damage == "a folder":
+        ckpt.rmdir()
+    assert main(["resume", run.id, "--quiet", "--from-scratch", "--runs-dir", str(tmp_path / "runs")]) == 0
+    whole = groklab.run(None, overrides, runs_dir=tmp_path / "whole")
+    assert Store(tmp_path / "runs").metric_rows(run.id) == whole.store.metric_rows(whole.id)  # from step 0, bit for bit
