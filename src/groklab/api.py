@@ -230,6 +230,8 @@ def resume(ref: str, runs_dir: str | Path | None = None, reporter: Any = None, p
         raise GroklabError(f"run {rec.id} is already {rec.status}; nothing to resume")
     if rec.status == "diverged":
         raise GroklabError(f"run {rec.id} diverged ({rec.message}); resuming would diverge again")
+    if rec.status == "damaged":
+        raise GroklabError(f"run {rec.id}: {rec.message}")
     if is_live(rec):
         raise GroklabError(f"run {rec.id} is still running (pid {rec.pid})")
     cfg = from_dict(rec.config)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import sys
 from typing import Any, NoReturn
 
@@ -453,6 +454,7 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    ns = None
     try:
         parser = build_parser()
         ns, extra = parser.parse_known_args(argv)
@@ -468,6 +470,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("groklab: interrupted", file=sys.stderr)
         return 130
+    except sqlite3.DatabaseError as exc:  # a damaged run database, or another program's
+        from groklab.store.db import default_runs_dir
+
+        where = getattr(ns, "runs_dir", None) or default_runs_dir()
+        print(f"groklab: error: the run database in {where} cannot be read: {exc} (damaged, or not groklab's)", file=sys.stderr)
+        return 2
     except BrokenPipeError:  # `groklab show RUN | head`
         sys.stderr.close()
         return 0

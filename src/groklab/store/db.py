@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import socket
 import sqlite3
@@ -70,6 +71,7 @@ CREATE TABLE IF NOT EXISTS events (
 """
 
 STATUSES = ("running", "finished", "stopped", "diverged", "interrupted", "failed")
+DAMAGED = "damaged"  # not stored: what a run whose row cannot be read is listed as
 
 
 @dataclass(frozen=True)
@@ -125,12 +127,32 @@ def is_live(rec: RunRecord) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    return not _zombie(rec.pid)
+
+
+def _zombie(pid: int) -> bool:
+    """Has `pid` ended without being reaped? An orphaned worker stays a zombie where PID 1 does not reap (a
+    container's shell), and signal 0 still reaches it."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] == "Z"  # the state follows the command name's ')'
+    except (OSError, IndexError):
+        return False
 
 
 def default_runs_dir() -> Path:
     """--runs-dir, else $GROKLAB_HOME, else ./groklab-runs."""
     return Path(os.environ.get("GROKLAB_HOME") or "groklab-runs")
+
+
+RUN_ID = re.compile(r"[0-9a-f]{8}")  # secrets.token_hex(4)
+FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")  # a file in a run's folder: no separators, no '..', not hidden
+
+
+def _file_name(name: str) -> str:
+    if not isinstance(name, str) or not FILE_NAME.fullmatch(name) or ".." in name:
+        raise GroklabError(f"{name!r} is not a file name a run's folder holds")
+    return name
 
 
 BUSY_SECONDS = 30.0  # how long a writer waits for another
@@ -190,15 +212,18 @@ class Store:
 
     # ----- runs --------------------------------------------------------------------------------
     def run_dir(self, run_id: str) -> Path:
+        """The run's folder. The id is checked, since it becomes a path (a Ray task's store calls arrive as data)."""
+        if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id):
+            raise GroklabError(f"run id {run_id!r} is not a run id (8 hex digits)")
         return self.root / "runs" / run_id
 
     def write_file(self, run_id: str, name: str, text: str) -> None:
         """A small text file beside the run's checkpoints (its resolved config.yaml)."""
-        (self.run_dir(run_id) / name).write_text(text)
+        (self.run_dir(run_id) / _file_name(name)).write_text(text)
 
     def read_file(self, run_id: str, name: str) -> str | None:
         """A file write_file wrote, or None if the run has none of that name."""
-        path = self.run_dir(run_id) / name
+        path = self.run_dir(run_id) / _file_name(name)
         return path.read_text() if path.is_file() else None
 
     def save_weights(self, run_id: str, state: dict[str, Any], step: int) -> None:
@@ -260,7 +285,14 @@ class Store:
 
     def _record(self, row: tuple) -> RunRecord:
         (id_, name, preset, status, created, finished, step, config, version, device, host, pid, message) = row
-        return RunRecord(id_, name, preset, status, created, finished, step, json.loads(config), version, device, host, pid, message)
+        try:
+            cfg = json.loads(config)
+            if not isinstance(cfg, dict):
+                raise ValueError(f"a {type(cfg).__name__}, not a mapping")
+        except (TypeError, ValueError) as exc:  # a garbled row: listed and flagged, the other runs stay readable
+            why = f"its config in {self.db_path} is damaged ({exc}); the run cannot be shown in full or resumed"
+            return RunRecord(id_, name, preset, DAMAGED, created, finished, step, {}, version, device, host, pid, why)
+        return RunRecord(id_, name, preset, status, created, finished, step, cfg, version, device, host, pid, message)
 
     _COLS = "id, name, preset, status, created, finished, step, config, version, device, host, pid, message"
 
@@ -350,10 +382,13 @@ class Store:
 
     def sweeps(self) -> list[SweepRecord]:
         rows = self.conn.execute("SELECT id, name, spec, points, created FROM sweeps ORDER BY created").fetchall()
-        return [
-            SweepRecord(i, n, json.loads(s), [SweepPoint(p["values"], p["config"]) for p in json.loads(points)], c)
-            for i, n, s, points, c in rows
-        ]
+        out = []
+        for i, n, spec, points, c in rows:
+            try:
+                out.append(SweepRecord(i, n, json.loads(spec), [SweepPoint(p["values"], p["config"]) for p in json.loads(points)], c))
+            except (TypeError, ValueError, KeyError) as exc:
+                raise GroklabError(f"sweep {i} in {self.db_path} is damaged ({type(exc).__name__}: {exc})") from None
+        return out
 
     def get_sweep(self, ref: str) -> SweepRecord:
         """A sweep by id, unique id prefix, or name."""
