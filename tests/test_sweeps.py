@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import os
 import signal
 import sqlite3
 
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 
 from groklab.cli.main import main
 from groklab.errors import ConfigError
-from groklab.store import Store
+from groklab.store import Store, is_live
 from groklab.sweeps import SweepSpec, parse_values, run_sweep, spec_from_cli, spec_from_yaml
 from groklab.sweeps.planning import plan_batches
 from helpers import TINY, InterruptAt
@@ -292,3 +293,54 @@ def test_a_run_seed_override_moves_the_seeds_instead_of_being_overwritten():
         spec_from_cli(None, TINY, ["run.seed=0,1"], 1).configs()
     with pytest.raises(ConfigError, match=r"run\.seed: must be an integer"):
         spec_from_cli(None, ["run.seed=x"], ["optim.weight_decay=0.1,1"], 1).configs()
+
+
+def test_workers_die_with_a_killed_driver_stopping_their_runs_cleanly(tmp_path):
+    """SIGKILL the driver of a --workers 2 sweep: its workers get SIGTERM from the kernel and end within seconds,
+    stopping their runs as on Ctrl-C (a checkpoint, `interrupted`), where they used to train on beside a resume."""
+    import subprocess
+    import sys
+    import time
+
+    runs = tmp_path / "runs"
+    args = [*TINY, "schedule.steps=50000", "schedule.checkpoint_every=100", "--grid", "optim.weight_decay=0.5,1", "--seeds", "2"]
+    extra = ["--workers", "2", "--max-ensemble", "1", "--quiet"]  # four lone points, two at a time, each a minute long
+    proc = subprocess.Popen([sys.executable, "-m", "groklab", "sweep", *args, *extra, "--runs-dir", str(runs)])
+    pids: list[int] = []
+
+    def alive(pid: int) -> bool:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().split()[2] != "Z"  # a zombie has ended
+        except FileNotFoundError:
+            return False
+
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                with sqlite3.connect(runs / "groklab.db") as conn:
+                    rows = conn.execute("SELECT pid, step FROM runs WHERE status = 'running'").fetchall()
+            except sqlite3.Error:
+                rows = []
+            if len(rows) == 2 and all(step >= 150 for _, step in rows):
+                pids = [pid for pid, _ in rows]
+                break
+            time.sleep(0.05)
+        assert len(pids) == 2, "the workers did not start in time"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        deadline = time.time() + 10
+        while any(alive(p) for p in pids) and time.time() < deadline:
+            time.sleep(0.1)
+        assert not any(alive(p) for p in pids), "a worker outlived its killed driver"
+    finally:
+        proc.kill()
+        for pid in pids:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+    store = Store(runs, create=False)
+    records = [store.get(r) for r in store.sweep_runs(store.sweeps()[0].id).values()]
+    assert len(records) == 2 and not any(is_live(r) for r in records)  # no writer left: `sweep --resume` may take them
+    assert all(r.status in ("interrupted", "running") for r in records)
+    assert any(r.status == "interrupted" for r in records)  # the SIGTERM path: a checkpoint, then `interrupted`

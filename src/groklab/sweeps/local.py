@@ -101,7 +101,7 @@ def _run_in_processes(store: Store, sweep_id: str, batches: list[list[int]], wor
         todo.put(batch)
     n = min(workers, len(batches))
     threads = max(1, (os.cpu_count() or 1) // n)
-    procs = [ctx.Process(target=_worker, args=(str(store.root), sweep_id, todo, threads)) for _ in range(n)]
+    procs = [ctx.Process(target=_worker, args=(str(store.root), sweep_id, todo, threads, os.getpid())) for _ in range(n)]
     for proc in procs:
         proc.start()
     # Ctrl-C reaches the workers too (one process group): each stops its run cleanly; wait for them.
@@ -116,9 +116,9 @@ def _run_in_processes(store: Store, sweep_id: str, batches: list[list[int]], wor
     poll()
 
 
-def _worker(root: str, sweep_id: str, todo: Any, threads: int) -> None:
+def _worker(root: str, sweep_id: str, todo: Any, threads: int, driver: int) -> None:
     """A worker process: take batches of points until none are left or a run is interrupted."""
-
+    _die_with(driver)
     torch.set_num_threads(threads)
     tune_malloc()
     store = Store(root, create=False)
@@ -130,6 +130,22 @@ def _worker(root: str, sweep_id: str, todo: Any, threads: int) -> None:
             return
         if "interrupted" in train_batch(store, sweep, batch, lambda points, label: None, lambda msg: None):
             return
+
+
+def _die_with(driver: int) -> None:
+    """Ask Linux to send this worker SIGTERM when its driver dies, even by SIGKILL: the worker then stops its run
+    as on Ctrl-C (a checkpoint, `interrupted`) instead of writing on beside the driver's resume."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: the resume's liveness check is what is left
+        return
+    if os.getppid() != driver:  # the driver died before the request was made
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+PR_SET_PDEATHSIG = 1
 
 
 def sweep_status(store: Store, sweep_id: str) -> dict[str, int]:
