@@ -8,6 +8,9 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from groklab.errors import GroklabError
+from groklab.store.outputs import atomic_path, output_file
+
 FORMATS = (".png", ".svg", ".pdf")
 
 
@@ -18,8 +21,18 @@ def subplots(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float] | N
     return fig, fig.subplots(nrows, ncols, **kwargs)
 
 
+def figure_file(output: str | Path, flag: str = "--output", user_given: bool = True) -> Path:
+    """A figure's path, checked before anything is drawn: a known format and, for a path the user gave, a folder
+    that exists (groklab makes only its own folders)."""
+    path = Path(output)
+    if path.suffix.lower() not in FORMATS:
+        raise GroklabError(f"{flag}: unknown figure format {path.suffix or '(none)'!r}; use .png, .svg or .pdf")
+    return output_file(path, flag) if user_given else path
+
+
 def save_figure(fig: Figure, path: Path) -> Path:
-    """Write `fig` to `path`, folders made as needed."""
+    """Write `fig` to `path` atomically (folders of groklab's own made as needed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=130)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=130, format=path.suffix.lower().lstrip("."))
     return path

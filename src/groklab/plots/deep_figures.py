@@ -13,19 +13,14 @@ import numpy as np
 
 from groklab.analysis.stages import Surge, layer_metrics, surges
 from groklab.errors import GroklabError
-from groklab.plots.canvas import subplots
-from groklab.plots.run_figure import FORMATS, _log_x, save_figure
+from groklab.plots.canvas import figure_file, subplots
+from groklab.plots.run_figure import _log_x, save_figure
 from groklab.store import RunRecord, Store
 
 
 def _checked(output: str | Path | None) -> Path | None:
     """The output path, refused before any work if its format is unknown."""
-    if output is None:
-        return None
-    path = Path(output)
-    if path.suffix.lower() not in FORMATS:
-        raise GroklabError(f"--output: unknown figure format {path.suffix or '(none)'!r}; use .png, .svg or .pdf")
-    return path
+    return None if output is None else figure_file(output)
 
 
 def _stages(rec: RunRecord, test_acc: tuple[list[int], list[float]]) -> list[Surge]:

@@ -8,9 +8,8 @@ from pathlib import Path
 import matplotlib
 
 from groklab.analysis.compare import MeasureFit
-from groklab.errors import GroklabError
-from groklab.plots.canvas import subplots
-from groklab.plots.run_figure import FORMATS, _log_x, save_figure
+from groklab.plots.canvas import figure_file, subplots
+from groklab.plots.run_figure import _log_x, save_figure
 
 
 def _normalized(values: list[float]) -> list[float]:
@@ -21,9 +20,7 @@ def _normalized(values: list[float]) -> list[float]:
 def plot_measures(
     metrics: dict[str, tuple[list[int], list[float]]], fits: list[MeasureFit], target: str, output: str | Path, title: str = ""
 ) -> Path:
-    path = Path(output)
-    if path.suffix.lower() not in FORMATS:
-        raise GroklabError(f"--output: unknown figure format {path.suffix or '(none)'!r}; use .png, .svg or .pdf")
+    path = figure_file(output, user_given=False)
     fig, ax = subplots(figsize=(8.5, 4.6), constrained_layout=True)
     steps, values = metrics[target]
     ax.plot(_log_x(steps), _normalized(values), color="black", lw=2.2, label=f"{target} (target)")

@@ -13,19 +13,15 @@ from matplotlib.axes import Axes
 
 from groklab.analysis.pattern_fit import PatternFit
 from groklab.analysis.patterns import PatternModel
-from groklab.errors import GroklabError
-from groklab.plots.canvas import subplots
-from groklab.plots.run_figure import FORMATS, _log_x, save_figure
+from groklab.plots.canvas import figure_file, subplots
+from groklab.plots.run_figure import _log_x, save_figure
 
 PATTERN_COLORS = ("tab:green", "tab:purple", "tab:brown", "tab:olive", "tab:cyan", "tab:pink", "tab:gray", "tab:orange")
 
 
 def check_output(output: str | Path, option: str = "--out") -> Path:
     """The figure's path, refused before anything is computed if its format is unknown."""
-    path = Path(output)
-    if path.suffix.lower() not in FORMATS:
-        raise GroklabError(f"{option}: unknown figure format {path.suffix or '(none)'!r}; use .png, .svg or .pdf")
-    return path
+    return figure_file(output, option, user_given=False)
 
 
 def time_grid(steps: int, points: int = 2001) -> torch.Tensor:

@@ -9,7 +9,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from groklab.errors import GroklabError
-from groklab.plots.canvas import FORMATS, save_figure, subplots
+from groklab.plots.canvas import FORMATS, figure_file, save_figure, subplots
 from groklab.store import Store
 
 __all__ = ["FORMATS", "draw_run", "figure_path", "plot_run", "save_figure"]
@@ -22,10 +22,7 @@ def _log_x(steps: list[int]) -> list[float]:
 
 def figure_path(output: str | Path | None, default: Path) -> Path:
     """Where a figure goes: `output` if given (its format checked), else `default`."""
-    path = Path(output) if output else default
-    if path.suffix.lower() not in FORMATS:
-        raise GroklabError(f"--output: unknown figure format {path.suffix or '(none)'!r}; use .png, .svg or .pdf")
-    return path
+    return figure_file(output) if output else figure_file(default, user_given=False)
 
 
 def plot_run(store: Store, run_id: str, output: str | Path | None = None) -> Path:
