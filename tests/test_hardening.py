@@ -165,3 +165,35 @@ def test_a_damaged_checkpoint_is_named_leaves_the_run_and_restarts_from_scratch(
     assert main(["resume", run.id, "--quiet", "--from-scratch", "--runs-dir", str(tmp_path / "runs")]) == 0
     whole = groklab.run(None, overrides, runs_dir=tmp_path / "whole")
     assert Store(tmp_path / "runs").metric_rows(run.id) == whole.store.metric_rows(whole.id)  # from step 0, bit for bit
+
+
+def test_a_damaged_row_is_flagged_and_a_damaged_database_is_one_line(tmp_path, capsys):
+    import sqlite3
+
+    runs = tmp_path / "runs"
+    good = groklab.run(None, TINY, runs_dir=runs)
+    bad = groklab.run(None, TINY, runs_dir=runs)
+    with sqlite3.connect(runs / "groklab.db") as conn:
+        conn.execute("UPDATE runs SET config = '{garbled' WHERE id = ?", (bad.id,))
+    capsys.readouterr()
+    assert main(["runs", "--runs-dir", str(runs)]) == 0
+    listed = {line.split()[0]: line.split()[2] for line in capsys.readouterr().out.splitlines()[1:]}
+    assert listed == {good.id: "finished", bad.id: "damaged"}  # the other runs stay readable
+    assert main(["resume", bad.id, "--runs-dir", str(runs)]) == 2
+    assert "its config in" in capsys.readouterr().err
+    with sqlite3.connect(runs / "groklab.db") as conn:
+        conn.execute("ALTER TABLE runs DROP COLUMN message")
+    assert main(["runs", "--runs-dir", str(runs)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot be read: no such column: message" in err
+
+
+@pytest.mark.parametrize(("run_id", "name"), [("../../x", "config.yaml"), ("abcdef12", "../x"), ("abcdef12", ".hidden"), ("ABCDEF12", "a")])
+def test_run_ids_and_file_names_cannot_leave_the_run_folder(run_id, name, tmp_path):
+    from groklab.errors import GroklabError
+
+    store = Store(tmp_path / "runs")
+    with pytest.raises(GroklabError):
+        store.write_file(run_id, name, "x")
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and p.name != "groklab.db" and "-wal" not in p.name and "-shm" not in p.name]
+    assert written == []  # nothing written, inside the runs directory or outside it
