@@ -197,3 +197,23 @@ def test_run_ids_and_file_names_cannot_leave_the_run_folder(run_id, name, tmp_pa
         store.write_file(run_id, name, "x")
     written = [p for p in tmp_path.rglob("*") if p.is_file() and p.name != "groklab.db" and "-wal" not in p.name and "-shm" not in p.name]
     assert written == []  # nothing written, inside the runs directory or outside it
+
+
+def test_two_resumes_at_the_same_instant_train_the_run_once(tmp_path):
+    """Both pass the liveness check before either claims the run; the claim is one transaction, so one trains and
+    the other is refused with one line (it used to crash with an IntegrityError)."""
+    import subprocess
+    import sys
+
+    run, _ = _interrupted(tmp_path)
+    argv = [sys.executable, "-m", "groklab", "resume", run.id, "--quiet", "--runs-dir", str(tmp_path / "runs")]
+    procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [(p.wait(timeout=120), p.stderr.read()) for p in procs]
+    codes = sorted(code for code, _ in results)
+    assert codes == [0, 2], results
+    refusal = next(err for code, err in results if code == 2)
+    assert refusal.count("\n") == 1 and ("is being trained by process" in refusal or "nothing to resume" in refusal)
+    store = Store(tmp_path / "runs")
+    assert store.get(run.id).status == "finished" and store.get(run.id).step == 100
+    steps = [s for s, n, _ in store.metric_rows(run.id) if n == "test_acc"]
+    assert steps == sorted(set(steps))  # every evaluation once

@@ -471,6 +471,8 @@ def main(argv: list[str] | None = None) -> int:
         print("groklab: interrupted", file=sys.stderr)
         return 130
     except sqlite3.DatabaseError as exc:  # a damaged run database, or another program's
+        if isinstance(exc, sqlite3.IntegrityError):  # a broken invariant of groklab's own, not the user's file
+            raise
         from groklab.store.db import default_runs_dir
 
         where = getattr(ns, "runs_dir", None) or default_runs_dir()

@@ -272,11 +272,26 @@ class Store:
         return run_id
 
     def claim(self, run_id: str, device: str) -> None:
-        """Mark a run as running in this process (resume)."""
-        self.conn.execute(
-            "UPDATE runs SET status='running', finished=NULL, message='', device=?, host=?, pid=? WHERE id=?",
-            (device, socket.gethostname(), os.getpid(), run_id),
-        )
+        """Mark a run as running in this process (resume). Check and claim are one write transaction, so of two
+        processes resuming one run at the same instant one trains it and the other is refused."""
+        _while_locked(lambda: self.conn.execute("BEGIN IMMEDIATE"))
+        try:
+            row = self.conn.execute(f"SELECT {self._COLS} FROM runs WHERE id=?", (run_id,)).fetchone()
+            if row is None:
+                raise GroklabError(f"run {run_id}: no such run in {str(self.root)!r}")
+            rec = self._record(row)
+            if is_live(rec):
+                raise GroklabError(f"run {run_id} is being trained by process {rec.pid} on {rec.host}; nothing to resume")
+            if rec.status in ("finished", "stopped", "diverged", DAMAGED):
+                raise GroklabError(f"run {run_id} is {rec.status}; nothing to resume")
+            self.conn.execute(
+                "UPDATE runs SET status='running', finished=NULL, message='', device=?, host=?, pid=? WHERE id=?",
+                (device, socket.gethostname(), os.getpid(), run_id),
+            )
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
 
     def set_status(self, run_id: str, status: str, step: int, message: str = "") -> None:
         assert status in STATUSES, status
