@@ -155,6 +155,10 @@ def _file_name(name: str) -> str:
     return name
 
 
+class TakenError(GroklabError):
+    """Another process started this sweep point or is training this run: leave it to that process."""
+
+
 BUSY_SECONDS = 30.0  # how long a writer waits for another
 
 
@@ -249,7 +253,6 @@ class Store:
         run_id = secrets.token_hex(4)
         while self.conn.execute("SELECT 1 FROM runs WHERE id=?", (run_id,)).fetchone():
             run_id = secrets.token_hex(4)
-        self.run_dir(run_id).mkdir(parents=True, exist_ok=True)
         row = (
             run_id,
             name or run_id,
@@ -262,13 +265,20 @@ class Store:
             socket.gethostname(),
             os.getpid(),
         )
-        with self.conn:
-            self.conn.execute("BEGIN")
-            self.conn.execute(
-                "INSERT INTO runs (id, name, preset, status, created, config, version, device, host, pid) VALUES (?,?,?,?,?,?,?,?,?,?)", row
-            )
-            if sweep is not None:
-                self.conn.execute("INSERT INTO sweep_runs (sweep_id, point, run_id) VALUES (?,?,?)", (*sweep, run_id))
+        try:
+            with self.conn:
+                self.conn.execute("BEGIN")
+                self.conn.execute(
+                    "INSERT INTO runs (id, name, preset, status, created, config, version, device, host, pid) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    row,
+                )
+                if sweep is not None:
+                    self.conn.execute("INSERT INTO sweep_runs (sweep_id, point, run_id) VALUES (?,?,?)", (*sweep, run_id))
+        except sqlite3.IntegrityError:
+            if sweep is None:
+                raise
+            raise TakenError(f"point {sweep[1] + 1} of sweep {sweep[0]} was started by another process") from None
+        self.run_dir(run_id).mkdir(parents=True, exist_ok=True)
         return run_id
 
     def claim(self, run_id: str, device: str) -> None:
@@ -281,9 +291,9 @@ class Store:
                 raise GroklabError(f"run {run_id}: no such run in {str(self.root)!r}")
             rec = self._record(row)
             if is_live(rec):
-                raise GroklabError(f"run {run_id} is being trained by process {rec.pid} on {rec.host}; nothing to resume")
+                raise TakenError(f"run {run_id} is being trained by process {rec.pid} on {rec.host}; nothing to resume")
             if rec.status in ("finished", "stopped", "diverged", DAMAGED):
-                raise GroklabError(f"run {run_id} is {rec.status}; nothing to resume")
+                raise TakenError(f"run {run_id} is {rec.status}; nothing to resume")
             self.conn.execute(
                 "UPDATE runs SET status='running', finished=NULL, message='', device=?, host=?, pid=? WHERE id=?",
                 (device, socket.gethostname(), os.getpid(), run_id),

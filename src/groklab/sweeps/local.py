@@ -19,6 +19,7 @@ import torch
 
 from groklab.config import from_dict
 from groklab.store import Store, SweepRecord
+from groklab.store.db import TakenError
 from groklab.store.protocol import RunStore
 from groklab.sweeps.planning import pending_batches
 from groklab.training.allocator import tune_malloc
@@ -72,12 +73,25 @@ def train_batch(
     `store` is the local Store or the Ray executor's proxy to it (store/protocol.py).
     """
     if len(batch) == 1:
-        return [train_point(store, sweep, batch[0], reporter, announce)]
+        try:
+            return [train_point(store, sweep, batch[0], reporter, announce)]
+        except TakenError as exc:  # a second driver (two `sweep --resume` at once): the point is the other's
+            announce(f"skipped: {exc}")
+            return ["taken"]
     labels = [sweep.points[i].label for i in batch]
     label = f"ensemble of {len(batch)}: {labels[0]} ... {labels[-1]}"
     announce(f"points {', '.join(str(i + 1) for i in batch)}/{len(sweep.points)}: {label}")
     preps = [prepare(from_dict(sweep.points[i].config)) for i in batch]
-    return start_ensemble(preps, store, reporter(batch, label), sweep=(sweep.id, batch))[1]
+    try:
+        return start_ensemble(preps, store, reporter(batch, label), sweep=(sweep.id, batch))[1]
+    except TakenError as exc:  # members created before the taken one are left to a resume, which trains them alone
+        announce(f"skipped: {exc}")
+        linked = store.sweep_runs(sweep.id)
+        for i in batch:
+            rec = store.get(linked[i]) if i in linked else None
+            if rec is not None and rec.status == "running" and rec.pid == os.getpid() and rec.step == 0:
+                store.set_status(rec.id, "interrupted", 0, f"its ensemble's point was taken; continue with `groklab resume {rec.id}`")
+        return ["taken"]
 
 
 def train_point(store: Store, sweep: SweepRecord, i: int, reporter: Reporters, announce: Callable[[str], Any]) -> str:
@@ -118,12 +132,12 @@ def _run_in_processes(store: Store, sweep_id: str, batches: list[list[int]], wor
 
 def _worker(root: str, sweep_id: str, todo: Any, threads: int, driver: int) -> None:
     """A worker process: take batches of points until none are left or a run is interrupted."""
-    _die_with(driver)
+    stopping = _die_with(driver)
     torch.set_num_threads(threads)
     tune_malloc()
     store = Store(root, create=False)
     sweep = store.get_sweep(sweep_id)
-    while True:
+    while not stopping["now"]:
         try:
             batch = todo.get(timeout=1.0)
         except queue.Empty:
@@ -132,17 +146,26 @@ def _worker(root: str, sweep_id: str, todo: Any, threads: int, driver: int) -> N
             return
 
 
-def _die_with(driver: int) -> None:
+def _die_with(driver: int) -> dict[str, bool]:
     """Ask Linux to send this worker SIGTERM when its driver dies, even by SIGKILL: the worker then stops its run
-    as on Ctrl-C (a checkpoint, `interrupted`) instead of writing on beside the driver's resume."""
+    as on Ctrl-C (a checkpoint, `interrupted`) and takes no other, instead of writing on beside the driver's
+    resume. Outside the run loop a SIGTERM only marks the worker as stopping (the kernel may send one per
+    thread), so a second one cannot kill it between the loop's end and its last status write."""
+    stopping = {"now": False}
+
+    def stop(signum: int, frame: Any) -> None:
+        stopping["now"] = True
+
+    signal.signal(signal.SIGTERM, stop)
     try:
         import ctypes
 
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     except (OSError, AttributeError):  # not Linux: the resume's liveness check is what is left
-        return
+        return stopping
     if os.getppid() != driver:  # the driver died before the request was made
-        os.kill(os.getpid(), signal.SIGTERM)
+        stopping["now"] = True
+    return stopping
 
 
 PR_SET_PDEATHSIG = 1
