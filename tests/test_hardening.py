@@ -217,3 +217,13 @@ def test_two_resumes_at_the_same_instant_train_the_run_once(tmp_path):
     assert store.get(run.id).status == "finished" and store.get(run.id).step == 100
     steps = [s for s, n, _ in store.metric_rows(run.id) if n == "test_acc"]
     assert steps == sorted(set(steps))  # every evaluation once
+
+
+def test_a_task_of_unknown_size_is_still_checked_for_its_model(monkeypatch, capsys, tmp_path):
+    """MNIST and the polygons give no example count: the check then covers the parameters and activations."""
+    from groklab.tasks.modular import ModularArithmetic
+
+    monkeypatch.setattr(ModularArithmetic, "n_examples", lambda self: None)
+    base = [o for o in TINY if not o.startswith(("model.d_model", "model.n_heads"))]
+    err = refused(["run", *base, "model.d_model=100000", "model.n_heads=1"], capsys, tmp_path / "runs")
+    assert "model: the run needs at least" in err and "data" not in err

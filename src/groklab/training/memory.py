@@ -84,7 +84,9 @@ def check_fits(cfg: ExperimentConfig, task: Task, spec: TaskSpec, device: torch.
     activations need more memory than `device` has free."""
     n = task.n_examples()
     data = data_bytes(task, spec) or 0
-    train = n * cfg.task.train_frac if n is not None and hasattr(cfg.task, "train_frac") else None
+    train = getattr(cfg.task, "n_train", None)  # parity, MNIST; modular arithmetic has a fraction of its pairs
+    if train is None and n is not None and hasattr(cfg.task, "train_frac"):
+        train = int(n * cfg.task.train_frac)
     batch = cfg.schedule.batch_size or int(train or 1)  # full batch: every training example at once
     sizes = model_bytes(cfg, spec, batch, dtype)
     params, acts = sizes if sizes is not None else (0, 0)
@@ -97,7 +99,7 @@ def check_fits(cfg: ExperimentConfig, task: Task, spec: TaskSpec, device: torch.
     detail = ", ".join(
         text
         for text, size in (
-            (f"data {data / GiB:.3g} GiB ({n:,} examples)", data),
+            (f"data {data / GiB:.3g} GiB ({n or 0:,} examples)", data),
             (f"parameters, gradients and optimizer state {state / GiB:.3g} GiB ({params:,} parameters)", state),
             (f"activations of a {batch:,}-example step {acts / GiB:.3g} GiB", acts),
         )
