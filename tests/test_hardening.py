@@ -227,3 +227,37 @@ def test_a_task_of_unknown_size_is_still_checked_for_its_model(monkeypatch, caps
     base = [o for o in TINY if not o.startswith(("model.d_model", "model.n_heads"))]
     err = refused(["run", *base, "model.d_model=100000", "model.n_heads=1"], capsys, tmp_path / "runs")
     assert "model: the run needs at least" in err and "data" not in err
+
+
+def test_export_weights_checks_its_path_before_rebuilding_the_model(tmp_path, capsys):
+    import torch
+
+    runs = tmp_path / "runs"
+    run = groklab.run(None, [*TINY, "schedule.snapshot_per_decade=1"], runs_dir=runs)
+    out = tmp_path / "out"
+    out.mkdir()
+    for target, message in ((out / "missing" / "w.pt", "does not exist"), (out, "is a folder")):
+        assert main(["export", run.id, "--weights", "60", "-o", str(target), "--runs-dir", str(runs)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1
+    assert list(out.iterdir()) == []
+    assert main(["export", run.id, "--weights", "60", "-o", str(out / "w.pt"), "--runs-dir", str(runs)]) == 0
+    state = torch.load(out / "w.pt", weights_only=True)
+    assert set(state) == set(run.model(60).state_dict()) and [p.name for p in out.iterdir()] == ["w.pt"]  # no temporary left
+
+
+def test_many_runs_writing_one_new_store_at_once_all_land(tmp_path):
+    """Four `groklab run` processes start on one runs directory that does not exist yet: none fails with
+    'database is locked', and every run is stored, finished, with all its evaluations."""
+    import subprocess
+    import sys
+
+    runs = tmp_path / "runs"
+    argv = [sys.executable, "-m", "groklab", "run", *TINY, "--quiet", "--runs-dir", str(runs)]
+    procs = [subprocess.Popen([*argv, f"run.seed={k}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for k in range(4)]
+    results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+    assert [code for code, _ in results] == [0, 0, 0, 0], results
+    store = Store(runs)
+    assert sorted(r.config["run"]["seed"] for r in store.runs()) == [0, 1, 2, 3]
+    for rec in store.runs():
+        assert rec.status == "finished" and store.metrics(rec.id, ["test_acc"])["test_acc"][0] == [0, 10, 20, 30, 40, 50, 60]

@@ -12,6 +12,7 @@ from groklab.errors import GroklabError
 from groklab.models import Transformer, build_model
 from groklab.models.transformerlens import transformerlens_export
 from groklab.store.db import Store
+from groklab.store.outputs import atomic_path, output_file
 from groklab.tasks import build_task
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -42,12 +43,11 @@ def model_at(store: Store, run_id: str, step: int | None = None) -> nn.Module:
 
 def export_weights(store: Store, run_id: str, step: int, output: str | Path | None, transformerlens: bool = False) -> Path:
     """The snapshot at `step` as a torch file: the state dict, or {"cfg", "state_dict"} in TransformerLens's layout."""
+    path = output_file(output or f"{run_id}-step{step}{'-tl' if transformerlens else ''}.pt")  # before the model is rebuilt
     model = model_at(store, run_id, step)
-    path = Path(output) if output else Path(f"{run_id}-step{step}{'-tl' if transformerlens else ''}.pt")
-    if transformerlens:
-        if not isinstance(model, Transformer):
-            raise GroklabError(f"--transformerlens converts transformers only; run {run_id} trained a {type(model).__name__}")
-        torch.save(transformerlens_export(model), path)
-    else:
-        torch.save(model.state_dict(), path)
+    if transformerlens and not isinstance(model, Transformer):
+        raise GroklabError(f"--transformerlens converts transformers only; run {run_id} trained a {type(model).__name__}")
+    state = transformerlens_export(model) if transformerlens else model.state_dict()
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
     return path
