@@ -164,3 +164,22 @@ def test_unreachable_address_says_how_to_start_ray(capsys, tmp_path):
     assert main(["sweep", *TINY, *GRID, "--executor", "ray", "--address", "127.0.0.1:1", "--runs-dir", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert "ray start --head" in err and "leave out --executor ray" in err
+
+
+def test_a_local_ray_listens_on_loopback_only():
+    """The Ray a sweep starts for itself serves only this machine: every socket its processes listen on is on
+    127.0.0.1 (Ray's default is every interface)."""
+    import psutil
+    import ray
+
+    from groklab.sweeps import ray_executor
+
+    assert ray_executor.connect(None)
+    try:
+        assert ray.util.get_node_ip_address() == "127.0.0.1"
+        ours = {p.pid for p in psutil.Process().children(recursive=True)}
+        listening = [c for c in psutil.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN and c.pid in ours]
+        assert listening, "found none of Ray's listening sockets"
+        assert all(c.laddr.ip in ("127.0.0.1", "::ffff:127.0.0.1", "::1") for c in listening), [c.laddr for c in listening]
+    finally:
+        ray_executor.shutdown()

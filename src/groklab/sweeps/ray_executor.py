@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -39,9 +40,25 @@ def _ray() -> Any:
     return ray
 
 
+LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": Ray's single-machine mode, every server on 127.0.0.1
+
+
+def _loopback_only() -> None:
+    """Make the Ray this sweep starts for itself listen on 127.0.0.1 only (by default its servers listen on every
+    interface). Ray reads the setting when imported (its subprocesses from the environment), and a driver that
+    imported Ray already is set through the constant Ray consults when it picks the node's address."""
+    os.environ[LOOPBACK_ENV] = "0"
+    if "ray" in sys.modules:
+        from ray._private import ray_constants
+
+        ray_constants.ENABLE_RAY_CLUSTER = False
+
+
 def connect(address: str | None) -> bool:
     """Join the Ray cluster at `address` ('auto' or HOST:PORT), or start a local Ray for this sweep
     when it is None. Returns whether a local Ray was started (and should be shut down after)."""
+    if address is None:
+        _loopback_only()
     ray = _ray()
     if ray.is_initialized():
         return False
