@@ -89,9 +89,9 @@ class Run:
         """The standard grokking figure (accuracy, loss, weight norm, MED on a log-step axis); written to
         `path` (.png, .svg, .pdf) only if given."""
         from groklab.plots import draw_run
-        from groklab.plots.run_figure import figure_path, save_figure
+        from groklab.plots.canvas import figure_file, save_figure
 
-        target = figure_path(path, Path(path)) if path else None  # the format checked before drawing
+        target = figure_file(path) if path else None  # format and folder checked before drawing
         fig = draw_run(self.store, self.id)
         if target is not None:
             save_figure(fig, target)
@@ -156,9 +156,9 @@ class Sweep:
         """Final accuracy against the swept key `x` (default: the only one), the steps × x heatmap and the
         curves; written to `path` only if given."""
         from groklab.plots import draw_sweep
-        from groklab.plots.run_figure import figure_path, save_figure
+        from groklab.plots.canvas import figure_file, save_figure
 
-        target = figure_path(path, Path(path)) if path else None
+        target = figure_file(path) if path else None
         fig = draw_sweep(self.store, self.record, x)
         if target is not None:
             save_figure(fig, target)

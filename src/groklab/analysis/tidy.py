@@ -8,6 +8,7 @@ from typing import Any
 from groklab.analysis.run_events import run_events
 from groklab.config.presets import flatten
 from groklab.store.db import Store, SweepRecord
+from groklab.store.export import metric_table
 
 METRIC_COLUMNS = ("step", "metric", "value")
 VALUE_EVENTS = ("test_acc_at_fit", "n_stages")  # columns holding the event's value; every other event column is a step
@@ -22,15 +23,10 @@ def _events(store: Store, run_ids: list[str]) -> tuple[list[str], dict[str, dict
 
 
 def _rows(store: Store, run_id: str, head: list[Any], layout: str) -> tuple[list[str] | None, list[list[Any]]]:
-    """A run's metric rows after `head`: long (step, metric, value), or wide (step, one column per metric)."""
-    rows = store.metric_rows(run_id)
-    if layout == "long":
-        return None, [[*head, s, n, v] for s, n, v in rows]
-    by_step: dict[int, dict[str, float]] = {}
-    for s, n, v in rows:
-        by_step.setdefault(s, {})[n] = v
-    names = sorted({n for _, n, _ in rows})
-    return names, [[*head, s, *(by_step[s].get(n) for n in names)] for s in sorted(by_step)]
+    """A run's metric rows after `head`: long (step, metric, value), or wide (step, one column per metric, None
+    where one was not logged); for wide, the metric names too."""
+    columns, table = metric_table(store, run_id, layout, missing=None)
+    return (None if layout == "long" else columns[1:]), [[*head, *row] for row in table]
 
 
 def _table(store: Store, heads: list[tuple[str, list[Any]]], head_cols: list[str], layout: str) -> tuple[list[str], list[list[Any]]]:

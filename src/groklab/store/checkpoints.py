@@ -93,7 +93,7 @@ def load_checkpoint(run_dir: Path, map_location: str | torch.device = "cpu") -> 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError, IsADirectoryError, ...
-        raise DamagedCheckpointError(path, _first_line(exc)) from None
+        raise DamagedCheckpointError(path, first_line(exc)) from None
     if not isinstance(state, dict) or "step" not in state:
         raise DamagedCheckpointError(path, "not a groklab checkpoint (no step)")
     return state
@@ -108,7 +108,7 @@ class DamagedCheckpointError(GroklabError):
         super().__init__(f"checkpoint {path}: {why}; `groklab resume {run} --from-scratch` restarts the run from step 0")
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0][:160]}" if text else type(exc).__name__
 

@@ -14,8 +14,9 @@ from groklab.store.outputs import atomic_path, output_file
 FORMATS = ("csv", "parquet")
 
 
-def metric_table(store: Store, run_id: str, layout: str) -> tuple[list[str], list[list[object]]]:
-    """(columns, rows): wide = one row per step with a column per metric; long = (step, name, value)."""
+def metric_table(store: Store, run_id: str, layout: str, missing: object = math.nan) -> tuple[list[str], list[list[object]]]:
+    """(columns, rows): wide = one row per step with a column per metric (`missing` where a metric was not
+    logged at that step); long = (step, name, value)."""
     rows = store.metric_rows(run_id)
     if layout == "long":
         return ["step", "name", "value"], [[s, n, v] for s, n, v in rows]
@@ -23,7 +24,7 @@ def metric_table(store: Store, run_id: str, layout: str) -> tuple[list[str], lis
     by_step: dict[int, dict[str, float]] = {}
     for s, n, v in rows:
         by_step.setdefault(s, {})[n] = v
-    table = [[s, *(by_step[s].get(n, math.nan) for n in names)] for s in sorted(by_step)]
+    table = [[s, *(by_step[s].get(n, missing) for n in names)] for s in sorted(by_step)]
     return ["step", *names], table
 
 

@@ -33,10 +33,10 @@ def resume_run(prep: Prepared, store: RunStore, run_id: str, reporter: Reporter 
         try:
             backend.load_state(state)
         except (KeyError, IndexError, RuntimeError, TypeError, ValueError) as exc:  # another model's shapes or keys
-            from groklab.store.checkpoints import LATEST, DamagedCheckpointError, _first_line
+            from groklab.store.checkpoints import LATEST, DamagedCheckpointError, first_line
 
             path = getattr(store, "run_dir", lambda r: None)(run_id)
-            raise DamagedCheckpointError((path or Path(run_id)) / LATEST, f"does not fit this run's model ({_first_line(exc)})") from None
+            raise DamagedCheckpointError((path or Path(run_id)) / LATEST, f"does not fit this run's model ({first_line(exc)})") from None
     store.claim(run_id, str(prep.device))
     store.truncate_metrics(run_id, backend.step)
     return train(backend, store, [run_id], with_sinks(reporter, [prep.cfg], store))[0]
