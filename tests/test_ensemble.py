@@ -11,7 +11,8 @@ from groklab.config import resolve_config
 from groklab.store import Store
 from groklab.training.ensemble_keys import can_vectorize, shape_key
 from groklab.training.lone import LoneBackend
-from groklab.training.runs import start_ensemble
+from groklab.training.runs import start_ensemble, train_ensemble
+from groklab.training.reporter import SilentReporter
 from groklab.training.setup import prepare
 from groklab.training.stacked import StackedBackend
 from helpers import TINY, InterruptAt
@@ -177,3 +178,64 @@ def test_an_ensemble_keeps_its_own_embedding_gradient_structures():
     kept = next(iter(ens.row_sums.values()))[1]
     ens.train_step(record=False)
     assert next(iter(ens.row_sums.values()))[1] is kept
+
+
+PADDED_WIDTHS = ["model.n_heads=1", "model.d_mlp=0"]
+
+
+class StartStep(SilentReporter):
+    """Notes the step a run loop starts from."""
+
+    def start(self, run_ids: list[str], total: int, step: int) -> None:
+        self.at = step
+
+
+@pytest.mark.parametrize(
+    ("variant", "widths"),
+    [
+        ([], None),
+        (["schedule.batch_size=16", "optim.grokfast.kind=ema", "model.dropout=0.2"], None),
+        (["optim.name=sgd", "optim.momentum=0.9", "optim.lr=0.05", "optim.grokfast.kind=ma", "optim.grokfast.window=4"], None),
+        (["optim.name=adam", "run.dtype=float64"], ["model.d_model=8", "model.d_model=16", "model.d_model=32"]),  # padded
+    ],
+)
+@pytest.mark.parametrize("torn", [False, True])
+def test_an_interrupted_ensemble_resumes_as_itself_bit_for_bit(tmp_path, variant, widths, torn):
+    """Stopped at step 47 (checkpoints at 20 and 40, then one at the stop), the ensemble goes on from its
+    members' checkpoints and ends with the uninterrupted ensemble's metrics exactly, row for row: the optimizer
+    moments, the Grokfast filter, the minibatch accuracy window and the dropout generator are all restored.
+    `torn`: a kill between two members' checkpoint writes (member 1 still at step 40) sends member 0 back to
+    its previous checkpoint, so the ensemble still resumes as one, from step 40."""
+    base = [*TINY, *variant, *(PADDED_WIDTHS if widths else [])]
+    configs = [resolve_config(None, [*base, *m, *([widths[k]] if widths else [])]) for k, m in enumerate(MEMBERS)]
+    store = Store(tmp_path / "a")
+    run_ids, statuses = start_ensemble([prepare(c) for c in configs], store, InterruptAt(47))
+    assert statuses == ["interrupted"] * 3
+    if torn:
+        folder = store.run_dir(run_ids[1])
+        (folder / "checkpoint.prev.pt").replace(folder / "checkpoint.pt")  # its step-47 write never happened
+        assert store.load_checkpoint(run_ids[1])["step"] == 40 and store.load_checkpoint(run_ids[0])["step"] == 47
+    starts = StartStep()
+    _, statuses = train_ensemble([prepare(c) for c in configs], store, run_ids, starts)
+    assert statuses == ["finished"] * 3 and starts.at == (40 if torn else 47)
+    ref = Store(tmp_path / "b")
+    ref_ids, _ = start_ensemble([prepare(c) for c in configs], ref)
+    for rid, ref_id in zip(run_ids, ref_ids, strict=True):
+        assert store.metric_rows(rid) == ref.metric_rows(ref_id)
+        assert store.get(rid).status == "finished"
+
+
+def test_an_ensemble_whose_members_cannot_line_up_starts_over_identically(tmp_path):
+    """A member with no checkpoint (it diverged, or its first write was cut) sends every member back to step 0."""
+    configs = [resolve_config(None, [*TINY, *m]) for m in MEMBERS[:2]]
+    store = Store(tmp_path / "a")
+    run_ids, _ = start_ensemble([prepare(c) for c in configs], store, InterruptAt(47))
+    for name in ("checkpoint.pt", "checkpoint.prev.pt"):
+        (store.run_dir(run_ids[1]) / name).unlink()
+    starts = StartStep()
+    assert train_ensemble([prepare(c) for c in configs], store, run_ids, starts)[1] == ["finished", "finished"]
+    assert starts.at == 0
+    ref = Store(tmp_path / "b")
+    ref_ids, _ = start_ensemble([prepare(c) for c in configs], ref)
+    for rid, ref_id in zip(run_ids, ref_ids, strict=True):
+        assert store.metric_rows(rid) == ref.metric_rows(ref_id)

@@ -13,16 +13,19 @@ import torch
 from groklab.errors import GroklabError
 
 LATEST = "checkpoint.pt"
+PREVIOUS = "checkpoint.prev.pt"  # an ensemble member's checkpoint before its latest (training/runs.py, resume_ensemble)
 
 
-def save_checkpoint(run_dir: Path, state: dict[str, Any], step: int, keep: bool = False) -> Path:
-    """Write `state` to run_dir/checkpoint.pt via a temporary file, so a kill never leaves a torn file."""
-    return _write_atomic(run_dir, lambda path: torch.save(state, path), step, keep)
+def save_checkpoint(run_dir: Path, state: dict[str, Any], step: int, keep: bool = False, previous: bool = False) -> Path:
+    """Write `state` to run_dir/checkpoint.pt via a temporary file, so a kill never leaves a torn file.
+    `previous`: first move the latest to checkpoint.prev.pt, so that members of an ensemble killed between
+    their checkpoints' writes can all go back to one step."""
+    return _write_atomic(run_dir, lambda path: torch.save(state, path), step, keep, previous)
 
 
-def save_checkpoint_bytes(run_dir: Path, blob: bytes, step: int, keep: bool = False) -> Path:
+def save_checkpoint_bytes(run_dir: Path, blob: bytes, step: int, keep: bool = False, previous: bool = False) -> Path:
     """The same, for a checkpoint already serialized elsewhere (a remote worker's)."""
-    return _write_atomic(run_dir, lambda path: path.write_bytes(blob), step, keep)
+    return _write_atomic(run_dir, lambda path: path.write_bytes(blob), step, keep, previous)
 
 
 def _fsync(path: Path) -> None:
@@ -34,12 +37,17 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def _write_atomic(run_dir: Path, write: Callable[[Path], Any], step: int, keep: bool) -> Path:
+def _write_atomic(run_dir: Path, write: Callable[[Path], Any], step: int, keep: bool, previous: bool = False) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / LATEST
     tmp = run_dir / f".{LATEST}.{os.getpid()}.tmp"
     write(tmp)
     _fsync(tmp)  # the data first, then the name: a crash leaves the old checkpoint or the new one, whole
+    if previous and path.exists():  # a second name for the latest, then the name moved: checkpoint.pt never goes missing
+        link = run_dir / f".{PREVIOUS}.{os.getpid()}.tmp"
+        link.unlink(missing_ok=True)
+        os.link(path, link)
+        os.replace(link, run_dir / PREVIOUS)
     os.replace(tmp, path)
     _fsync(run_dir)
     if keep:
@@ -78,16 +86,17 @@ def load_weights(run_dir: Path, step: int, map_location: str | torch.device = "c
     return torch.load(path, map_location=map_location, weights_only=True) if path.is_file() else None
 
 
-def checkpoint_bytes(run_dir: Path) -> bytes | None:
-    """The latest checkpoint's file contents, or None if the run has none."""
-    path = run_dir / LATEST
+def checkpoint_bytes(run_dir: Path, previous: bool = False) -> bytes | None:
+    """The latest (or the previous) checkpoint's file contents, or None if the run has none."""
+    path = run_dir / (PREVIOUS if previous else LATEST)
     return path.read_bytes() if path.exists() else None
 
 
-def load_checkpoint(run_dir: Path, map_location: str | torch.device = "cpu") -> dict[str, Any] | None:
-    """The latest checkpoint of a run, or None if it has none; a file torch cannot read is a one-line error
-    naming it (truncated, zero-filled, not a zip, a folder in its place, not a checkpoint)."""
-    path = run_dir / LATEST
+def load_checkpoint(run_dir: Path, map_location: str | torch.device = "cpu", previous: bool = False) -> dict[str, Any] | None:
+    """The latest checkpoint of a run (or the one before it, where kept), or None if it has none; a file torch
+    cannot read is a one-line error naming it (truncated, zero-filled, not a zip, a folder in its place, not a
+    checkpoint)."""
+    path = run_dir / (PREVIOUS if previous else LATEST)
     if not path.exists():
         return None
     try:

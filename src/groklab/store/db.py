@@ -61,6 +61,13 @@ CREATE TABLE IF NOT EXISTS sweep_runs (
     run_id TEXT NOT NULL UNIQUE REFERENCES runs(id),
     PRIMARY KEY (sweep_id, point)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sweep_batches (
+    sweep_id TEXT NOT NULL REFERENCES sweeps(id),
+    point INTEGER NOT NULL,
+    batch INTEGER NOT NULL,
+    member INTEGER NOT NULL,
+    PRIMARY KEY (sweep_id, point)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS events (
     run_id TEXT NOT NULL REFERENCES runs(id),
     name TEXT NOT NULL,
@@ -240,11 +247,11 @@ class Store:
     def load_weights(self, run_id: str, step: int, map_location: str | torch.device = "cpu") -> dict[str, Any] | None:
         return load_weights(self.run_dir(run_id), step, map_location)
 
-    def save_checkpoint(self, run_id: str, state: dict[str, Any], step: int, keep: bool = False) -> None:
-        save_checkpoint(self.run_dir(run_id), state, step, keep)
+    def save_checkpoint(self, run_id: str, state: dict[str, Any], step: int, keep: bool = False, previous: bool = False) -> None:
+        save_checkpoint(self.run_dir(run_id), state, step, keep, previous)
 
-    def load_checkpoint(self, run_id: str, map_location: str | torch.device = "cpu") -> dict[str, Any] | None:
-        return load_checkpoint(self.run_dir(run_id), map_location)
+    def load_checkpoint(self, run_id: str, map_location: str | torch.device = "cpu", previous: bool = False) -> dict[str, Any] | None:
+        return load_checkpoint(self.run_dir(run_id), map_location, previous)
 
     def create_run(
         self, config: dict[str, Any], name: str, preset: str, version: str, device: str, sweep: tuple[str, int] | None = None
@@ -425,6 +432,26 @@ class Store:
         if len(matches) > 1:
             raise GroklabError(f"sweep {ref!r} is ambiguous: it matches {', '.join(s.id for s in matches[:5])}")
         return matches[0]
+
+    def sweep_plan(self, sweep_id: str, plan: list[list[int]] | None = None) -> list[list[int]] | None:
+        """The batches a sweep trains its points in (sweeps/planning.py). Given `plan`, it is stored unless the
+        sweep has one already, in one write transaction: of two drivers planning at once the first one's plan
+        holds. Returns the stored plan (None if there is none)."""
+        if plan is not None:
+            _while_locked(lambda: self.conn.execute("BEGIN IMMEDIATE"))
+            try:
+                if not self.conn.execute("SELECT 1 FROM sweep_batches WHERE sweep_id=? LIMIT 1", (sweep_id,)).fetchone():
+                    rows = [(sweep_id, i, b, k) for b, batch in enumerate(plan) for k, i in enumerate(batch)]
+                    self.conn.executemany("INSERT INTO sweep_batches (sweep_id, point, batch, member) VALUES (?,?,?,?)", rows)
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+        batches: dict[int, list[int]] = {}
+        query = "SELECT point, batch FROM sweep_batches WHERE sweep_id=? ORDER BY batch, member"
+        for point, batch in self.conn.execute(query, (sweep_id,)):
+            batches.setdefault(batch, []).append(point)
+        return list(batches.values()) or None
 
     def sweep_runs(self, sweep_id: str) -> dict[int, str]:
         """point index -> run id, for the points that have started."""

@@ -24,7 +24,7 @@ from groklab.store.protocol import RunStore
 from groklab.sweeps.planning import pending_batches
 from groklab.training.allocator import tune_malloc
 from groklab.training.reporter import Reporter
-from groklab.training.runs import resume_run, start_ensemble, start_run
+from groklab.training.runs import resume_run, start_run, train_ensemble
 from groklab.training.setup import prepare
 
 Reporters = Callable[[list[int], str], Reporter | None]  # (points trained together, label) -> their progress reporter
@@ -45,14 +45,16 @@ def run_sweep(
     Points never started whose configs differ only in seeds, learning rate, weight decay or init
     scale train together as vectorized ensembles of at most `max_ensemble` members (default:
     `ensemble_cap`); with `pad_widths` (None: on), transformers that also differ in
-    d_model / d_mlp do too, padded to the widest of their ensemble. Interrupted points resume alone from their checkpoints. With
-    `workers` > 1 the batches are shared out to that many processes, each with an equal share of
-    the CPU threads, and `poll` is called about twice a second (progress from the store); otherwise
+    d_model / d_mlp do too, padded to the widest of their ensemble. The grouping is planned once and
+    stored (sweeps/planning.py): a point or ensemble stopped part-way resumes as it was, from its
+    checkpoints. With `workers` > 1 the batches are shared out to that many processes, each with a
+    1/`workers` share of the CPU threads however few batches are left (thread counts change float
+    reductions, so a resumed sweep trains as the first driver did), and `poll` is called about twice a second (progress from the store); otherwise
     `reporter(points, label)` gives each batch's progress reporter. `announce` gets a line per batch.
     """
     sweep = store.get_sweep(sweep_id)
     batches = pending_batches(store, sweep, announce, max_ensemble, pad_widths)
-    if workers > 1 and len(batches) > 1:
+    if workers > 1 and batches:
         _run_in_processes(store, sweep_id, batches, workers, poll)
     else:
         for batch in batches:
@@ -80,17 +82,15 @@ def train_batch(
             return ["taken"]
     labels = [sweep.points[i].label for i in batch]
     label = f"ensemble of {len(batch)}: {labels[0]} ... {labels[-1]}"
-    announce(f"points {', '.join(str(i + 1) for i in batch)}/{len(sweep.points)}: {label}")
+    linked = store.sweep_runs(sweep.id)
+    run_ids = [linked.get(i) for i in batch]
+    again = " (resuming its runs)" if any(run_ids) else ""
+    announce(f"points {', '.join(str(i + 1) for i in batch)}/{len(sweep.points)}: {label}{again}")
     preps = [prepare(from_dict(sweep.points[i].config)) for i in batch]
     try:
-        return start_ensemble(preps, store, reporter(batch, label), sweep=(sweep.id, batch))[1]
-    except TakenError as exc:  # members created before the taken one are left to a resume, which trains them alone
+        return train_ensemble(preps, store, run_ids, reporter(batch, label), sweep=(sweep.id, batch))[1]
+    except TakenError as exc:  # a second driver holds one of its points: the ensemble is the other's
         announce(f"skipped: {exc}")
-        linked = store.sweep_runs(sweep.id)
-        for i in batch:
-            rec = store.get(linked[i]) if i in linked else None
-            if rec is not None and rec.status == "running" and rec.pid == os.getpid() and rec.step == 0:
-                store.set_status(rec.id, "interrupted", 0, f"its ensemble's point was taken; continue with `groklab resume {rec.id}`")
         return ["taken"]
 
 
@@ -114,7 +114,7 @@ def _run_in_processes(store: Store, sweep_id: str, batches: list[list[int]], wor
     for batch in batches:
         todo.put(batch)
     n = min(workers, len(batches))
-    threads = max(1, (os.cpu_count() or 1) // n)
+    threads = max(1, (os.cpu_count() or 1) // workers)
     procs = [ctx.Process(target=_worker, args=(str(store.root), sweep_id, todo, threads, os.getpid())) for _ in range(n)]
     for proc in procs:
         proc.start()

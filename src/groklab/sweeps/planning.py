@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from groklab.config import ExperimentConfig, from_dict
-from groklab.store import SweepRecord, is_live
+from groklab.store import Store, SweepRecord, is_live
 from groklab.store.protocol import RunStore
 from groklab.training.ensemble_keys import can_vectorize, pad_key, shape_key
 from groklab.training.setup import Prepared, prepare
@@ -23,11 +23,26 @@ DONE = ("finished", "stopped", "diverged")
 
 
 def pending_batches(
-    store: RunStore, sweep: SweepRecord, announce: Callable[[str], Any], max_ensemble: int | None, pad_widths: bool | None = None
+    store: Store, sweep: SweepRecord, announce: Callable[[str], Any], max_ensemble: int | None, pad_widths: bool | None = None
 ) -> list[list[int]]:
-    """The batches that still need training: points not finished and not being trained right now."""
-    pending = [i for i in range(len(sweep.points)) if _needs_training(store, sweep, i, announce)]
-    return plan_batches(store, sweep, pending, max_ensemble, pad_widths)
+    """The batches that still need training, as the sweep's plan groups them. The plan is made once, when the
+    sweep first trains, and stored: a resume groups the points as the first driver did (an automatic
+    --max-ensemble depends on the memory free at the time), so an ensemble stopped part-way resumes as that
+    ensemble and every point ends as it would have. A batch that another process is training is skipped."""
+    plan = store.sweep_plan(sweep.id) or store.sweep_plan(
+        sweep.id, plan_batches(store, sweep, list(range(len(sweep.points))), max_ensemble, pad_widths)
+    )
+    linked, batches = store.sweep_runs(sweep.id), []
+    for batch in plan or []:
+        records = {i: store.get(linked[i]) for i in batch if i in linked}
+        live = [rec for rec in records.values() if is_live(rec)]
+        if live:
+            points = ", ".join(str(i + 1) for i in batch)
+            announce(f"point(s) {points}/{len(sweep.points)}: run {live[0].id} is running in process {live[0].pid}; skipped")
+            continue
+        todo = [i for i in batch if i not in records or records[i].status not in DONE]
+        batches += [todo] if todo else []
+    return batches
 
 
 def plan_batches(
@@ -119,14 +134,3 @@ def ensemble_cap(cfg: ExperimentConfig, prep: Prepared | None = None, default_cp
     else:
         free, default = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"), default_cpu
     return max(1, min(default, int(0.5 * free // max(per_member, 1))))
-
-
-def _needs_training(store: RunStore, sweep: SweepRecord, i: int, announce: Callable[[str], Any]) -> bool:
-    run_id = store.sweep_runs(sweep.id).get(i)
-    rec = store.get(run_id) if run_id else None
-    if rec is not None and rec.status in DONE:
-        return False
-    if rec is not None and is_live(rec):
-        announce(f"point {i + 1}/{len(sweep.points)}: run {rec.id} is running in process {rec.pid}; skipped")
-        return False
-    return True

@@ -105,11 +105,11 @@ class StoreService:
             raise AttributeError(f"the store actor does not serve {name!r}")
         return getattr(self.store, name)(*args, **kwargs)
 
-    def save_checkpoint(self, run_id: str, blob: bytes, step: int, keep: bool) -> None:
-        save_checkpoint_bytes(self.store.run_dir(run_id), blob, step, keep)
+    def save_checkpoint(self, run_id: str, blob: bytes, step: int, keep: bool, previous: bool = False) -> None:
+        save_checkpoint_bytes(self.store.run_dir(run_id), blob, step, keep, previous)
 
-    def load_checkpoint(self, run_id: str) -> bytes | None:
-        return checkpoint_bytes(self.store.run_dir(run_id))
+    def load_checkpoint(self, run_id: str, previous: bool = False) -> bytes | None:
+        return checkpoint_bytes(self.store.run_dir(run_id), previous)
 
     def save_weights(self, run_id: str, blob: bytes, step: int) -> None:
         save_weights_bytes(self.store.run_dir(run_id), blob, step)
@@ -129,14 +129,14 @@ class RemoteStore:
         ray = _ray()
         return lambda *args, **kwargs: ray.get(self.service.call.remote(name, args, kwargs))
 
-    def save_checkpoint(self, run_id: str, state: dict[str, Any], step: int, keep: bool = False) -> None:
-        _ray().get(self.service.save_checkpoint.remote(run_id, serialize(state), step, keep))
+    def save_checkpoint(self, run_id: str, state: dict[str, Any], step: int, keep: bool = False, previous: bool = False) -> None:
+        _ray().get(self.service.save_checkpoint.remote(run_id, serialize(state), step, keep, previous))
 
     def save_weights(self, run_id: str, state: dict[str, Any], step: int) -> None:
         _ray().get(self.service.save_weights.remote(run_id, serialize(state), step))
 
-    def load_checkpoint(self, run_id: str, map_location: str | torch.device = "cpu") -> dict[str, Any] | None:
-        blob = _ray().get(self.service.load_checkpoint.remote(run_id))
+    def load_checkpoint(self, run_id: str, map_location: str | torch.device = "cpu", previous: bool = False) -> dict[str, Any] | None:
+        blob = _ray().get(self.service.load_checkpoint.remote(run_id, previous))
         return None if blob is None else deserialize(blob, map_location)
 
 

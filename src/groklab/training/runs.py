@@ -4,7 +4,12 @@ records, then the loop."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import torch
+
+from groklab.store.checkpoints import LATEST, DamagedCheckpointError, first_line
+from groklab.store.db import TakenError
 from groklab.store.protocol import RunStore
 from groklab.store.records import create_run
 from groklab.training.lone import LoneBackend
@@ -33,10 +38,7 @@ def resume_run(prep: Prepared, store: RunStore, run_id: str, reporter: Reporter 
         try:
             backend.load_state(state)
         except (KeyError, IndexError, RuntimeError, TypeError, ValueError) as exc:  # another model's shapes or keys
-            from groklab.store.checkpoints import LATEST, DamagedCheckpointError, first_line
-
-            path = getattr(store, "run_dir", lambda r: None)(run_id)
-            raise DamagedCheckpointError((path or Path(run_id)) / LATEST, f"does not fit this run's model ({first_line(exc)})") from None
+            raise _misfit(store, run_id, exc) from None
     store.claim(run_id, str(prep.device))
     store.truncate_metrics(run_id, backend.step)
     return train(backend, store, [run_id], with_sinks(reporter, [prep.cfg], store))[0]
@@ -46,6 +48,63 @@ def start_ensemble(
     preps: list[Prepared], store: RunStore, reporter: Reporter | None = None, sweep: tuple[str, list[int]] | None = None
 ) -> tuple[list[str], list[str]]:
     """Create one stored run per member (linked to sweep points `sweep[1]` if given) and train them together."""
+    return train_ensemble(preps, store, [None] * len(preps), reporter, sweep)
+
+
+def train_ensemble(
+    preps: list[Prepared],
+    store: RunStore,
+    run_ids: list[str | None],
+    reporter: Reporter | None = None,
+    sweep: tuple[str, list[int]] | None = None,
+) -> tuple[list[str], list[str]]:
+    """Train an ensemble whose members are new (None: a run is created, linked to point `sweep[1][k]`) or stored
+    runs it left part-way, as that same ensemble: from the last step every member has a checkpoint of (its
+    latest or the one before, since a kill may fall between two members' writes), else from step 0 for all.
+    Checkpoints are read and fitted before any run is claimed or created; a member another process holds
+    (TakenError) leaves every run this call claimed or created interrupted, as it found them.
+    Returns (run_ids, statuses)."""
     backend = StackedBackend(preps)
-    run_ids = [create_run(store, p.cfg, str(p.device), None if sweep is None else (sweep[0], sweep[1][k])) for k, p in enumerate(preps)]
-    return run_ids, train(backend, store, run_ids, with_sinks(reporter, [p.cfg for p in preps], store))
+    states = _common_states(store, run_ids, backend.device)
+    if states is not None:
+        try:
+            backend.load_states(states)
+        except (KeyError, IndexError, RuntimeError, TypeError, ValueError) as exc:
+            raise _misfit(store, next(r for r in run_ids if r is not None), exc) from None
+    device, ids, taken = str(backend.device), list(run_ids), []
+    try:
+        for k, rid in enumerate(run_ids):
+            if rid is None:
+                ids[k] = create_run(store, preps[k].cfg, device, None if sweep is None else (sweep[0], sweep[1][k]))
+            else:
+                was = store.get(rid).step
+                store.claim(rid, device)
+                store.truncate_metrics(rid, backend.step)
+            taken.append((ids[k], 0 if rid is None else was))
+    except TakenError:
+        for rid, step in taken:
+            store.set_status(rid, "interrupted", step, f"its ensemble's point was taken; continue with `groklab resume {rid}`")
+        raise
+    members = [r for r in ids if r is not None]
+    return members, train(backend, store, members, with_sinks(reporter, [p.cfg for p in preps], store))
+
+
+def _common_states(store: RunStore, run_ids: list[str | None], device: torch.device) -> list[dict[str, Any]] | None:
+    """Every member's checkpoint at the last step all of them have one for, or None: from step 0."""
+    latest = [None if rid is None else store.load_checkpoint(rid, map_location=device) for rid in run_ids]
+    target = min(0 if s is None else s["step"] for s in latest)
+    if target == 0:
+        return None
+    states = []
+    for rid, state in zip(run_ids, latest, strict=True):
+        if state is not None and state["step"] != target:
+            state = store.load_checkpoint(rid, map_location=device, previous=True)  # type: ignore[arg-type]
+        if state is None or state["step"] != target:  # a member that stopped earlier (its loss diverged): start over
+            return None
+        states.append(state)
+    return states
+
+
+def _misfit(store: RunStore, run_id: str, exc: BaseException) -> DamagedCheckpointError:
+    path = getattr(store, "run_dir", lambda r: None)(run_id)
+    return DamagedCheckpointError((path or Path(run_id)) / LATEST, f"does not fit this run's model ({first_line(exc)})")

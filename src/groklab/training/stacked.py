@@ -8,7 +8,8 @@ model's own `stacked_forward` where it has one (batched matmuls, for models so s
 overhead dominates); the optimizer updates every member at once, from one flat buffer, with its own
 learning rate and weight decay (training/stacked_optim.py). Each member is still its own run in the store,
 with its own metrics, events and checkpoint, and that checkpoint has the single-run format: `groklab
-resume` continues any member alone. Member k matches the same config trained alone up to float
+resume` continues any member alone, and `load_states` continues the whole ensemble from its members'
+checkpoints, bit for bit as if it had not stopped. Member k matches the same config trained alone up to float
 reassociation; with dropout, members draw their own masks from the ensemble's generator, so each is a
 faithful run of its config but not the bitwise twin of a lone run.
 """
@@ -25,10 +26,10 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from groklab.losses import eval_chunk, loss_and_accuracy
 from groklab.models.lookup import Summers, keeping_row_sums
-from groklab.models.width_padding import HostTransformer, declared_axes, extract, host_shape, host_state
+from groklab.models.width_padding import HostTransformer, declared_axes, embed, extract, host_shape, host_state
 from groklab.tasks import TaskData
 from groklab.training.backend import Backend
-from groklab.training.checkpoint import optimizer_state, run_state
+from groklab.training.checkpoint import optimizer_state, restore_rng, run_state
 from groklab.training.ensemble_keys import can_vectorize, pad_key, shape_key
 from groklab.training.schedule import batch_indices
 from groklab.training.setup import Prepared
@@ -112,6 +113,12 @@ class StackedBackend(Backend):
             return stacked[k]
         return extract(self.axes[name], stacked[k], self.preps[k].model.shape, self.host)
 
+    def member_embed(self, k: int, i: int, t: torch.Tensor) -> torch.Tensor:
+        """Member k's own tensor for parameter i, in its place in the stack: the inverse of member_view."""
+        if not self.padded:
+            return t
+        return embed(self.axes[self.names[i]], t, self.preps[k].model.shape, self.host, self.params[i].shape[1:])
+
     @torch.no_grad()
     def member_model(self, k: int) -> nn.Module:
         model = self.preps[k].model
@@ -145,3 +152,38 @@ class StackedBackend(Backend):
             batch_acc=self.batch_acc.state_dict(member=k),
             device=self.device,
         )
+
+    @torch.no_grad()
+    def load_states(self, states: list[dict[str, Any]]) -> None:
+        """Continue every member from its own checkpoint, all taken at one step by this same ensemble: the
+        inverse of member_state, so the ensemble goes on bit for bit as if it had not stopped."""
+        if len({s["step"] for s in states}) != 1:
+            raise ValueError(f"the members' checkpoints are at different steps: {[s['step'] for s in states]}")
+
+        def stack(i: int, per_member: list[torch.Tensor]) -> torch.Tensor:
+            like = self.params[i]
+            return torch.stack([self.member_embed(k, i, t.to(like)) for k, t in enumerate(per_member)])
+
+        models = [p.model for p in self.preps]
+        for model, state in zip(models, states, strict=True):
+            model.load_state_dict(state["model"])
+        for i, (name, p) in enumerate(zip(self.names, self.params, strict=True)):
+            p.copy_(stack(i, [m.get_parameter(name) for m in models]))
+        moments = [s["optimizer"]["state"] for s in states]
+        if any(moments[0].values()):
+            keys = [key for key in moments[0][0] if key != "step"]
+            self.opt.moments = {key: torch.zeros_like(self.opt.flat) for key in keys}
+            for key in keys:
+                for i, view in enumerate(self.opt.views(self.opt.moments[key])):
+                    view.copy_(stack(i, [m[i][key] for m in moments]))
+            self.opt.t = int(moments[0][0].get("step", 0))
+        if self.filter:
+            filters = [s["grokfast"] for s in states]
+            self.filter.ema = [stack(i, list(ts)) for i, ts in enumerate(zip(*(f["ema"] for f in filters), strict=True))] or None
+            windows = zip(*(f["window"] for f in filters), strict=True)  # per remembered step, every member's gradients
+            self.filter.window.clear()
+            self.filter.window.extend([stack(i, list(ts)) for i, ts in enumerate(zip(*step, strict=True))] for step in windows)
+        windows = zip(*(s.get("batch_acc", {}).get("window", []) for s in states), strict=True)
+        self.batch_acc.load_state_dict({"window": [(torch.stack([c for c, _ in entries]), entries[0][1]) for entries in windows]})
+        restore_rng(states[0], self.device)  # one generator for the ensemble: every member saved the same state
+        self.step, self.evals_done = states[0]["step"], states[0]["evals_done"]
