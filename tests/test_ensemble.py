@@ -11,8 +11,8 @@ from groklab.config import resolve_config
 from groklab.store import Store
 from groklab.training.ensemble_keys import can_vectorize, shape_key
 from groklab.training.lone import LoneBackend
-from groklab.training.runs import start_ensemble, train_ensemble
 from groklab.training.reporter import SilentReporter
+from groklab.training.runs import start_ensemble, train_ensemble
 from groklab.training.setup import prepare
 from groklab.training.stacked import StackedBackend
 from helpers import TINY, InterruptAt

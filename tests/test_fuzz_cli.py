@@ -98,17 +98,20 @@ def snapshot(root: Path) -> tuple:
 
 
 refs = st.one_of(st.sampled_from(["last", "s", "", "-", "../x", "a" * 80, "0", "%", "é"]), st.text(max_size=12))
-commands = st.sampled_from(["show", "export", "report", "plot", "resume"])
+commands = st.sampled_from(["show", "export", "report", "plot", "resume", "compare-measures"])
+
+
+OUTPUTS = ["missing/x", "{out}", "{out}/f.csv/x", "x.txt", "é.html", "y.csv", "missing/m.png", "{out}/f.csv/m.png"]
 
 
 @FUZZ
-@given(command=commands, ref=refs, output=st.sampled_from(["missing/x", "{out}", "{out}/f.csv/x", "x.txt", "é.html", "y.csv"]))
+@given(command=commands, ref=refs, output=st.sampled_from(OUTPUTS))
 def test_run_ids_and_output_paths_never_crash_and_a_refusal_changes_nothing(command, ref, output, store_dir, tmp_path_factory, capsys):
     out = tmp_path_factory.mktemp("out")
     (out / "f.csv").write_text("a file\n")
     before = snapshot(store_dir)
     argv = [command, ref, "--runs-dir", str(store_dir)]
-    if command in ("export", "report", "plot"):
+    if command in ("export", "report", "plot", "compare-measures"):
         argv += ["-o", str(out / output.format(out=out))]
     if contract(argv, capsys) == 2:
         assert snapshot(store_dir) == before

@@ -4,19 +4,30 @@ restarts from scratch on request."""
 
 from __future__ import annotations
 
+import os
 import shutil
+from pathlib import Path
 
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import groklab
 from groklab.cli.main import main
+from groklab.config import resolve_config
 from groklab.config.schema import ScheduleConfig
 from groklab.store import Store
+from groklab.sweeps import planning
+from groklab.sweeps.planning import ensemble_cap
+from groklab.tasks import build_task
 from groklab.tasks.modular import is_prime
+from groklab.training import memory
+from groklab.training.memory import BUILD_COPIES, data_bytes, estimate
 from groklab.training.schedule import eval_steps
 from helpers import TINY, InterruptAt
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def refused(argv: list[str], capsys: pytest.CaptureFixture[str], runs) -> str:
@@ -110,6 +121,57 @@ def test_a_run_that_cannot_fit_in_memory_is_refused_with_the_estimate(overrides,
         ["run", *[o for o in TINY if not o.startswith(("task.p", "model.d_model", "model.n_heads"))], *overrides], capsys, tmp_path / "runs"
     )
     assert field in err and "GiB free" in err
+
+
+MNIST_FILES = next(
+    (
+        p
+        for p in (os.environ.get("GROKLAB_DATA"), REPO.parent / "shared" / "data" / "mnist")
+        if p and Path(p, "train-images-idx3-ubyte.gz").exists()
+    ),
+    None,
+)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["task.p=13"],
+        ["task.p=13", "task.format=onehot", "model.name=deep_mlp"],
+        ["task.name=parity", "model.name=deep_mlp"],
+        ["task.name=s5"],
+        ["task.name=polygons", "model.name=resnet18", "task.image_size=16", "task.max_sides=4"],
+        pytest.param(
+            ["task.name=mnist", "model.name=deep_mlp", "task.n_train=300"],
+            marks=pytest.mark.skipif(MNIST_FILES is None, reason="the MNIST files are not here"),
+        ),
+    ],
+)
+def test_the_memory_check_counts_every_tasks_data_before_building_it(overrides, monkeypatch):
+    """The estimate, made from the config alone, equals the tensors `build` then makes (times the build's two copies)."""
+    if MNIST_FILES is not None:
+        monkeypatch.setenv("GROKLAB_DATA", str(MNIST_FILES))
+    cfg = resolve_config(None, overrides)
+    task = build_task(cfg.task)
+    built = task.build()
+    assert data_bytes(task, task.spec) == BUILD_COPIES * sum(t.nbytes for t in (built.train_x, built.train_y, built.test_x, built.test_y))
+
+
+def test_an_ensemble_that_cannot_fit_is_refused_before_the_sweep_is_stored(capsys, tmp_path, monkeypatch):
+    """Each member fits alone, four of them stacked do not: --max-ensemble 4 is refused with the estimate, nothing
+    is written; without the flag the automatic grouping stays within the memory and the sweep runs."""
+    cfg = resolve_config(None, TINY)
+    one = estimate(cfg, build_task(cfg.task), build_task(cfg.task).spec, torch.float32).total
+    for module in (memory, planning):
+        monkeypatch.setattr(module, "available_bytes", lambda device: int(2.5 * one))
+    runs = tmp_path / "runs"
+    argv = ["sweep", *TINY, "schedule.steps=20", "--seeds", "4", "--quiet", "--runs-dir", str(runs)]
+    err = refused([*argv, "--max-ensemble", "4"], capsys, runs)
+    assert err.startswith("groklab: error: --max-ensemble: an ensemble of 4 members needs at least") and "GiB free" in err
+    assert ensemble_cap(cfg) == 1  # half of 2.5 members' memory: one member at a time
+    assert main(argv) == 0
+    store = Store(runs, create=False)
+    assert store.sweep_plan(store.sweeps()[0].id) == [[0], [1], [2], [3]]
 
 
 @pytest.mark.parametrize(
@@ -244,6 +306,42 @@ def test_export_weights_checks_its_path_before_rebuilding_the_model(tmp_path, ca
     assert main(["export", run.id, "--weights", "60", "-o", str(out / "w.pt"), "--runs-dir", str(runs)]) == 0
     state = torch.load(out / "w.pt", weights_only=True)
     assert set(state) == set(run.model(60).state_dict()) and [p.name for p in out.iterdir()] == ["w.pt"]  # no temporary left
+
+
+def test_every_figure_command_checks_its_output_before_the_work(tmp_path, capsys):
+    """compare-measures, patterns and phase-diagram treat a missing folder, a folder given as the file and a
+    path under a file as the other commands do: one line, exit 2, nothing written (they used to create the
+    folders, or fail at the end of the work)."""
+    runs = tmp_path / "runs"
+    run = groklab.run(None, TINY, runs_dir=runs)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "f.txt").write_text("a file\n")
+    (out / "d.png").mkdir()
+    before = sorted(p.relative_to(runs) for p in runs.rglob("*") if "-wal" not in p.name and "-shm" not in p.name)
+    cases = [
+        (["compare-measures", run.id, "--runs-dir", str(runs), "-o"], "m.png"),
+        (["patterns", "--steps", "100", "-o"], "p.png"),
+    ]
+    for argv, name in cases:
+        for target, message in (
+            (out / "missing" / name, "does not exist"),
+            (out / "f.txt" / name, "not a folder"),
+            (out / "d.png", "is a folder"),
+        ):
+            assert main([*argv, str(target)]) == 2
+            err = capsys.readouterr().err
+            assert message in err and err.count("\n") == 1, err
+        assert main([*argv, str(out / name)]) == 0
+    fresh = tmp_path / "fresh"
+    argv = ["phase-diagram", "modular-addition", *TINY, "--x", "optim.lr=0.001,0.01", "--y", "optim.weight_decay=0.1,1", "--quiet"]
+    err = refused([*argv, "--out", str(out / "f.txt" / "pd")], capsys, fresh)
+    assert "--out" in err
+    assert sorted(p.name for p in out.iterdir()) == ["d.png", "f.txt", "m.png", "p.png"]
+    assert sorted(p.relative_to(runs) for p in runs.rglob("*") if "-wal" not in p.name and "-shm" not in p.name) == before
+    sweep = groklab.sweep(None, [*TINY, "schedule.steps=20"], seeds=2, runs_dir=runs)
+    assert main(["compare-measures", sweep.id, "--runs-dir", str(runs), "-o", str(out / "s.png")]) == 2
+    assert "one figure per run" in capsys.readouterr().err
 
 
 def test_many_runs_writing_one_new_store_at_once_all_land(tmp_path):

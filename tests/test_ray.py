@@ -183,3 +183,39 @@ def test_a_local_ray_listens_on_loopback_only():
         assert all(c.laddr.ip in ("127.0.0.1", "::ffff:127.0.0.1", "::1") for c in listening), [c.laddr for c in listening]
     finally:
         ray_executor.shutdown()
+
+
+def test_the_store_actor_serves_only_well_formed_run_ids_and_names(tmp_path):
+    """Called through Ray, as a task would, the store actor refuses a run id or a file name that would become
+    a path outside the runs directory, and writes nothing; a well-formed call goes through."""
+    import ray
+
+    from groklab.errors import GroklabError
+    from groklab.sweeps import ray_executor
+    from groklab.sweeps.ray_executor import RemoteStore, StoreService
+
+    runs = tmp_path / "runs"
+    Store(runs).close()
+    assert ray_executor.connect(None)
+    try:
+        service = ray.remote(StoreService).options(num_cpus=0).remote(str(runs))
+        remote = RemoteStore(service)
+        bad_calls = [
+            lambda: remote.write_file("../../outside", "config.yaml", "x"),
+            lambda: remote.write_file("0123abcd", "../../outside.yaml", "x"),
+            lambda: remote.save_checkpoint("../outside", {"step": 1}, 1),
+            lambda: remote.load_checkpoint("/etc"),
+            lambda: remote.save_weights("0123abcd/../..", {}, 1),
+        ]
+        for call in bad_calls:
+            with pytest.raises(ray.exceptions.RayTaskError) as info:
+                call()
+            assert isinstance(info.value.cause, GroklabError), info.value
+        with pytest.raises(ray.exceptions.RayTaskError):
+            ray.get(service.call.remote("conn", (), {}))  # only the RunStore calls are served
+        assert sorted(p.name for p in tmp_path.rglob("*") if "groklab.db" not in p.name) == ["runs"]
+        run_id = remote.create_run({"run": {}}, "n", "p", "0", "cpu")
+        remote.write_file(run_id, "config.yaml", "x: 1\n")
+        assert (runs / "runs" / run_id / "config.yaml").read_text() == "x: 1\n"
+    finally:
+        ray_executor.shutdown()

@@ -259,6 +259,7 @@ def sweep(
     run.seed = S..S+N-1. Every point is checked before anything is written.
     """
     from groklab.sweeps import spec_from_cli
+    from groklab.sweeps.planning import check_ensembles_fit
     from groklab.sweeps.progress import train_locally
 
     if workers < 1:
@@ -269,6 +270,7 @@ def sweep(
     for key, values in (grid or {}).items():
         spec.grid[key] = _grid_values(key, values)
     points = spec.plan()  # every point checked before the store is touched
+    check_ensembles_fit([from_dict(p["config"]) for p in points], max_ensemble, pad_widths, "max_ensemble")
     store = Store(runs_dir)
     execution = {"max_ensemble": max_ensemble, "pad_widths": pad_widths, "workers": workers}
     sweep_id = store.create_sweep(spec.name, {**spec.as_dict(), "execution": execution}, points)

@@ -40,15 +40,20 @@ def cmd_compare(ns: argparse.Namespace) -> int:
     from groklab.analysis.aggregate import mean_ci
     from groklab.analysis.compare import compare, default_measures, fit_step
     from groklab.cli.sweep_commands import is_sweep_ref
+    from groklab.plots.canvas import figure_file
     from groklab.plots.measures_figure import plot_measures
     from groklab.store import Store
 
+    if ns.output is not None:
+        figure_file(ns.output)  # a known format, in a folder that exists: checked before anything is computed
     store = Store(ns.runs_dir, create=False)
     if is_sweep_ref(store, ns.run):
         sweep = store.get_sweep(ns.run)
         run_ids = list(store.sweep_runs(sweep.id).values())
         if not run_ids:
             raise GroklabError(f"sweep {sweep.id} has no runs yet; nothing to compare")
+        if ns.output is not None and len(run_ids) > 1:
+            raise GroklabError(f"--output: sweep {sweep.id} draws one figure per run, measures.png in each run's folder; leave -o out")
     else:
         run_ids = [store.get(ns.run).id]
     per_run = {rid: store.metrics(rid) for rid in run_ids}

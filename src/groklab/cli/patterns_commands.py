@@ -71,10 +71,10 @@ def add_patterns_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_patterns(ns: argparse.Namespace) -> int:
-    from groklab.plots.patterns_figure import check_output
+    from groklab.plots.canvas import figure_file
 
     if ns.out is not None:
-        check_output(ns.out)
+        figure_file(ns.out, "--out")  # a known format, in a folder that exists: checked before anything is computed
     if ns.fit is not None:
         return _cmd_fit(ns)
     if ns.runs_dir is not None or ns.n_patterns != 2:

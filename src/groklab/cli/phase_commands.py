@@ -38,6 +38,7 @@ def cmd_phase_diagram(ns: argparse.Namespace) -> int:
     from groklab.analysis.phases import PHASES, cell_phase, phase_of
     from groklab.plots.phase_diagram import plot_phase_diagram
     from groklab.store import Store
+    from groklab.store.outputs import atomic_path, output_folder
     from groklab.sweeps import spec_from_cli, sweep_status
     from groklab.sweeps.progress import train_locally
 
@@ -54,6 +55,8 @@ def cmd_phase_diagram(ns: argparse.Namespace) -> int:
         raise ConfigError("--delay", f"must be >= 0 steps, got {ns.delay}")
     if ns.workers < 1:
         raise ConfigError("--workers", f"must be >= 1, got {ns.workers}")
+    if ns.out is not None:
+        output_folder(ns.out, "--out")  # before the sweep, which may take hours
     name = ns.name or f"phase-diagram-{Path(preset).stem}-{axes[0]}-{axes[1]}"
     spec = spec_from_cli(preset, overrides, [ns.x, ns.y], ns.seeds, name)
     plan = spec.plan()  # every point resolved: bad values fail here, before anything is written
@@ -95,7 +98,8 @@ def cmd_phase_diagram(ns: argparse.Namespace) -> int:
         "thresholds": sorted(thresholds),
         "cells": [{"x": x, "y": y, "phase": table[(x, y)], "runs": cells[(x, y)]} for x in xs for y in ys if (x, y) in table],
     }
-    (out / "phases.json").write_text(json.dumps(data, indent=2))
+    with atomic_path(out / "phases.json") as tmp:
+        tmp.write_text(json.dumps(data, indent=2))
     print(f"figure {figure.name} and phases.json in {out}")
     return 0
 

@@ -15,8 +15,10 @@ if TYPE_CHECKING:
 
 
 def cmd_sweep(ns: argparse.Namespace) -> int:
+    from groklab.config import from_dict
     from groklab.store import Store
     from groklab.sweeps import spec_from_cli, spec_from_yaml
+    from groklab.sweeps.planning import check_ensembles_fit
     from groklab.sweeps.spec import execution_options
 
     if ns.workers is not None and ns.workers < 1:
@@ -46,6 +48,7 @@ def cmd_sweep(ns: argparse.Namespace) -> int:
             spec = spec_from_cli(preset, overrides, ns.grid, ns.seeds, ns.name)
         spec.allow_large = ns.allow_large
         points = spec.plan()  # every point checked before the store is touched
+        check_ensembles_fit([from_dict(p["config"]) for p in points], ns.max_ensemble, ns.pad_widths, "--max-ensemble")
         ns.workers = ns.workers or 1
         execution = {"max_ensemble": ns.max_ensemble, "pad_widths": ns.pad_widths, "workers": ns.workers}
 

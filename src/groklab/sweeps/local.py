@@ -49,8 +49,9 @@ def run_sweep(
     stored (sweeps/planning.py): a point or ensemble stopped part-way resumes as it was, from its
     checkpoints. With `workers` > 1 the batches are shared out to that many processes, each with a
     1/`workers` share of the CPU threads however few batches are left (thread counts change float
-    reductions, so a resumed sweep trains as the first driver did), and `poll` is called about twice a second (progress from the store); otherwise
-    `reporter(points, label)` gives each batch's progress reporter. `announce` gets a line per batch.
+    reductions, so a resumed sweep trains as the first driver did), and `poll` is called about twice
+    a second (progress from the store); otherwise `reporter(points, label)` gives each batch's
+    progress reporter. `announce` gets a line per batch.
     """
     sweep = store.get_sweep(sweep_id)
     batches = pending_batches(store, sweep, announce, max_ensemble, pad_widths)

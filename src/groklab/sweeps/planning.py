@@ -7,7 +7,6 @@ pass comes from a rough cost model of each point's step (its FLOPs) and memory, 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +16,7 @@ from groklab.config import ExperimentConfig, from_dict
 from groklab.store import Store, SweepRecord, is_live
 from groklab.store.protocol import RunStore
 from groklab.training.ensemble_keys import can_vectorize, pad_key, shape_key
+from groklab.training.memory import available_bytes, check_ensemble_fits, estimate
 from groklab.training.setup import Prepared, prepare
 
 DONE = ("finished", "stopped", "diverged")
@@ -94,6 +94,22 @@ def plan_batches(
     return sorted(batches, key=lambda b: b[0])
 
 
+def check_ensembles_fit(configs: list[ExperimentConfig], max_ensemble: int | None, pad_widths: bool | None, field: str) -> None:
+    """Before a sweep is stored: refuse an explicit `max_ensemble` whose largest ensemble cannot fit in memory
+    (training/memory.py). The automatic cap (`ensemble_cap`) fits by construction."""
+    if not max_ensemble or max_ensemble < 2:
+        return
+    groups: dict[str, dict[str, ExperimentConfig]] = {}  # ensemble key -> one config per member shape
+    sizes: dict[str, int] = {}
+    for cfg in configs:
+        if can_vectorize(cfg):
+            key = (pad_widths is not False and pad_key(cfg)) or shape_key(cfg)
+            groups.setdefault(key, {}).setdefault(shape_key(cfg), cfg)
+            sizes[key] = sizes.get(key, 0) + 1
+    for key, shapes in groups.items():
+        check_ensemble_fits(list(shapes.values()), min(max_ensemble, sizes[key]), field)
+
+
 def _widths(cfg: ExperimentConfig) -> tuple[int, int]:
     d_model = getattr(cfg.model, "d_model", 0)
     return d_model, getattr(cfg.model, "d_mlp", 0) or 4 * d_model
@@ -129,8 +145,6 @@ def ensemble_cap(cfg: ExperimentConfig, prep: Prepared | None = None, default_cp
         return 1
     widths = sum(p.shape[0] for p in prep.model.parameters() if p.dim() == 2)
     per_member = (8 * n_params + 3 * len(prep.data.train_y) * widths) * torch.finfo(prep.dtype).bits // 8
-    if prep.device.type == "cuda":
-        free, default = torch.cuda.mem_get_info(prep.device)[0], default_gpu
-    else:
-        free, default = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"), default_cpu
-    return max(1, min(default, int(0.5 * free // max(per_member, 1))))
+    per_member = max(per_member, estimate(cfg, prep.task, prep.spec, prep.dtype).total)  # never above what the check allows
+    default = default_gpu if prep.device.type == "cuda" else default_cpu
+    return max(1, min(default, int(0.5 * available_bytes(prep.device) // max(per_member, 1))))

@@ -44,6 +44,8 @@ class TaskData:
 class Task:
     """Base class of registered tasks: a config class, a spec, and the data."""
 
+    input_itemsize: int | None = None  # bytes per input element as `build` makes them; None: int64 tokens, float32 vectors
+
     def __init__(self, cfg: TaskConfig) -> None:
         self.cfg = cfg
 
@@ -61,5 +63,5 @@ class Task:
 
     def n_examples(self) -> int | None:
         """Train plus test examples `build` will make, known before it runs (the memory check's data size);
-        None where a fixed data set bounds it (MNIST, the polygons)."""
+        None if it cannot be told."""
         return None

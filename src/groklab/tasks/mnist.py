@@ -71,6 +71,9 @@ class Mnist(Task):
         if cfg.model.name != "deep_mlp":
             raise ConfigError("model.name", f"task 'mnist' needs a vector model; choose deep_mlp, got {cfg.model.name!r}")
 
+    def n_examples(self) -> int:
+        return self.cfg.n_train + (self.cfg.n_test or 10000)
+
     @property
     def spec(self) -> TaskSpec:
         return TaskSpec(n_classes=10, input_dim=28 * 28)

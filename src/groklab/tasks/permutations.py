@@ -74,6 +74,9 @@ class Permutations(Task):
 
     cfg: PermutationsConfig
 
+    def n_examples(self) -> int:
+        return N_ELEMENTS**2
+
     @classmethod
     def check_compatible(cls, cfg: ExperimentConfig) -> None:
         if cfg.model.name not in ("transformer", "mlp"):

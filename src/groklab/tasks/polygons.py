@@ -147,6 +147,10 @@ class Polygons(Task):
     """2x2 grids of regular polygons; the label is the total number of sides."""
 
     cfg: PolygonsConfig
+    input_itemsize = 1  # uint8 images, cast batch by batch
+
+    def n_examples(self) -> int:
+        return self.cfg.n_images
 
     @classmethod
     def check_compatible(cls, cfg: ExperimentConfig) -> None:

@@ -1,12 +1,14 @@
-"""Will a run fit? A lower bound of its memory, made before anything is allocated: the data from the task's
-example count, the parameters (with gradients and optimizer state) and one step's activations from the model
-built and run on the meta device, against what the device has free. A run that cannot fit is refused with both numbers, instead of
-failing in the allocator minutes later or pushing the machine into swap."""
+"""Will a run, or a vectorized ensemble, fit? A lower bound of its memory, made before anything is allocated:
+the data from the task's example count, the parameters (with gradients and optimizer state) and one step's
+activations from the model built and run on the meta device, against what the device has free. What cannot
+fit is refused with both numbers, instead of failing in the allocator minutes later or pushing the machine
+into swap."""
 
 from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -14,7 +16,8 @@ import torch
 from groklab.config.schema import ExperimentConfig
 from groklab.errors import ConfigError
 from groklab.models import build_model
-from groklab.tasks import Task, TaskSpec
+from groklab.tasks import Task, TaskSpec, build_task
+from groklab.training.device import dtype_of, resolve_device
 
 GiB = 1 << 30
 STATE_COPIES = 4  # weights, gradients and two Adam moments (SGD keeps fewer; an upper bound)
@@ -37,12 +40,14 @@ def available_bytes(device: torch.device) -> int:
 
 
 def data_bytes(task: Task, spec: TaskSpec) -> int | None:
-    """The task's tensors: every example's input (int64 tokens or float32 values, counted at 8 bytes) and label."""
+    """The task's tensors: every example's input and label (int64 tokens or labels, float32 vectors, or the
+    task's own `input_itemsize`), None if the task cannot tell its example count before building."""
     n = task.n_examples()
     if n is None:
         return None
     width = spec.seq_len or spec.input_dim or math.prod(spec.image_shape) or 1
-    return n * (width + 1) * 8 * BUILD_COPIES
+    itemsize = task.input_itemsize or (8 if spec.seq_len else 4)
+    return n * (width * itemsize + 8) * BUILD_COPIES
 
 
 def model_bytes(cfg: ExperimentConfig, spec: TaskSpec, batch: int, dtype: torch.dtype) -> tuple[int, int] | None:
@@ -79,30 +84,70 @@ def model_bytes(cfg: ExperimentConfig, spec: TaskSpec, batch: int, dtype: torch.
     return params, seen[0]
 
 
-def check_fits(cfg: ExperimentConfig, task: Task, spec: TaskSpec, device: torch.device, dtype: torch.dtype) -> None:
-    """Refuse a run whose data, parameters (with gradients and optimizer state) and one training step's
-    activations need more memory than `device` has free."""
+@dataclass(frozen=True)
+class Need:
+    """A run's memory, at least: its data, its parameters with gradients and optimizer state, one step's activations."""
+
+    data: int
+    state: int
+    activations: int
+    params: int
+    examples: int | None
+    batch: int
+
+    @property
+    def total(self) -> int:
+        return self.data + self.state + self.activations
+
+    def parts(self) -> str:
+        return ", ".join(
+            text
+            for text, size in (
+                (f"data {self.data / GiB:.3g} GiB ({self.examples or 0:,} examples)", self.data),
+                (f"parameters, gradients and optimizer state {self.state / GiB:.3g} GiB ({self.params:,} parameters)", self.state),
+                (f"activations of a {self.batch:,}-example step {self.activations / GiB:.3g} GiB", self.activations),
+            )
+            if size
+        )
+
+
+def estimate(cfg: ExperimentConfig, task: Task, spec: TaskSpec, dtype: torch.dtype) -> Need:
+    """What one run of `cfg` needs at least, from its config alone."""
     n = task.n_examples()
-    data = data_bytes(task, spec) or 0
-    train = getattr(cfg.task, "n_train", None)  # parity, MNIST; modular arithmetic has a fraction of its pairs
+    train = getattr(cfg.task, "n_train", None)  # parity, MNIST; the others have a fraction of their examples
     if train is None and n is not None and hasattr(cfg.task, "train_frac"):
         train = int(n * cfg.task.train_frac)
     batch = cfg.schedule.batch_size or int(train or 1)  # full batch: every training example at once
     sizes = model_bytes(cfg, spec, batch, dtype)
     params, acts = sizes if sizes is not None else (0, 0)
-    state = params * STATE_COPIES * (torch.finfo(dtype).bits // 8)
-    need, have = data + state + acts, available_bytes(device)
-    if need <= have:
+    return Need(data_bytes(task, spec) or 0, params * STATE_COPIES * (torch.finfo(dtype).bits // 8), acts, params, n, batch)
+
+
+def check_fits(cfg: ExperimentConfig, task: Task, spec: TaskSpec, device: torch.device, dtype: torch.dtype) -> None:
+    """Refuse a run whose data, parameters (with gradients and optimizer state) and one training step's
+    activations need more memory than `device` has free."""
+    need, have = estimate(cfg, task, spec, dtype), available_bytes(device)
+    if need.total <= have:
         return
-    parts = {"task": data, "model": state, "schedule.batch_size": acts}
+    parts = {"task": need.data, "model": need.state, "schedule.batch_size": need.activations}
     field = max(parts, key=lambda k: parts[k])
-    detail = ", ".join(
-        text
-        for text, size in (
-            (f"data {data / GiB:.3g} GiB ({n or 0:,} examples)", data),
-            (f"parameters, gradients and optimizer state {state / GiB:.3g} GiB ({params:,} parameters)", state),
-            (f"activations of a {batch:,}-example step {acts / GiB:.3g} GiB", acts),
-        )
-        if size
+    raise ConfigError(
+        field, f"the run needs at least {need.total / GiB:.3g} GiB ({need.parts()}); {device.type} has {have / GiB:.3g} GiB free"
     )
-    raise ConfigError(field, f"the run needs at least {need / GiB:.3g} GiB ({detail}); {device.type} has {have / GiB:.3g} GiB free")
+
+
+def check_ensemble_fits(cfgs: list[ExperimentConfig], members: int, field: str) -> None:
+    """Refuse a vectorized ensemble of `members` members, each of the shape of one of `cfgs` (one device, one
+    dtype), that cannot fit: every member holds its own data, state and activations in the stack, padded to
+    the widest. `field`: the option that sized the ensemble."""
+    if members < 2:
+        return
+    device, dtype = resolve_device(cfgs[0].run.device), dtype_of(cfgs[0].run.dtype)
+    widest = max((estimate(c, task, task.spec, dtype) for c in cfgs for task in (build_task(c.task),)), key=lambda n: n.total)
+    need, have = members * widest.total, available_bytes(device)
+    if need > have:
+        raise ConfigError(
+            field,
+            f"an ensemble of {members} members needs at least {need / GiB:.3g} GiB ({widest.total / GiB:.3g} GiB each: "
+            f"{widest.parts()}); {device.type} has {have / GiB:.3g} GiB free; allow fewer members",
+        )
