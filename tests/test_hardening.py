@@ -359,3 +359,65 @@ def test_many_runs_writing_one_new_store_at_once_all_land(tmp_path):
     assert sorted(r.config["run"]["seed"] for r in store.runs()) == [0, 1, 2, 3]
     for rec in store.runs():
         assert rec.status == "finished" and store.metrics(rec.id, ["test_acc"])["test_acc"][0] == [0, 10, 20, 30, 40, 50, 60]
+
+
+def test_a_failed_write_leaves_what_was_there(tmp_path):
+    """A disk that fills mid-write (simulated with a file-size limit) and /dev/full: one line, exit 2, the old
+    file unchanged, no temporary left, and a device never replaced or removed (pyarrow removes the path it
+    failed to write: a Parquet export to /dev/full, run as root, used to delete the device node)."""
+    import resource
+    import signal
+    import stat
+    import subprocess
+    import sys
+
+    runs = tmp_path / "runs"
+    run = groklab.run(None, [*TINY, "schedule.steps=400", "schedule.eval_every=1"], runs_dir=runs)
+    out = tmp_path / "out"
+    out.mkdir()
+    old = out / "m.csv"
+    old.write_text("the previous export\n")
+
+    def small_files() -> None:  # writes past 64 KiB fail with EFBIG, as on a full disk
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+
+    argv = [sys.executable, "-m", "groklab", "export", run.id, "--format", "csv", "--runs-dir", str(runs)]
+    done = subprocess.run([*argv, "-o", str(old)], preexec_fn=small_files, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(f"groklab: error: cannot write {old}") and done.stderr.count("\n") == 1
+    assert old.read_text() == "the previous export\n" and [p.name for p in out.iterdir()] == ["m.csv"]
+    assert subprocess.run([*argv, "-o", str(old)], capture_output=True, timeout=120).returncode == 0  # without the limit it fits
+    assert old.stat().st_size > 64 * 1024
+    full = Path("/dev/full")
+    if not (full.exists() and stat.S_ISCHR(full.stat().st_mode)):
+        pytest.skip("no /dev/full here")
+    for fmt in ("csv", "parquet"):
+        assert main(["export", run.id, "--format", fmt, "-o", str(full), "--runs-dir", str(runs)]) == 2
+        assert stat.S_ISCHR(full.stat().st_mode), "the device was replaced or removed"
+
+
+def test_a_run_whose_disk_fills_fails_in_one_line_and_resumes(tmp_path):
+    """The first checkpoint does not fit (a 1 MiB file-size limit stands in for a full disk): one line, the run
+    stored as failed with no temporary file left, and `groklab resume` then ends where an uninterrupted run does."""
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    def small_files() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+
+    wide = [*(o for o in TINY if not o.startswith(("model.d_model", "model.d_mlp"))), "model.d_model=128", "model.d_mlp=512"]
+    runs = tmp_path / "runs"
+    argv = [sys.executable, "-m", "groklab", "run", *wide, "--quiet", "--runs-dir", str(runs)]
+    done = subprocess.run(argv, preexec_fn=small_files, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "checkpoint.pt: cannot write it" in done.stderr and "is the disk full?" in done.stderr
+    store = Store(runs, create=False)
+    (rec,) = store.runs()
+    assert rec.status == "failed" and not list(store.run_dir(rec.id).glob(".*tmp"))
+    assert main(["resume", rec.id, "--quiet", "--runs-dir", str(runs)]) == 0
+    whole = groklab.run(None, wide, runs_dir=tmp_path / "whole")
+    assert store.metric_rows(rec.id) == whole.store.metric_rows(whole.id)

@@ -476,7 +476,10 @@ def main(argv: list[str] | None = None) -> int:
         from groklab.store.db import default_runs_dir
 
         where = getattr(ns, "runs_dir", None) or default_runs_dir()
-        print(f"groklab: error: the run database in {where} cannot be read: {exc} (damaged, or not groklab's)", file=sys.stderr)
+        if any(word in str(exc) for word in ("disk I/O", "disk is full", "readonly")):  # the disk, not the file
+            print(f"groklab: error: the run database in {where} cannot be written: {exc} (is the disk full?)", file=sys.stderr)
+        else:
+            print(f"groklab: error: the run database in {where} cannot be read: {exc} (damaged, or not groklab's)", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `groklab show RUN | head`
         sys.stderr.close()

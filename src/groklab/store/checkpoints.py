@@ -41,8 +41,13 @@ def _write_atomic(run_dir: Path, write: Callable[[Path], Any], step: int, keep: 
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / LATEST
     tmp = run_dir / f".{LATEST}.{os.getpid()}.tmp"
-    write(tmp)
-    _fsync(tmp)  # the data first, then the name: a crash leaves the old checkpoint or the new one, whole
+    try:
+        write(tmp)
+        _fsync(tmp)  # the data first, then the name: a crash leaves the old checkpoint or the new one, whole
+    except (OSError, RuntimeError) as exc:  # a full disk (torch.save says RuntimeError): the latest stays whole
+        tmp.unlink(missing_ok=True)
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else first_line(exc)
+        raise GroklabError(f"checkpoint {path}: cannot write it ({why}; is the disk full?); the previous one is kept") from None
     if previous and path.exists():  # a second name for the latest, then the name moved: checkpoint.pt never goes missing
         link = run_dir / f".{PREVIOUS}.{os.getpid()}.tmp"
         link.unlink(missing_ok=True)

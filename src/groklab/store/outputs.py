@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,14 +51,26 @@ def _umask() -> int:
 
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
-    """A temporary path beside `path`, renamed onto it when the block succeeds and removed when it fails."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent if str(path.parent) else ".")
+    """A temporary path beside `path`, renamed onto it when the block succeeds and removed when it fails. A path
+    that exists and is not a regular file (/dev/stdout, a pipe, /dev/full) is never replaced or removed: the
+    output is made in a temporary file, then copied into it. A write that fails (a full disk) is one line
+    naming the file."""
+    device = path.exists() and not path.is_file()
+    folder = Path(tempfile.gettempdir()) if device else path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's file is private; the output gets the mode any new file would
     try:
         yield Path(tmp)
-        os.replace(tmp, path)
-    except BaseException:
+        if device:
+            with open(tmp, "rb") as src, open(path, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+        else:
+            os.replace(tmp, path)
+    except BaseException as exc:
+        if isinstance(exc, OSError):
+            raise GroklabError(f"cannot write {path} ({exc.strerror or exc}); what was there is unchanged") from None
+        raise
+    finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        raise
