@@ -239,3 +239,27 @@ def test_an_ensemble_whose_members_cannot_line_up_starts_over_identically(tmp_pa
     ref_ids, _ = start_ensemble([prepare(c) for c in configs], ref)
     for rid, ref_id in zip(run_ids, ref_ids, strict=True):
         assert store.metric_rows(rid) == ref.metric_rows(ref_id)
+
+
+def test_an_ensemble_with_a_member_held_elsewhere_leaves_what_it_took_interrupted(tmp_path):
+    """Member 1's run is being trained by a live process: the ensemble is refused (TakenError) after creating
+    member 0's run, which it leaves interrupted at step 0 for a later resume; member 1's run is not touched."""
+    import subprocess
+
+    from groklab.config import to_dict
+    from groklab.store.db import TakenError
+
+    configs = [resolve_config(None, [*TINY, *m]) for m in MEMBERS[:2]]
+    store = Store(tmp_path)
+    sweep_id = store.create_sweep("", {}, [{"values": {}, "config": to_dict(c)} for c in configs])
+    held = store.create_run(to_dict(configs[1]), "", "", "0", "cpu", (sweep_id, 1))
+    other = subprocess.Popen(["sleep", "60"])  # the live process that holds it
+    try:
+        store.conn.execute("UPDATE runs SET pid=? WHERE id=?", (other.pid, held))
+        with pytest.raises(TakenError):
+            train_ensemble([prepare(c) for c in configs], store, [None, held], sweep=(sweep_id, [0, 1]))
+    finally:
+        other.kill()
+    first = store.get(store.sweep_runs(sweep_id)[0])
+    assert (first.status, first.step) == ("interrupted", 0)
+    assert store.get(held).status == "running" and store.metric_rows(held) == []

@@ -77,13 +77,12 @@ def train_ensemble(
             if rid is None:
                 ids[k] = create_run(store, preps[k].cfg, device, None if sweep is None else (sweep[0], sweep[1][k]))
             else:
-                was = store.get(rid).step
                 store.claim(rid, device)
                 store.truncate_metrics(rid, backend.step)
-            taken.append((ids[k], 0 if rid is None else was))
-    except TakenError:
-        for rid, step in taken:
-            store.set_status(rid, "interrupted", step, f"its ensemble's point was taken; continue with `groklab resume {rid}`")
+            taken.append(ids[k])
+    except TakenError:  # its metrics now end at backend.step, where a resume of it starts
+        for rid in taken:
+            store.set_status(rid, "interrupted", backend.step, f"its ensemble's point was taken; continue with `groklab resume {rid}`")
         raise
     members = [r for r in ids if r is not None]
     return members, train(backend, store, members, with_sinks(reporter, [p.cfg for p in preps], store))
