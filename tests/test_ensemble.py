@@ -263,3 +263,20 @@ def test_an_ensemble_with_a_member_held_elsewhere_leaves_what_it_took_interrupte
     first = store.get(store.sweep_runs(sweep_id)[0])
     assert (first.status, first.step) == ("interrupted", 0)
     assert store.get(held).status == "running" and store.metric_rows(held) == []
+
+
+def test_a_member_checkpoint_of_another_model_is_named_and_the_ensemble_left_as_it_was(tmp_path):
+    from groklab.store.checkpoints import DamagedCheckpointError
+
+    configs = [resolve_config(None, [*TINY, *m]) for m in MEMBERS[:2]]
+    store = Store(tmp_path / "a")
+    run_ids, _ = start_ensemble([prepare(c) for c in configs], store, InterruptAt(47))
+    other = groklab.run(None, [*TINY, "model.d_model=16", "schedule.steps=47"], runs_dir=tmp_path / "other")
+    foreign = other.store.run_dir(other.id) / "checkpoint.pt"
+    for name in ("checkpoint.pt", "checkpoint.prev.pt"):
+        (store.run_dir(run_ids[1]) / name).write_bytes(foreign.read_bytes())
+    rows = [store.metric_rows(r) for r in run_ids]
+    with pytest.raises(DamagedCheckpointError, match=f"{run_ids[1]}/checkpoint.pt: does not fit this run's model"):
+        train_ensemble([prepare(c) for c in configs], store, run_ids)
+    assert [store.get(r).status for r in run_ids] == ["interrupted", "interrupted"]
+    assert [store.metric_rows(r) for r in run_ids] == rows

@@ -70,7 +70,7 @@ def train_ensemble(
         try:
             backend.load_states(states)
         except (KeyError, IndexError, RuntimeError, TypeError, ValueError) as exc:
-            raise _misfit(store, next(r for r in run_ids if r is not None), exc) from None
+            raise _misfit(store, run_ids[getattr(exc, "member", 0)] or "", exc) from None
     device, ids, taken = str(backend.device), list(run_ids), []
     try:
         for k, rid in enumerate(run_ids):

@@ -165,8 +165,12 @@ class StackedBackend(Backend):
             return torch.stack([self.member_embed(k, i, t.to(like)) for k, t in enumerate(per_member)])
 
         models = [p.model for p in self.preps]
-        for model, state in zip(models, states, strict=True):
-            model.load_state_dict(state["model"])
+        for k, (model, state) in enumerate(zip(models, states, strict=True)):
+            try:
+                model.load_state_dict(state["model"])
+            except (KeyError, RuntimeError) as exc:  # another model's shapes or keys: say whose
+                exc.member = k  # type: ignore[attr-defined]
+                raise
         for i, (name, p) in enumerate(zip(self.names, self.params, strict=True)):
             p.copy_(stack(i, [m.get_parameter(name) for m in models]))
         moments = [s["optimizer"]["state"] for s in states]
