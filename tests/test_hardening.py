@@ -250,6 +250,32 @@ def test_a_damaged_row_is_flagged_and_a_damaged_database_is_one_line(tmp_path, c
     assert err.count("\n") == 1 and "cannot be read: no such column: message" in err
 
 
+@pytest.mark.parametrize("kind", ["foreign", "empty"])
+def test_a_database_that_is_not_groklabs_is_never_written(kind, tmp_path, capsys):
+    """Another program's SQLite file, or an empty one, named groklab.db: every command refuses in one line and
+    the file stays byte for byte as it was, not switched to WAL, no tables added (they used to be)."""
+    import hashlib
+    import sqlite3
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    db = runs / "groklab.db"
+    if kind == "foreign":
+        with sqlite3.connect(db) as conn:
+            conn.execute("CREATE TABLE notes (text TEXT)")
+    else:
+        db.write_bytes(b"")
+    digest = hashlib.sha256(db.read_bytes()).hexdigest()
+    commands = [["runs"], ["sweeps"], ["show", "last"], ["export", "last"], ["resume", "last"], ["sweep", "--resume", "s1"]]
+    if kind == "foreign":
+        commands.append(["run", *TINY])  # an empty file is a new store to a command that creates one
+    for argv in commands:
+        assert main([*argv, "--runs-dir", str(runs)]) == 2, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and ("another program's" if kind == "foreign" else "groklab.db is empty") in err, err
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == digest and sorted(p.name for p in runs.iterdir()) == ["groklab.db"]
+
+
 @pytest.mark.parametrize(("run_id", "name"), [("../../x", "config.yaml"), ("abcdef12", "../x"), ("abcdef12", ".hidden"), ("ABCDEF12", "a")])
 def test_run_ids_and_file_names_cannot_leave_the_run_folder(run_id, name, tmp_path):
     from groklab.errors import GroklabError

@@ -195,11 +195,25 @@ class Store:
             self._make_root()
         try:
             self.conn = sqlite3.connect(self.db_path, timeout=BUSY_SECONDS, isolation_level=None)
+            self._check_ours(create)
             _while_locked(lambda: self.conn.execute("PRAGMA journal_mode=WAL"))
             self.conn.execute("PRAGMA synchronous=NORMAL")
             _while_locked(lambda: self.conn.executescript(SCHEMA))
         except sqlite3.Error as exc:
             raise GroklabError(f"runs directory {str(self.root)!r}: cannot open the run database ({exc})") from None
+
+    def _check_ours(self, create: bool) -> None:
+        """Touch only groklab's own database: one without a runs table is another program's (refused), or an empty
+        file (groklab's tables are made in it only by a command that creates a store). Nothing is written first."""
+        tables = {n for (n,) in _while_locked(lambda: self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall())}
+        if "runs" in tables or (create and not tables):
+            return
+        self.conn.close()
+        if tables:
+            listed = ", ".join(sorted(tables)[:5])
+            why = f"groklab.db is another program's (its tables: {listed})"
+            raise GroklabError(f"runs directory {str(self.root)!r}: {why}; use another folder")
+        raise GroklabError(f"runs directory {str(self.root)!r} holds no runs (groklab.db is empty)")
 
     def _make_root(self) -> None:
         try:
