@@ -18,6 +18,8 @@ from groklab.config.presets import flatten
 from groklab.errors import GroklabError
 from groklab.store import Store
 from groklab.sweeps import spec_from_cli
+from groklab.training.lone import LoneBackend
+from groklab.training.setup import prepare
 from helpers import TINY
 
 EXAMPLES = int(os.environ.get("GROKLAB_FUZZ_EXAMPLES", "40"))
@@ -48,6 +50,28 @@ def contract(argv: list[str], capsys: pytest.CaptureFixture[str]) -> int:
 @given(overrides=st.lists(st.tuples(keys, values), min_size=1, max_size=4))
 def test_overrides_get_a_config_or_one_line(overrides, capsys):
     contract(["config", *(f"{k}={v}" for k, v in overrides)], capsys)
+
+
+# Values that resolve to small configs, so that building each one stays cheap: what `run` builds before it writes.
+SETUP_VALUES = [
+    "nan", "inf", "-1", "-5", "0", "-0.0", "1e-400", "1e-9", "0.5", "2", "3", "1e30", "²", "٣", "square:²", "strip:٣",
+    "square:3", "strip:2", "cuda:²", "cuda:0", "true", "null", "", "[]", "{}", "[1, 2]", "x", "é", "[loss_acc]",
+]  # fmt: skip
+
+
+@FUZZ
+@given(optimizer=st.sampled_from(["adamw", "adam", "sgd"]), key=st.sampled_from(KEYS), value=st.sampled_from(SETUP_VALUES))
+def test_configs_that_resolve_build_their_run_or_refuse_in_one_error(optimizer, key, value):
+    """Past the config: the data, model, measures and optimizer of a run (`prepare`, then the trainer) build, or
+    raise groklab's own error; never torch's (SGD with momentum -5 reached torch.optim's ValueError)."""
+    try:
+        cfg = resolve_config(None, [*TINY, f"optim.name={optimizer}", f"{key}={value}"])
+    except GroklabError:
+        return
+    try:
+        LoneBackend(prepare(cfg))
+    except GroklabError:
+        pass
 
 
 @FUZZ

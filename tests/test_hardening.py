@@ -54,6 +54,9 @@ def refused(argv: list[str], capsys: pytest.CaptureFixture[str], runs) -> str:
         ("schedule.steps=1e15", "schedule.eval_max_gap: plans about 2e+12 evaluations"),
         ("schedule.eval_per_decade=1e9", "schedule.eval_per_decade: plans about"),
         ("model.n_layers=1e9", "model.n_layers: 1000000000 layers is more than groklab builds"),
+        ("optim.momentum=-5", "optim.momentum: must be >= 0"),  # torch.optim's own ValueError, mid-setup
+        ("task.split=square:²", "task.split: unknown split 'square:²'"),  # '²'.isdigit(), but int('²') fails
+        ("run.device=cuda:²", "run.device: unknown device 'cuda:²'"),
     ],
 )
 def test_values_the_validators_let_through_are_refused(override, message, capsys, tmp_path):

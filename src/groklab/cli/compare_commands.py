@@ -66,7 +66,7 @@ def cmd_compare(ns: argparse.Namespace) -> int:
     if unknown:
         who = "these runs" if len(run_ids) > 1 else "this run"
         raise GroklabError(f"--measures: {unknown[0]!r} is not logged by {who}; choose from {', '.join(available)}")
-    if ns.start != "fit" and not ns.start.isdigit():
+    if ns.start != "fit" and not (ns.start.isascii() and ns.start.isdigit()):
         raise GroklabError(f"--from: expected a step or 'fit', got {ns.start!r}")
     starts = {rid: (fit_step(m) or 0) if ns.start == "fit" else int(ns.start) for rid, m in per_run.items()}
     fits = {rid: compare(m, ns.target, chosen, starts[rid], ns.spacing) for rid, m in per_run.items()}

@@ -266,7 +266,7 @@ def parse_preferred(text: str | None, n: int, allow_auto: bool) -> int | str | N
         if not allow_auto:
             raise ConfigError("--preferred", "auto only goes with --fit; give a pattern number 1..N or none")
         return "auto"
-    if not t.isdigit() or not 1 <= int(t) <= n:
+    if not (t.isascii() and t.isdigit()) or not 1 <= int(t) <= n:
         raise ConfigError("--preferred", f"must be a pattern number 1..{n}, none{' or auto' if allow_auto else ''}, got {text!r}")
     return int(t) - 1
 

@@ -8,6 +8,7 @@ ModelConfig) defines the remaining keys. Everything else is fixed here.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -88,6 +89,8 @@ class OptimConfig:
             raise ConfigError("optim.betas", f"each beta must be in [0, 1), got {list(self.betas)}")
         if self.eps <= 0:
             raise ConfigError("optim.eps", f"must be > 0, got {self.eps}")
+        if self.momentum < 0:
+            raise ConfigError("optim.momentum", f"must be >= 0 (0 = plain SGD), got {self.momentum}")
         if self.warmup_steps < 0:
             raise ConfigError("optim.warmup_steps", f"must be >= 0, got {self.warmup_steps}")
         if self.fixed_norm is not None and not (0 < self.fixed_norm < math.inf):
@@ -229,7 +232,7 @@ class RunConfig:
             raise ConfigError("run.log_to", f"a sink is named twice in {self.log_to}")
         if "wandb" in self.log_to and not self.wandb_project.strip():
             raise ConfigError("run.wandb_project", "must name a W&B project with run.log_to=[wandb]")
-        ok = self.device in ("auto", "cpu", "cuda", "mps") or (self.device.startswith("cuda:") and self.device[5:].isdigit())
+        ok = self.device in ("auto", "cpu", "cuda", "mps") or re.fullmatch(r"cuda:[0-9]+", self.device) is not None
         if not ok:
             raise ConfigError("run.device", f"unknown device {self.device!r}; choose auto, cpu, cuda, cuda:N or mps")
 

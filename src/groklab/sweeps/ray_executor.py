@@ -73,7 +73,7 @@ def connect(address: str | None) -> bool:
         )
     if address != "auto":
         host, _, port = address.rpartition(":")
-        if not host or not port.isdigit():
+        if not host or not (port.isascii() and port.isdigit()):
             raise GroklabError(f"--address: expected auto or HOST:PORT, got {address!r}")
         try:  # Ray itself would retry an unreachable address for minutes
             socket.create_connection((host, int(port)), timeout=5).close()

@@ -14,6 +14,7 @@ answer.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -141,7 +142,7 @@ def parse_split(split: str, p: int) -> tuple[str, int]:
     if split == "random":
         return "random", -1
     kind, _, arg = split.partition(":")
-    if kind not in ("square", "strip") or not arg.lstrip("-").isdigit():
+    if kind not in ("square", "strip") or not re.fullmatch(r"-?[0-9]+", arg):
         raise ConfigError("task.split", f"unknown split {split!r}; choose random, square:k or strip:t")
     bound = int(arg)
     if not 0 <= bound <= p - 2:
