@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -202,7 +203,7 @@ def _interrupted(tmp_path):
     return run, overrides
 
 
-@pytest.mark.parametrize("damage", ["truncated", "zeros", "not a zip", "a folder", "foreign"])
+@pytest.mark.parametrize("damage", ["truncated", "zeros", "not a zip", "a folder", "foreign", "one byte changed"])
 def test_a_damaged_checkpoint_is_named_leaves_the_run_and_restarts_from_scratch(damage, tmp_path, capsys):
     run, overrides = _interrupted(tmp_path)
     ckpt = run.store.run_dir(run.id) / "checkpoint.pt"
@@ -216,6 +217,13 @@ def test_a_damaged_checkpoint_is_named_leaves_the_run_and_restarts_from_scratch(
     elif damage == "a folder":
         ckpt.unlink()
         ckpt.mkdir()
+    elif damage == "one byte changed":  # inside a tensor's data: torch.load alone takes it, silently wrong
+        with zipfile.ZipFile(ckpt) as archive:
+            last = max((e for e in archive.infolist() if "/data/" in e.filename), key=lambda e: e.file_size)  # the largest tensor
+        head = last.header_offset  # the local header's name and extra lengths (torch pads the extra to align data)
+        name_len, extra_len = int.from_bytes(blob[head + 26 : head + 28], "little"), int.from_bytes(blob[head + 28 : head + 30], "little")
+        at = head + 30 + name_len + extra_len + last.file_size // 2
+        ckpt.write_bytes(blob[:at] + bytes([blob[at] ^ 0xFF]) + blob[at + 1 :])
     else:  # another model's checkpoint: a wider transformer's
         other = groklab.run(None, [*overrides, "model.d_model=64"], runs_dir=tmp_path / "other", reporter=InterruptAt(47))
         shutil.copy(other.store.run_dir(other.id) / "checkpoint.pt", ckpt)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -98,15 +99,30 @@ def checkpoint_bytes(run_dir: Path, previous: bool = False) -> bytes | None:
 
 
 def load_checkpoint(run_dir: Path, map_location: str | torch.device = "cpu", previous: bool = False) -> dict[str, Any] | None:
-    """The latest checkpoint of a run (or the one before it, where kept), or None if it has none; a file torch
-    cannot read is a one-line error naming it (truncated, zero-filled, not a zip, a folder in its place, not a
-    checkpoint)."""
+    """The latest checkpoint of a run (or the one before it, where kept), or None if it has none; a file that is
+    not a whole groklab checkpoint is a one-line error naming it (truncated, zero-filled, not a zip, a folder in
+    its place, bytes changed, not a checkpoint)."""
     path = run_dir / (PREVIOUS if previous else LATEST)
     if not path.exists():
         return None
+    if path.is_dir():
+        raise DamagedCheckpointError(path, "a folder, not a file")
+    return read_checkpoint(path.read_bytes(), path, map_location)
+
+
+def read_checkpoint(blob: bytes, path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """A checkpoint's bytes (read from `path`, named in errors) as its state. Every entry's CRC is checked
+    first: torch.load does not, and a checkpoint with changed bytes in its tensors would load, silently wrong."""
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError, IsADirectoryError, ...
+        with zipfile.ZipFile(io.BytesIO(blob)) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise DamagedCheckpointError(path, f"not a whole zip archive ({first_line(exc)})") from None
+    if bad is not None:
+        raise DamagedCheckpointError(path, f"its entry {bad} does not match its checksum (the file was changed or damaged)")
+    try:
+        state = torch.load(io.BytesIO(blob), map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError, ...
         raise DamagedCheckpointError(path, first_line(exc)) from None
     if not isinstance(state, dict) or "step" not in state:
         raise DamagedCheckpointError(path, "not a groklab checkpoint (no step)")
@@ -131,7 +147,3 @@ def serialize(state: dict[str, Any]) -> bytes:
     buf = io.BytesIO()
     torch.save(state, buf)
     return buf.getvalue()
-
-
-def deserialize(blob: bytes, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    return torch.load(io.BytesIO(blob), map_location=map_location, weights_only=True)

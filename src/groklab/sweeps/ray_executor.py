@@ -17,13 +17,22 @@ import os
 import socket
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from groklab.errors import GroklabError
 from groklab.store import Store, SweepRecord
-from groklab.store.checkpoints import checkpoint_bytes, deserialize, save_checkpoint_bytes, save_weights_bytes, serialize
+from groklab.store.checkpoints import (
+    LATEST,
+    PREVIOUS,
+    checkpoint_bytes,
+    read_checkpoint,
+    save_checkpoint_bytes,
+    save_weights_bytes,
+    serialize,
+)
 from groklab.store.protocol import STORE_CALLS
 from groklab.sweeps.local import sweep_status, train_batch
 from groklab.sweeps.planning import pending_batches
@@ -137,7 +146,7 @@ class RemoteStore:
 
     def load_checkpoint(self, run_id: str, map_location: str | torch.device = "cpu", previous: bool = False) -> dict[str, Any] | None:
         blob = _ray().get(self.service.load_checkpoint.remote(run_id, previous))
-        return None if blob is None else deserialize(blob, map_location)
+        return None if blob is None else read_checkpoint(blob, Path(run_id) / (PREVIOUS if previous else LATEST), map_location)
 
 
 def train_remote(service: Any, sweep: SweepRecord, batch: list[int], threads: int) -> list[str]:
