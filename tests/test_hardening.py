@@ -261,6 +261,25 @@ def test_a_damaged_row_is_flagged_and_a_damaged_database_is_one_line(tmp_path, c
     assert err.count("\n") == 1 and "cannot be read: no such column: message" in err
 
 
+def test_a_damaged_sweep_is_flagged_and_the_others_stay_readable(tmp_path, capsys):
+    import sqlite3
+
+    runs = tmp_path / "runs"
+    bad = groklab.sweep(None, [*TINY, "schedule.steps=20"], seeds=2, runs_dir=runs)
+    good = groklab.sweep(None, [*TINY, "schedule.steps=20"], seeds=2, runs_dir=runs)
+    with sqlite3.connect(runs / "groklab.db") as conn:
+        conn.execute("UPDATE sweeps SET points = '[{' WHERE id = ?", (bad.id,))
+    capsys.readouterr()
+    assert main(["sweeps", "--runs-dir", str(runs)]) == 0
+    listed = {line.split()[0]: line.split()[3] for line in capsys.readouterr().out.splitlines()[1:]}
+    assert listed == {bad.id: "damaged", good.id: "2"}  # one listing used to fail for every sweep
+    assert main(["show", good.id, "--runs-dir", str(runs)]) == 0
+    capsys.readouterr()
+    assert main(["show", bad.id, "--runs-dir", str(runs)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"sweep {bad.id} in" in err and "is damaged (JSONDecodeError" in err
+
+
 @pytest.mark.parametrize("kind", ["foreign", "empty"])
 def test_a_database_that_is_not_groklabs_is_never_written(kind, tmp_path, capsys):
     """Another program's SQLite file, or an empty one, named groklab.db: every command refuses in one line and

@@ -141,11 +141,15 @@ def cmd_sweeps(ns: argparse.Namespace) -> int:
         }
         for sw in store.sweeps()
     ]
+    damaged = [{"id": d.id, "name": d.name, "damaged": d.why, "created": d.created} for d in store.damaged_sweeps()]
     if ns.json:
-        print(dumps_json(rows))
+        print(dumps_json(sorted([*rows, *damaged], key=lambda r: r["created"])))
         return 0
     print(f"{'id':9s}  {'name':16s}  {'points':>6s}  {'status':30s}  created")
-    for r in rows:
+    for r in sorted([*rows, *damaged], key=lambda r: r["created"]):
+        if "damaged" in r:  # its row cannot be read; the others stay listed
+            print(f"{r['id']:9s}  {r['name'][:16]:16s}  {'-':>6s}  {'damaged':30s}  {when(r['created'])}")
+            continue
         status = ", ".join(f"{n} {k}" for k, n in sorted(r["status"].items()))
         print(f"{r['id']:9s}  {r['name'][:16]:16s}  {r['points']:>6d}  {status[:30]:30s}  {when(r['created'])}")
     return 0
@@ -153,7 +157,7 @@ def cmd_sweeps(ns: argparse.Namespace) -> int:
 
 def is_sweep_ref(store: Any, ref: str) -> bool:
     """Sweep ids start with 's' (run ids are hex), so a prefix of one is never a run's."""
-    return ref.startswith("s") and any(sw.id.startswith(ref) for sw in store.sweeps())
+    return ref.startswith("s") and any(sweep_id.startswith(ref) for sweep_id in store.sweep_ids())
 
 
 def show_sweep(store: Any, sweep: SweepRecord, as_json: bool) -> int:

@@ -124,6 +124,16 @@ class SweepRecord:
     created: float
 
 
+@dataclass(frozen=True)
+class DamagedSweep:
+    """A sweep whose stored row cannot be read: listed as damaged, the others stay readable."""
+
+    id: str
+    name: str
+    created: float
+    why: str
+
+
 def is_live(rec: RunRecord) -> bool:
     """Is this `running` run being trained right now by another process on this host?"""
     if rec.status != "running" or rec.host != socket.gethostname() or rec.pid <= 0 or rec.pid == os.getpid():
@@ -427,24 +437,38 @@ class Store:
         return sweep_id
 
     def sweeps(self) -> list[SweepRecord]:
+        """Every sweep whose row can be read (`damaged_sweeps` lists the others)."""
+        return [rec for rec in self._sweep_rows() if isinstance(rec, SweepRecord)]
+
+    def sweep_ids(self) -> list[str]:
+        """Every sweep's id, damaged or not."""
+        return [i for (i,) in self.conn.execute("SELECT id FROM sweeps ORDER BY created")]
+
+    def damaged_sweeps(self) -> list[DamagedSweep]:
+        """The sweeps whose rows cannot be read, each with what is wrong with it."""
+        return [rec for rec in self._sweep_rows() if isinstance(rec, DamagedSweep)]
+
+    def _sweep_rows(self) -> list[SweepRecord | DamagedSweep]:
         rows = self.conn.execute("SELECT id, name, spec, points, created FROM sweeps ORDER BY created").fetchall()
-        out = []
+        out: list[SweepRecord | DamagedSweep] = []
         for i, n, spec, points, c in rows:
             try:
                 out.append(SweepRecord(i, n, json.loads(spec), [SweepPoint(p["values"], p["config"]) for p in json.loads(points)], c))
             except (TypeError, ValueError, KeyError) as exc:
-                raise GroklabError(f"sweep {i} in {self.db_path} is damaged ({type(exc).__name__}: {exc})") from None
+                out.append(DamagedSweep(i, n, c, f"{type(exc).__name__}: {exc}"))
         return out
 
     def get_sweep(self, ref: str) -> SweepRecord:
-        """A sweep by id, unique id prefix, or name."""
-        sweeps = self.sweeps()
+        """A sweep by id, unique id prefix, or name; a damaged one is a one-line error naming it."""
+        sweeps = self._sweep_rows()
         matches = [s for s in sweeps if s.id == ref]
         matches = matches or [s for s in sweeps if s.id.startswith(ref)] or [s for s in sweeps if s.name == ref]
         if not matches:
             raise GroklabError(f"sweep {ref!r}: no such sweep id or name in {str(self.root)!r}; see `groklab sweeps`")
         if len(matches) > 1:
             raise GroklabError(f"sweep {ref!r} is ambiguous: it matches {', '.join(s.id for s in matches[:5])}")
+        if isinstance(matches[0], DamagedSweep):
+            raise GroklabError(f"sweep {matches[0].id} in {self.db_path} is damaged ({matches[0].why})")
         return matches[0]
 
     def sweep_plan(self, sweep_id: str, plan: list[list[int]] | None = None) -> list[list[int]] | None:
