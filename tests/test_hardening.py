@@ -203,6 +203,17 @@ def _interrupted(tmp_path):
     return run, overrides
 
 
+def flip_a_tensor_byte(path: Path) -> None:
+    """Change one byte in the middle of the largest tensor of a torch.save file."""
+    blob = path.read_bytes()
+    with zipfile.ZipFile(path) as archive:
+        entry = max((e for e in archive.infolist() if "/data/" in e.filename), key=lambda e: e.file_size)
+    head = entry.header_offset  # the local header's name and extra lengths (torch pads the extra to align data)
+    name_len, extra_len = int.from_bytes(blob[head + 26 : head + 28], "little"), int.from_bytes(blob[head + 28 : head + 30], "little")
+    at = head + 30 + name_len + extra_len + entry.file_size // 2
+    path.write_bytes(blob[:at] + bytes([blob[at] ^ 0xFF]) + blob[at + 1 :])
+
+
 @pytest.mark.parametrize("damage", ["truncated", "zeros", "not a zip", "a folder", "foreign", "one byte changed"])
 def test_a_damaged_checkpoint_is_named_leaves_the_run_and_restarts_from_scratch(damage, tmp_path, capsys):
     run, overrides = _interrupted(tmp_path)
@@ -218,12 +229,7 @@ def test_a_damaged_checkpoint_is_named_leaves_the_run_and_restarts_from_scratch(
         ckpt.unlink()
         ckpt.mkdir()
     elif damage == "one byte changed":  # inside a tensor's data: torch.load alone takes it, silently wrong
-        with zipfile.ZipFile(ckpt) as archive:
-            last = max((e for e in archive.infolist() if "/data/" in e.filename), key=lambda e: e.file_size)  # the largest tensor
-        head = last.header_offset  # the local header's name and extra lengths (torch pads the extra to align data)
-        name_len, extra_len = int.from_bytes(blob[head + 26 : head + 28], "little"), int.from_bytes(blob[head + 28 : head + 30], "little")
-        at = head + 30 + name_len + extra_len + last.file_size // 2
-        ckpt.write_bytes(blob[:at] + bytes([blob[at] ^ 0xFF]) + blob[at + 1 :])
+        flip_a_tensor_byte(ckpt)
     else:  # another model's checkpoint: a wider transformer's
         other = groklab.run(None, [*overrides, "model.d_model=64"], runs_dir=tmp_path / "other", reporter=InterruptAt(47))
         shutil.copy(other.store.run_dir(other.id) / "checkpoint.pt", ckpt)
@@ -398,6 +404,17 @@ def test_every_figure_command_checks_its_output_before_the_work(tmp_path, capsys
     sweep = groklab.sweep(None, [*TINY, "schedule.steps=20"], seeds=2, runs_dir=runs)
     assert main(["compare-measures", sweep.id, "--runs-dir", str(runs), "-o", str(out / "s.png")]) == 2
     assert "one figure per run" in capsys.readouterr().err
+
+
+def test_a_changed_weight_snapshot_is_named_not_loaded(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    run = groklab.run(None, [*TINY, "schedule.snapshot_per_decade=1"], runs_dir=runs)
+    snapshot = run.store.run_dir(run.id) / "weights" / f"step_{60:09d}.pt"
+    flip_a_tensor_byte(snapshot)
+    assert main(["export", run.id, "--weights", "60", "-o", str(tmp_path / "w.pt"), "--runs-dir", str(runs)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"weight snapshot {snapshot}" in err and "does not match its checksum" in err
+    assert not (tmp_path / "w.pt").exists()
 
 
 def test_many_runs_writing_one_new_store_at_once_all_land(tmp_path):

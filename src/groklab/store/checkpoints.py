@@ -87,9 +87,18 @@ def weight_steps(run_dir: Path) -> list[int]:
 
 
 def load_weights(run_dir: Path, step: int, map_location: str | torch.device = "cpu") -> dict[str, Any] | None:
-    """The state dict snapshotted at `step`, or None if there is none."""
+    """The state dict snapshotted at `step`, or None if there is none; a damaged file is one line naming it."""
     path = run_dir / WEIGHTS / f"step_{step:09d}.pt"
-    return torch.load(path, map_location=map_location, weights_only=True) if path.is_file() else None
+    if not path.is_file():
+        return None
+    blob = path.read_bytes()
+    why = damage(blob)
+    if why is None:
+        try:
+            return torch.load(io.BytesIO(blob), map_location=map_location, weights_only=True)
+        except Exception as exc:  # torch's RuntimeError, UnpicklingError, ...
+            why = first_line(exc)
+    raise GroklabError(f"weight snapshot {path}: {why}")
 
 
 def checkpoint_bytes(run_dir: Path, previous: bool = False) -> bytes | None:
@@ -110,16 +119,22 @@ def load_checkpoint(run_dir: Path, map_location: str | torch.device = "cpu", pre
     return read_checkpoint(path.read_bytes(), path, map_location)
 
 
-def read_checkpoint(blob: bytes, path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """A checkpoint's bytes (read from `path`, named in errors) as its state. Every entry's CRC is checked
-    first: torch.load does not, and a checkpoint with changed bytes in its tensors would load, silently wrong."""
+def damage(blob: bytes) -> str | None:
+    """What is wrong with a torch.save file's bytes, or None: it must be a whole zip archive whose every entry
+    matches its CRC (torch.load does not check them, so changed bytes in a tensor would load, silently wrong)."""
     try:
         with zipfile.ZipFile(io.BytesIO(blob)) as archive:
             bad = archive.testzip()
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-        raise DamagedCheckpointError(path, f"not a whole zip archive ({first_line(exc)})") from None
-    if bad is not None:
-        raise DamagedCheckpointError(path, f"its entry {bad} does not match its checksum (the file was changed or damaged)")
+        return f"not a whole zip archive ({first_line(exc)})"
+    return None if bad is None else f"its entry {bad} does not match its checksum (the file was changed or damaged)"
+
+
+def read_checkpoint(blob: bytes, path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """A checkpoint's bytes (read from `path`, named in errors) as its state, its zip entries' CRCs checked first."""
+    why = damage(blob)
+    if why is not None:
+        raise DamagedCheckpointError(path, why)
     try:
         state = torch.load(io.BytesIO(blob), map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError, ...
