@@ -11,7 +11,7 @@ from typing import Any
 from groklab.analysis.aggregate import mean_ci
 from groklab.analysis.events import first_crossing
 from groklab.store import Store
-from groklab.sweeps import spec_from_cli, sweep_status
+from groklab.sweeps import run_sweep, spec_from_cli, sweep_status
 
 
 def continue_or_create(
@@ -173,3 +173,49 @@ def reproduce_arms(
     figure = write_arms(out_dir, arms, seeds, rows, panels, f"{name.replace('-', '_')}.png")
     echo(f"figure {figure.name} and claims.json in {out_dir}")
     return rows
+
+
+def _train_here(store: Store, sweep_id: str) -> Any:
+    return run_sweep(store, sweep_id)
+
+
+@dataclass(frozen=True)
+class ArmsRecipe:
+    """A reproduction made of arms, each a sweep of one preset with its own overrides (`arm_overrides(arm,
+    plan, extra)`): the `check` and `reproduce` its module exposes, written once for every such recipe."""
+
+    preset: str
+    name: str
+    arms: tuple[str, ...]
+    full: Any  # the paper's plan: its overrides, budget and `note`
+    quick: Any  # the quick version's
+    arm_overrides: Callable[[str, Any, list[str]], list[str]]
+    claims: Callable[[dict[str, list[RunView]], dict[str, int]], list[dict[str, str]]]
+    panels: list[tuple[str, str]]
+    check_data: Callable[[Any], Any] | None = None  # reads the data an arm's resolved config needs (MNIST's files)
+
+    def overrides_by_arm(self, quick: bool, overrides: list[str]) -> dict[str, list[str]]:
+        plan = self.quick if quick else self.full
+        return {arm: self.arm_overrides(arm, plan, overrides) for arm in self.arms}
+
+    def check(self, quick: bool, overrides: list[str]) -> None:
+        """Bad overrides (and missing data files) fail before anything is written."""
+        cfg = check_arms(self.preset, self.overrides_by_arm(quick, overrides))[-1]
+        if self.check_data is not None:
+            self.check_data(cfg)
+
+    def reproduce(
+        self,
+        store: Store,
+        quick: bool,
+        seeds: int,
+        out_dir: Path,
+        train: Callable[[Store, str], Any] = _train_here,
+        overrides: list[str] | None = None,
+        echo: Callable[[str], Any] = print,
+    ) -> list[dict[str, str]]:
+        """Train (or continue) every arm's seeds, draw the figure, and return the claim table."""
+        self.check(quick, overrides or [])
+        by_arm = self.overrides_by_arm(quick, overrides or [])
+        note = (self.quick if quick else self.full).note
+        return reproduce_arms(store, self.preset, self.name, by_arm, quick, seeds, out_dir, train, echo, note, self.claims, self.panels)

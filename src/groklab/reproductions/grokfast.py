@@ -17,14 +17,9 @@ speed-up of Grokfast over an arm is that arm's time over Grokfast's, per seed (s
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-from groklab.reproductions.common import RunView, check_arms, claim_row, mean_ci_text, reproduce_arms
-from groklab.store import Store
-from groklab.sweeps import run_sweep
+from groklab.reproductions.common import ArmsRecipe, RunView, claim_row, mean_ci_text
 
 PRESET = "grokfast"
 SEEDS = 3
@@ -132,27 +127,5 @@ PANELS = [
 ]  # the figure: (metric, title) per panel
 
 
-def overrides_by_arm(quick: bool, overrides: list[str]) -> dict[str, list[str]]:
-    plan = QUICK if quick else FULL
-    return {arm: arm_overrides(arm, plan, overrides) for arm in ARMS}
-
-
-def check(quick: bool, overrides: list[str]) -> None:
-    """Bad overrides fail before anything is written."""
-    check_arms(PRESET, overrides_by_arm(quick, overrides))
-
-
-def reproduce(
-    store: Store,
-    quick: bool,
-    seeds: int,
-    out_dir: Path,
-    train: Callable[[Store, str], Any] = lambda store, sweep_id: run_sweep(store, sweep_id),
-    overrides: list[str] | None = None,
-    echo: Callable[[str], Any] = print,
-) -> list[dict[str, str]]:
-    """Train (or continue) the three arms, draw the figure, and return the claim table."""
-    check(quick, overrides or [])
-    plan = QUICK if quick else FULL
-    by_arm = overrides_by_arm(quick, overrides or [])
-    return reproduce_arms(store, PRESET, "grokfast", by_arm, quick, seeds, out_dir, train, echo, plan.note, claims, PANELS)
+RECIPE = ArmsRecipe(PRESET, "grokfast", ARMS, FULL, QUICK, arm_overrides, claims, PANELS)
+check, reproduce = RECIPE.check, RECIPE.reproduce
