@@ -259,7 +259,7 @@ def test_a_damaged_row_is_flagged_and_a_damaged_database_is_one_line(tmp_path, c
     listed = {line.split()[0]: line.split()[2] for line in capsys.readouterr().out.splitlines()[1:]}
     assert listed == {good.id: "finished", bad.id: "damaged"}  # the other runs stay readable
     assert main(["resume", bad.id, "--runs-dir", str(runs)]) == 2
-    assert "its config in" in capsys.readouterr().err
+    assert "its config is damaged" in capsys.readouterr().err
     with sqlite3.connect(runs / "groklab.db") as conn:
         conn.execute("ALTER TABLE runs DROP COLUMN message")
     assert main(["runs", "--runs-dir", str(runs)]) == 2

@@ -1,8 +1,12 @@
-"""Lone and ensemble runs reproduce, bit for bit, the metrics groklab 0.1.0 recorded for them (tests/pinned.py),
-and resume from the checkpoints that version wrote.
+"""Lone and ensemble runs reproduce the metrics groklab 0.1.0 recorded for them (tests/pinned.py), and resume
+from the checkpoints that version wrote.
 
-Bit-identity holds on the CPU kernels the numbers were recorded with (torch version and CPU capability, stored
-with them); elsewhere, other SIMD kernels round differently, and the test compares to float32 precision instead.
+The numbers were recorded on one machine (an Intel host, AVX512 kernels) and are compared here at a tolerance,
+on whatever x86-64 CPU runs the tests: another CPU's SIMD kernels (AVX2, AMD's AVX512, torch's scalar
+kernels) round differently, and the 24 training steps carry that rounding into every metric. REL and ABS are
+set from measured drift and a measured real change (the figures are in test_the_tolerance_sees_a_small_change).
+Bit-identity is tested where both sides are computed on one machine: a run against its resume
+(test_training.py, test_ensemble.py, test_kill_trials.py).
 """
 
 from __future__ import annotations
@@ -11,34 +15,45 @@ import json
 import shutil
 
 import pytest
-import torch
 
 from groklab.api import resume
 from groklab.store import Store
 from groklab.store.records import create_run
+from groklab.training.runs import start_run
 from groklab.training.setup import prepare
 from pinned import CASES, DATA, PINNED, configs, record, train
 
 RECORDED = json.loads(PINNED.read_text())
-SAME_KERNELS = RECORDED["torch"] == torch.__version__ and RECORDED["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
 CHECKPOINT_STEP = 12
+# The recorded metrics against the same cases trained on an AMD EPYC (AVX2 kernels), on it with torch's scalar
+# kernels (ATEN_CPU_CAPABILITY=default) and with one thread: at most 6.1e-7 relative and 1.4e-6 absolute apart
+# (float32 losses; tiny bias norms, whose Adam updates are set by rounding noise). REL leaves 16x room; a
+# 0.1% change of the weight decay moves 8 of the 9 cases by 2e-5 to 4e-4, and a warm-up one step longer moves
+# every case by 0.2 or more.
+REL, ABS = 1e-5, 2e-6
 
 
-def assert_values_equal(got: list[str], want: list[str], exact: bool, where: str) -> None:
-    if exact:
-        assert got == want, where
-    else:
-        assert [float(v) for v in got] == pytest.approx([float(v) for v in want], rel=1e-4, abs=1e-6), where
+def assert_values_close(got: list[str], want: list[str], where: str) -> None:
+    assert [float(v) for v in got] == pytest.approx([float(v) for v in want], rel=REL, abs=ABS, nan_ok=True), where
 
 
-def assert_matches(got: dict, want: dict, exact: bool, from_step: int = 0) -> None:
+def assert_matches(got: dict, want: dict, from_step: int = 0) -> None:
     assert got["status"] == want["status"]
     assert sorted(got["metrics"]) == sorted(want["metrics"])
     for name, (steps, values) in want["metrics"].items():
         kept = [i for i, s in enumerate(steps) if s >= from_step]
         got_steps, got_values = got["metrics"][name]
         assert got_steps == [steps[i] for i in kept], name
-        assert_values_equal(got_values, [values[i] for i in kept], exact, name)
+        assert_values_close(got_values, [values[i] for i in kept], name)
+
+
+def assert_events_match(got: dict, want: dict) -> None:
+    """The same events at the same steps, their values at the tolerance."""
+    assert {k: s for k, (s, _) in got.items()} == {k: s for k, (s, _) in want.items()}
+    for name, (_, value) in want.items():
+        assert (got[name][1] is None) == (value is None), name
+        if value is not None:
+            assert_values_close([got[name][1]], [value], name)
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -49,9 +64,19 @@ def test_runs_match_the_pinned_metrics(tmp_path, case):
     assert len(ids) == len(want)
     for rid, member in zip(ids, want, strict=True):
         got = record(store, rid)
-        assert_matches(got, member, SAME_KERNELS)
-        if SAME_KERNELS:
-            assert got["events"] == member["events"]
+        assert_matches(got, member)
+        assert_events_match(got["events"], member["events"])
+
+
+def test_the_tolerance_sees_a_small_change(tmp_path):
+    """REL and ABS are tight enough to catch a real change: the weight decay 0.1% higher fails the comparison."""
+    case = "lone_transformer"
+    cfg = configs(case)[0]
+    cfg.optim.weight_decay *= 1.001
+    store = Store(tmp_path)
+    got = record(store, start_run(prepare(cfg), store)[0])
+    with pytest.raises(AssertionError):
+        assert_matches(got, RECORDED["cases"][case][0])
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -69,7 +94,7 @@ def test_resume_reads_old_checkpoints(tmp_path, case):
     got, want = record(store, rid), RECORDED["cases"][case][0]
     assert min(got["metrics"]["test_loss"][0]) == CHECKPOINT_STEP  # continued, not restarted
     if kind == "lone":
-        assert_matches(got, want, SAME_KERNELS, from_step=CHECKPOINT_STEP)
+        assert_matches(got, want, from_step=CHECKPOINT_STEP)
     elif cfg.model.dropout == 0:
         for name, (steps, values) in want["metrics"].items():
             got_steps, got_values = got["metrics"][name]

@@ -35,12 +35,17 @@ def fmt_step(ev: dict[str, Any] | None) -> str:
 
 def show_data(store: Any, run_id: str) -> dict[str, Any]:
     from groklab.api import Run
+    from groklab.store.db import DAMAGED, DamagedError
 
     run = Run(store, run_id)
     rec = run.record.as_dict()
     config = rec.pop("config")
-    events = {k: {"step": s, "value": v} for k, (s, v) in sorted(run.events().items())}
-    final = {k: v for k, v in sorted(run.final().items()) if not k.startswith("weight_norm/")}
+    try:
+        events = {k: {"step": s, "value": v} for k, (s, v) in sorted(run.events().items())}
+        final = {k: v for k, v in sorted(run.final().items()) if not k.startswith("weight_norm/")}
+    except DamagedError as exc:  # shown as damaged, with what is wrong, as a damaged row is
+        events, final = {}, {}
+        rec |= {"status": DAMAGED, "message": str(exc)}
     return {"run": rec, "events": events, "final": final, "config": config}
 
 

@@ -44,6 +44,8 @@ def cmd_compare(ns: argparse.Namespace) -> int:
     from groklab.plots.measures_figure import plot_measures
     from groklab.store import Store
 
+    if ns.measures is not None and not [m for m in ns.measures.split(",") if m.strip()]:
+        raise GroklabError(f"--measures: {ns.measures!r} names no measure; give names like med,weight_norm, or leave it out for all")
     if ns.output is not None:
         figure_file(ns.output)  # a known format, in a folder that exists: checked before anything is computed
     store = Store(ns.runs_dir, create=False)

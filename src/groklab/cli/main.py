@@ -275,34 +275,34 @@ def cmd_show(ns: argparse.Namespace) -> int:
 def cmd_runs(ns: argparse.Namespace) -> int:
     from groklab.config import changes_from_preset
     from groklab.store import Store
-    from groklab.store.records import PRESET_FILE
+    from groklab.store.db import DAMAGED, DamagedError
+    from groklab.store.records import preset_then
 
     store = Store(ns.runs_dir, create=False)
-
-    def preset_then(run_id: str) -> dict | None:
-        """The run's preset as it was when the run was created (None for runs made before it was saved)."""
-        text = store.read_file(run_id, PRESET_FILE)
-        return yaml.safe_load(text) if text else None
-
     rows = []
     for rec in store.runs():
-        ev = store.events(rec.id)
-        final = store.metrics(rec.id, ["test_acc", "train_acc"])
-        rows.append(
-            {
-                "id": rec.id,
-                "name": rec.name,
-                "status": rec.status,
-                "preset": rec.preset,
-                "step": rec.step,
-                "t_fit": ev.get("t_fit", (None, None))[0],
-                "t_grok": ev.get("t_grok", (None, None))[0],
-                "train_acc": final["train_acc"][1][-1] if "train_acc" in final else None,
-                "test_acc": final["test_acc"][1][-1] if "test_acc" in final else None,
-                "created": rec.created,
-                "changes": changes_from_preset(rec.config, rec.preset, preset_then(rec.id)),  # what sets this run apart
-            }
-        )
+        status, message = rec.status, rec.message
+        try:
+            store.check_rows(rec.id)
+            ev = store.events(rec.id)
+            final = store.metrics(rec.id, ["test_acc", "train_acc"])
+            changes = changes_from_preset(rec.config, rec.preset, preset_then(store, rec.id)) if status != DAMAGED else {}
+        except DamagedError as exc:  # listed as damaged; the other runs stay listed
+            ev, final, changes, status, message = {}, {}, {}, DAMAGED, str(exc)
+        row = {
+            "id": rec.id,
+            "name": rec.name,
+            "status": status,
+            "preset": rec.preset,
+            "step": rec.step,
+            "t_fit": ev.get("t_fit", (None, None))[0],
+            "t_grok": ev.get("t_grok", (None, None))[0],
+            "train_acc": final["train_acc"][1][-1] if "train_acc" in final else None,
+            "test_acc": final["test_acc"][1][-1] if "test_acc" in final else None,
+            "created": rec.created,
+            "changes": changes,  # what sets this run apart
+        }
+        rows.append(row | ({"damaged": message} if status == DAMAGED else {}))
     if ns.json:
         print(dumps_json(rows))
         return 0
@@ -314,9 +314,13 @@ def cmd_runs(ns: argparse.Namespace) -> int:
         print(
             f"{r['id']:8s}  {r['name'][:16]:16s}  {r['status']:11s}  {r['preset'][:18]:18s}  {r['step']:>7d}  {step(r['t_fit']):>7s}  "
             f"{step(r['t_grok']):>7s}  {acc(r['train_acc']):>6s}  {acc(r['test_acc']):>6s}  {when(r['created']):19s}  "
-            + " ".join(f"{k}={json.dumps(v) if isinstance(v, list | dict) else v}" for k, v in r["changes"].items())
+            + (r["damaged"] if "damaged" in r else _changes_text(r["changes"]))
         )
     return 0
+
+
+def _changes_text(changes: dict) -> str:
+    return " ".join(f"{k}={json.dumps(v) if isinstance(v, list | dict) else v}" for k, v in changes.items())
 
 
 def cmd_presets(ns: argparse.Namespace) -> int:
@@ -453,6 +457,18 @@ COMMANDS = {
 }
 
 
+PATH_OPTIONS = {"output": "--output", "out": "--out", "runs_dir": "--runs-dir", "source": "--from"}
+
+
+def _check_paths_named(ns: argparse.Namespace) -> None:
+    """A path option given as an empty (or blank) string is refused: '' would silently mean the default place
+    or the current folder."""
+    for dest, flag in PATH_OPTIONS.items():
+        value = getattr(ns, dest, None)
+        if isinstance(value, str) and not value.strip():
+            raise GroklabError(f"{flag}: must name a path, got {value!r}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ns = None
     try:
@@ -462,6 +478,7 @@ def main(argv: list[str] | None = None) -> int:
             if not hasattr(ns, "args") or any(x.startswith("-") or "=" not in x for x in extra):
                 raise GroklabError(f"unrecognized arguments: {' '.join(extra)} (overrides look like key=value)")
             ns.args = [*ns.args, *extra]
+        _check_paths_named(ns)
         tune_malloc()  # the CLI owns its process: keep freed CPU tensor memory for the next step (training/allocator.py)
         return COMMANDS[ns.command](ns)
     except GroklabError as exc:

@@ -370,13 +370,13 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise GroklabError(f"{where}: must contain a mapping of sections, not {type(data).__name__} {_short(data)}")
+        raise GroklabError(f"{where}: must contain a mapping of sections, not {type(data).__name__} {short_repr(data)}")
     bad = [k for k in data if not isinstance(k, str)]
     if bad:
         raise GroklabError(f"{where}: keys must be names, got {bad[0]!r}")
     return data
 
 
-def _short(value: Any) -> str:
+def short_repr(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."

@@ -82,7 +82,20 @@ def resolve_config(preset: str | None = None, overrides: list[str] | dict[str, A
         overrides = parse_overrides(overrides)
     data = apply_overrides(data, overrides or {})
     data.setdefault("preset", Raw(name) if isinstance(name, str) else name)
-    return from_dict(data)
+    try:
+        return from_dict(data)
+    except ConfigError as exc:
+        raise _as_typed(exc, list(overrides or {})) from None
+
+
+def _as_typed(exc: ConfigError, keys: list[str]) -> ConfigError:
+    """An unknown key named as the user typed it: `no.such.key=1` fails at the section `no`, which says less."""
+    if not str(exc).startswith(f"{exc.field}: unknown config key"):
+        return exc
+    typed = [k for k in keys if k.startswith(f"{exc.field}.")]
+    if len(typed) != 1:
+        return exc
+    return ConfigError(typed[0], str(exc).removeprefix(f"{exc.field}: "))
 
 
 def changes_from_preset(config: dict[str, Any], preset: str, baseline: dict[str, Any] | None = None) -> dict[str, Any]:

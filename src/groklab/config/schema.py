@@ -26,6 +26,7 @@ class TaskConfig:
         """Check values that types alone cannot; raise ConfigError naming the field."""
 
 
+MAX_SEED = 2**32 - 1  # seeds derive generator seeds (minibatch order: seed * 1_000_003 + epoch; probes: seed << 32 | step) within 64 bits
 MAX_LAYERS = 1024  # a model's layers are Python objects built one by one: 10^9 of them never finish building
 
 
@@ -253,3 +254,6 @@ class ExperimentConfig:
     def validate(self) -> None:
         for section in (self.task, self.model, self.optim, self.schedule, self.measures, self.events, self.run):
             section.validate()
+        for key, seed in (("task.seed", self.task.seed), ("run.seed", self.run.seed)):
+            if not 0 <= seed <= MAX_SEED:
+                raise ConfigError(key, f"must be between 0 and {MAX_SEED} (2**32 - 1), got {seed}")

@@ -194,6 +194,9 @@ def layer_probe_accuracy(
     return {i: c / len(y) for i, c in zip(layers, correct.tolist(), strict=True) if i in valid}
 
 
+MAX_PROBE_EPOCHS = 10_000  # every probe evaluation trains this many epochs (the authors' code: 30); 2**63 never ends
+
+
 @dataclass
 class ProbeConfig:
     """`measures.*` keys of probe."""
@@ -204,8 +207,8 @@ class ProbeConfig:
     def validate(self) -> None:
         if self.probe_select not in ("last", "best"):
             raise ConfigError("measures.probe_select", f"unknown selection {self.probe_select!r}; choose last or best")
-        if self.probe_epochs < 1:
-            raise ConfigError("measures.probe_epochs", f"must be >= 1, got {self.probe_epochs}")
+        if not 1 <= self.probe_epochs <= MAX_PROBE_EPOCHS:
+            raise ConfigError("measures.probe_epochs", f"must be between 1 and {MAX_PROBE_EPOCHS:,}, got {self.probe_epochs}")
 
 
 @MEASURES.register(

@@ -18,7 +18,7 @@ from groklab.errors import GroklabError
 from groklab.reports.curves import run_figures, sweep_figures
 from groklab.reports.page import Page, table
 from groklab.store import Store, SweepRecord
-from groklab.store.records import PRESET_FILE
+from groklab.store.records import preset_then
 from groklab.sweeps.results import summarize
 
 
@@ -48,8 +48,7 @@ def run_page(store: Store, run_id: str) -> Page:
     page.heading("Curves")
     page.figures(run_figures(metrics, {k: s for k, (s, _) in events.items()}))
     page.heading("Configuration")
-    preset_then = store.read_file(rec.id, PRESET_FILE)
-    baseline = yaml.safe_load(preset_then) if preset_then else None
+    baseline = preset_then(store, rec.id)
     changes = changes_from_preset(rec.config, rec.preset, baseline)
     base = flatten(baseline) if baseline else {}
     if changes:

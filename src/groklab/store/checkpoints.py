@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -66,6 +67,16 @@ def _write_atomic(run_dir: Path, write: Callable[[Path], Any], step: int, keep: 
     return path
 
 
+def remove_temporaries(run_dir: Path) -> None:
+    """Remove the half-written files (`.NAME.PID.tmp`) a killed writer left in a run's folder; called once the run
+    is claimed, when no other process writes there."""
+    for folder in (run_dir, run_dir / WEIGHTS):
+        for tmp in folder.glob(".*.tmp") if folder.is_dir() else ():
+            if TEMPORARY.fullmatch(tmp.name) and tmp.is_file():
+                tmp.unlink(missing_ok=True)
+
+
+TEMPORARY = re.compile(r"\..+\.[0-9]+\.tmp")  # _write_atomic's and save_weights_bytes's names
 WEIGHTS = "weights"  # the run folder's snapshots: weights/step_000001234.pt, a model state dict each
 
 

@@ -9,6 +9,7 @@ and WAL lets readers (`groklab show`, plots) read while a trainer writes.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import secrets
@@ -22,8 +23,17 @@ from typing import Any
 
 import torch
 
+from groklab.config.loading import MAX_FILE_BYTES, short_repr
 from groklab.errors import GroklabError
-from groklab.store.checkpoints import load_checkpoint, load_weights, save_checkpoint, save_weights_bytes, serialize, weight_steps
+from groklab.store.checkpoints import (
+    load_checkpoint,
+    load_weights,
+    remove_temporaries,
+    save_checkpoint,
+    save_weights_bytes,
+    serialize,
+    weight_steps,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -140,7 +150,7 @@ def is_live(rec: RunRecord) -> bool:
         return False  # os.kill(0 or -1, ...) would address a whole process group
     try:
         os.kill(rec.pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # no such process; a pid past what the OS has (an edited row)
         return False
     except PermissionError:
         return True
@@ -170,6 +180,15 @@ def _file_name(name: str) -> str:
     if not isinstance(name, str) or not FILE_NAME.fullmatch(name) or ".." in name:
         raise GroklabError(f"{name!r} is not a file name a run's folder holds")
     return name
+
+
+class DamagedError(GroklabError):
+    """A run whose stored rows cannot be read as groklab wrote them: named in one line; listings show the run as
+    damaged beside the others."""
+
+    def __init__(self, run_id: str, message: str) -> None:
+        self.run_id = run_id
+        super().__init__(message)
 
 
 class TakenError(GroklabError):
@@ -257,9 +276,20 @@ class Store:
         (self.run_dir(run_id) / _file_name(name)).write_text(text)
 
     def read_file(self, run_id: str, name: str) -> str | None:
-        """A file write_file wrote, or None if the run has none of that name."""
+        """A file write_file wrote, or None if the run has none of that name; one that is not the small UTF-8
+        text groklab wrote is a DamagedError naming it."""
         path = self.run_dir(run_id) / _file_name(name)
-        return path.read_text() if path.is_file() else None
+        if not path.is_file():
+            return None
+        try:
+            with path.open("rb") as f:
+                raw = f.read(MAX_FILE_BYTES + 1)
+            if len(raw) > MAX_FILE_BYTES:
+                raise ValueError(f"larger than {MAX_FILE_BYTES >> 20} MiB")
+            return raw.decode("utf-8")
+        except (OSError, ValueError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text" if isinstance(exc, UnicodeError) else exc
+            raise DamagedError(run_id, f"run {run_id}: {path} is damaged ({why})") from None
 
     def save_weights(self, run_id: str, state: dict[str, Any], step: int) -> None:
         """A snapshot of the model's weights at `step` (schedule.snapshot_per_decade)."""
@@ -333,6 +363,7 @@ class Store:
             self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
+        remove_temporaries(self.run_dir(run_id))  # ours now: what a killed writer left half-written goes
 
     def set_status(self, run_id: str, status: str, step: int, message: str = "") -> None:
         assert status in STATUSES, status
@@ -340,15 +371,39 @@ class Store:
         self.conn.execute("UPDATE runs SET status=?, step=?, finished=?, message=? WHERE id=?", (status, step, finished, message, run_id))
 
     def _record(self, row: tuple) -> RunRecord:
+        """A run's row as a record; a row whose values are not of their columns' kinds (SQLite stores whatever it
+        is given) is a record with status `damaged` and what is wrong, so the other runs stay readable."""
         (id_, name, preset, status, created, finished, step, config, version, device, host, pid, message) = row
-        try:
-            cfg = json.loads(config)
-            if not isinstance(cfg, dict):
-                raise ValueError(f"a {type(cfg).__name__}, not a mapping")
-        except (TypeError, ValueError) as exc:  # a garbled row: listed and flagged, the other runs stay readable
-            why = f"its config in {self.db_path} is damaged ({exc}); the run cannot be shown in full or resumed"
-            return RunRecord(id_, name, preset, DAMAGED, created, finished, step, {}, version, device, host, pid, why)
-        return RunRecord(id_, name, preset, status, created, finished, step, cfg, version, device, host, pid, message)
+        texts = {"id": id_, "name": name, "preset": preset, "status": status, "config": config, "version": version}
+        texts |= {"device": device, "host": host, "message": message}
+        problem = next((f"its {col} is {_kind(v)}, not text" for col, v in texts.items() if not _is_text(v)), None)
+        if problem is None and not RUN_ID.fullmatch(id_):
+            problem = f"its id {short_repr(id_)} is not a run id (8 hex digits)"
+        if problem is None and status not in STATUSES:
+            problem = f"its status {short_repr(status)} is not one of {', '.join(STATUSES)}"
+        times = {"created": created, "finished": finished}
+        bad_time = next((c for c, v in times.items() if not _is_number(v, c == "finished")), None)
+        problem = problem or (bad_time and f"its {bad_time} is {_kind(times[bad_time])}, not a time")
+        if problem is None and not _is_count(step):
+            problem = f"its step is {_kind(step)}, not a whole number >= 0"
+        if problem is None and not (isinstance(pid, int) and not isinstance(pid, bool)):
+            problem = f"its pid is {_kind(pid)}, not a process id"
+        cfg: Any = {}
+        if problem is None:
+            try:
+                cfg = json.loads(config)
+                if not isinstance(cfg, dict):
+                    raise ValueError(f"a {type(cfg).__name__}, not a mapping")
+            except (TypeError, ValueError) as exc:
+                problem = f"its config is damaged ({exc})"
+        if problem is None:
+            return RunRecord(id_, name, preset, status, created, finished, step, cfg, version, device, host, pid, message)
+        why = f"its row in {self.db_path} is damaged: {problem}; the run cannot be shown in full or resumed"
+        return RunRecord(
+            _as_text(id_), _as_text(name), _as_text(preset), DAMAGED, created if _is_number(created) else 0.0,
+            finished if _is_number(finished, True) else None, step if _is_count(step) else 0, {},
+            _as_text(version), _as_text(device), _as_text(host), pid if isinstance(pid, int) else 0, why,
+        )  # fmt: skip
 
     _COLS = "id, name, preset, status, created, finished, step, config, version, device, host, pid, message"
 
@@ -413,16 +468,42 @@ class Store:
             args += names
         out: dict[str, tuple[list[int], list[float]]] = {}
         for name, step, value in self.conn.execute(q + " ORDER BY name, step", args):
+            self._check_point(run_id, "metric", name, step, value)
             steps, values = out.setdefault(name, ([], []))
             steps.append(step)
             values.append(float("nan") if value is None else value)
         return out
 
     def metric_rows(self, run_id: str) -> list[tuple[int, str, float]]:
-        return [
-            (s, n, float("nan") if v is None else v)
-            for s, n, v in self.conn.execute("SELECT step, name, value FROM metrics WHERE run_id=? ORDER BY step, name", (run_id,))
-        ]
+        rows = self.conn.execute("SELECT step, name, value FROM metrics WHERE run_id=? ORDER BY step, name", (run_id,)).fetchall()
+        for s, n, v in rows:
+            self._check_point(run_id, "metric", n, s, v)
+        return [(s, n, float("nan") if v is None else v) for s, n, v in rows]
+
+    def check_rows(self, run_id: str) -> None:
+        """Every metric and event row of the run is as groklab wrote it, else DamagedError naming the first that is
+        not (SQL's typeof over the run's rows: a listing checks each run without reading its curves)."""
+        for table, null_step in (("metrics", False), ("events", True)):
+            step_ok = "typeof(step) = 'integer' AND step >= 0" + (" OR step IS NULL" if null_step else "")
+            row = self.conn.execute(
+                f"SELECT name, step, value FROM {table} WHERE run_id=? AND NOT (typeof(name) = 'text' AND ({step_ok}) "
+                "AND typeof(value) IN ('real', 'integer', 'null')) LIMIT 1",
+                (run_id,),
+            ).fetchone()
+            if row is not None:
+                self._check_point(run_id, table.removesuffix("s"), *row, step_null=null_step)
+
+    def _check_point(self, run_id: str, what: str, name: Any, step: Any, value: Any, step_null: bool = False) -> None:
+        """A metric or event row as groklab writes it (a name, a step >= 0, a number or null), else DamagedError."""
+        if not _is_text(name):
+            problem = f"a {what} named {_kind(name)}"
+        elif not (_is_count(step) or (step_null and step is None)):
+            problem = f"{what} {name!r} at step {_kind(step)}"
+        elif not (value is None or _is_number(value)):
+            problem = f"{what} {name!r} at step {step} holds {_kind(value)}, not a number"
+        else:
+            return
+        raise DamagedError(run_id, f"run {run_id} in {self.db_path} is damaged: its {what}s are ({problem})")
 
     # ----- sweeps ------------------------------------------------------------------------------
     def create_sweep(self, name: str, spec: dict[str, Any], points: list[dict[str, Any]]) -> str:
@@ -453,10 +534,24 @@ class Store:
         out: list[SweepRecord | DamagedSweep] = []
         for i, n, spec, points, c in rows:
             try:
-                out.append(SweepRecord(i, n, json.loads(spec), [SweepPoint(p["values"], p["config"]) for p in json.loads(points)], c))
+                record = SweepRecord(i, n, *_sweep_parts(i, n, spec, points, c), c)
+                self._check_links(i, len(record.points))
+                out.append(record)
             except (TypeError, ValueError, KeyError) as exc:
-                out.append(DamagedSweep(i, n, c, f"{type(exc).__name__}: {exc}"))
+                out.append(DamagedSweep(_as_text(i), _as_text(n), c if _is_number(c) else 0.0, f"{type(exc).__name__}: {exc}"))
         return out
+
+    def _check_links(self, sweep_id: str, n_points: int) -> None:
+        """A sweep's run links and plan name its points and existing runs (else ValueError: the sweep is damaged)."""
+        query = "SELECT l.point, l.run_id, r.id FROM sweep_runs l LEFT JOIN runs r ON r.id = l.run_id WHERE l.sweep_id=?"
+        for point, run_id, found in self.conn.execute(query, (sweep_id,)):
+            if not (_is_count(point) and point < n_points):
+                raise ValueError(f"it links point {_kind(point)} of {n_points}")
+            if found is None:
+                raise ValueError(f"its point {point + 1} links run {_kind(run_id)}, which is not in the store")
+        for point, batch, member in self.conn.execute("SELECT point, batch, member FROM sweep_batches WHERE sweep_id=?", (sweep_id,)):
+            if not (_is_count(point) and point < n_points and _is_count(batch) and _is_count(member)):
+                raise ValueError(f"its plan puts point {_kind(point)} of {n_points} in batch {_kind(batch)} as member {_kind(member)}")
 
     def get_sweep(self, ref: str) -> SweepRecord:
         """A sweep by id, unique id prefix, or name; a damaged one is a one-line error naming it."""
@@ -488,12 +583,19 @@ class Store:
         batches: dict[int, list[int]] = {}
         query = "SELECT point, batch FROM sweep_batches WHERE sweep_id=? ORDER BY batch, member"
         for point, batch in self.conn.execute(query, (sweep_id,)):
+            if not (_is_count(point) and _is_count(batch)):
+                where = f"its plan puts point {_kind(point)} in batch {_kind(batch)}"
+                raise GroklabError(f"sweep {sweep_id} in {self.db_path} is damaged ({where})")
             batches.setdefault(batch, []).append(point)
         return list(batches.values()) or None
 
     def sweep_runs(self, sweep_id: str) -> dict[int, str]:
         """point index -> run id, for the points that have started."""
-        return dict(self.conn.execute("SELECT point, run_id FROM sweep_runs WHERE sweep_id=?", (sweep_id,)).fetchall())
+        rows = self.conn.execute("SELECT point, run_id FROM sweep_runs WHERE sweep_id=?", (sweep_id,)).fetchall()
+        for point, run_id in rows:
+            if not _is_count(point) or not (isinstance(run_id, str) and RUN_ID.fullmatch(run_id)):
+                raise GroklabError(f"sweep {sweep_id} in {self.db_path} is damaged (its run link {_kind(point)} -> {_kind(run_id)})")
+        return dict(rows)
 
     # ----- events ------------------------------------------------------------------------------
     def set_events(self, run_id: str, events: dict[str, tuple[int | None, float | None]]) -> None:
@@ -506,8 +608,60 @@ class Store:
             )
 
     def events(self, run_id: str) -> dict[str, tuple[int | None, float | None]]:
-        rows = self.conn.execute("SELECT name, step, value FROM events WHERE run_id=?", (run_id,))
+        rows = self.conn.execute("SELECT name, step, value FROM events WHERE run_id=?", (run_id,)).fetchall()
+        for n, s, v in rows:
+            self._check_point(run_id, "event", n, s, v, step_null=True)
         return {n: (s, v) for n, s, v in rows}
+
+
+def _sweep_parts(id_: Any, name: Any, spec: Any, points: Any, created: Any) -> tuple[dict[str, Any], list[SweepPoint]]:
+    """A sweep row's spec and points, checked to be what groklab wrote (else TypeError or ValueError, which
+    list the sweep as damaged)."""
+    for col, v in (("id", id_), ("name", name), ("spec", spec), ("points", points)):
+        if not _is_text(v):
+            raise TypeError(f"its {col} is {_kind(v)}, not text")
+    if not _is_number(created):
+        raise TypeError(f"its created is {_kind(created)}, not a time")
+    spec_data, point_data = json.loads(spec), json.loads(points)
+    if not isinstance(spec_data, dict):
+        raise TypeError(f"its spec is a {type(spec_data).__name__}, not a mapping")
+    if not isinstance(point_data, list) or not all(
+        isinstance(p, dict) and isinstance(p.get("values"), dict) and isinstance(p.get("config"), dict) for p in point_data
+    ):
+        raise TypeError("its points are not a list of {values, config} mappings")
+    return spec_data, [SweepPoint(p["values"], p["config"]) for p in point_data]
+
+
+def _is_text(v: Any) -> bool:
+    return isinstance(v, str) and "\x00" not in v
+
+
+def _is_number(v: Any, none: bool = False) -> bool:
+    if v is None:
+        return none
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _is_count(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _kind(v: Any) -> str:
+    """What a stored value is, for a damage message: `text 'abc'`, `a blob of 3 bytes`, `null`, `-1`."""
+    if v is None:
+        return "null"
+    if isinstance(v, bytes):
+        return f"a blob of {len(v)} bytes"
+    if isinstance(v, str):
+        return f"text {short_repr(v)}"
+    return short_repr(v)
+
+
+def _as_text(v: Any) -> str:
+    """A stored value as text to show beside a damaged row."""
+    if isinstance(v, str):
+        return v.replace("\x00", "")
+    return "?" if v is None else short_repr(v)
 
 
 def _finite_or_none(v: float) -> float | None:

@@ -25,6 +25,7 @@ def output_file(path: str | Path, flag: str = "--output") -> Path:
         raise GroklabError(f"{flag}: {parent} is not a folder")
     if not os.access(parent, os.W_OK):
         raise GroklabError(f"{flag}: the folder {parent} is not writable")
+    _check_can_create(_temporary_folder(p), flag)
     return p
 
 
@@ -40,7 +41,26 @@ def output_folder(path: str | Path, flag: str = "--output") -> Path:
         raise GroklabError(f"{flag}: {existing} is not a folder")
     if not os.access(existing, os.W_OK):
         raise GroklabError(f"{flag}: the folder {existing} is not writable")
+    _check_can_create(existing, flag)
     return p
+
+
+def _check_can_create(folder: Path, flag: str) -> None:
+    """Make and remove a file in `folder`: os.access says yes to root everywhere, also where no file can be made
+    (/proc, /sys, a read-only mount), and the output would fail only after the work."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".groklab-check.", dir=folder)
+    except OSError as exc:
+        raise GroklabError(f"{flag}: cannot create files in {folder} ({exc.strerror or exc})") from None
+    os.close(fd)
+    os.unlink(tmp)
+
+
+def _temporary_folder(path: Path) -> Path:
+    """Where atomic_path makes `path`'s temporary file: beside it, or for a device or pipe in the temp folder."""
+    if path.exists() and not path.is_file():
+        return Path(tempfile.gettempdir())
+    return path.parent if str(path.parent) else Path(".")
 
 
 def _umask() -> int:
@@ -56,8 +76,10 @@ def atomic_path(path: Path) -> Iterator[Path]:
     output is made in a temporary file, then copied into it. A write that fails (a full disk) is one line
     naming the file."""
     device = path.exists() and not path.is_file()
-    folder = Path(tempfile.gettempdir()) if device else path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=_temporary_folder(path))
+    except OSError as exc:
+        raise GroklabError(f"cannot write {path} ({exc.strerror or exc}); what was there is unchanged") from None
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's file is private; the output gets the mode any new file would
     try:

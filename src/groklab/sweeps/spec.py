@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from groklab.config import ExperimentConfig, resolve_config, to_dict
-from groklab.config.loading import Raw, load_yaml
+from groklab.config.loading import Raw, load_yaml, short_repr
 from groklab.errors import ConfigError, GroklabError
 
 MAX_VALUES = 10_000  # values of one grid key
@@ -202,20 +202,34 @@ def override_strings(overrides: dict[str, Any]) -> list[str]:
 
 
 def spec_from_yaml(path: str | Path) -> SweepSpec:
-    """A sweep file: `preset`, `overrides` (mapping or list), `grid` (key: list or range string), `seeds`, `name`."""
+    """A sweep file: `preset`, `overrides` (mapping or list), `grid` (key: list or range string), `seeds`, `name`.
+    Each field's shape is checked here, so a file of the wrong shape is a one-line error naming the field."""
     data = load_yaml(path)
+    where = f"sweep file {str(path)!r}"
     unknown = set(data) - {"preset", "overrides", "grid", "seeds", "name"}
     if unknown:
-        raise GroklabError(
-            f"sweep file {str(path)!r}: unknown key(s) {', '.join(sorted(unknown))}; allowed: preset, overrides, grid, seeds, name"
-        )
+        raise GroklabError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; allowed: preset, overrides, grid, seeds, name")
     overrides = data.get("overrides") or []
     if isinstance(overrides, dict):
         overrides = override_strings(overrides)
+    elif not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
+        allowed = "a mapping of dotted key: value or a list of 'key=value' strings"
+        raise GroklabError(f"{where}: overrides must be {allowed}, got {short_repr(overrides)}")
+    grid_data = data.get("grid") or {}
+    if not isinstance(grid_data, dict):
+        raise GroklabError(f"{where}: grid must be a mapping of dotted key: values (a list or a range string), got {short_repr(grid_data)}")
     grid: dict[str, list[Any]] = {}
-    for key, values in (data.get("grid") or {}).items():
+    for key, values in grid_data.items():
+        if not isinstance(key, str) or not key.strip():
+            raise GroklabError(f"{where}: grid keys must be dotted config keys, got {key!r}")
+        if isinstance(values, dict):
+            raise GroklabError(f"{where}: grid {key}: values must be a list, a range string or one value, got a mapping")
         grid[key] = parse_values(key, values) if isinstance(values, str) else list(values if isinstance(values, list) else [values])
     seeds = data.get("seeds", 1)
     if not isinstance(seeds, int) or isinstance(seeds, bool):
         raise ConfigError("seeds", f"must be an integer >= 1, got {seeds!r}")
-    return SweepSpec(str(data.get("preset", "")), [str(o) for o in overrides], grid, seeds, str(data.get("name", "")))
+    for field_name in ("preset", "name"):
+        value = data.get(field_name, "")
+        if not isinstance(value, str):
+            raise GroklabError(f"{where}: {field_name} must be a string, got {short_repr(value)}")
+    return SweepSpec(str(data.get("preset", "")), list(overrides), grid, seeds, str(data.get("name", "")))

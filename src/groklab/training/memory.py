@@ -79,9 +79,23 @@ def model_bytes(cfg: ExperimentConfig, spec: TaskSpec, batch: int, dtype: torch.
                 h.remove()
     except ConfigError:
         raise
-    except Exception:  # a builder or forward that needs real tensors: the check then covers the data alone
+    except Exception as exc:  # a builder or forward that needs real tensors: the check then covers the data alone
+        if "overflow" in str(exc):  # a tensor whose size does not fit in 64 bits, which no device builds
+            raise _TooLargeError(largest_size(cfg, spec)) from None
         return None
     return params, seen[0]
+
+
+class _TooLargeError(Exception):
+    """The model has a tensor too large to build; its argument is the setting that made it."""
+
+
+def largest_size(cfg: ExperimentConfig, spec: TaskSpec) -> str:
+    """The setting that overflows a tensor's size: the model's largest integer key, or `task` where the task's
+    vocabulary, classes or inputs (task.p, ...) outgrow it."""
+    sizes = {f"model.{k}": v for k, v in vars(cfg.model).items() if type(v) is int}
+    sizes["task"] = max(spec.vocab_size, spec.n_classes, spec.input_dim)
+    return max(sizes, key=lambda k: sizes[k])
 
 
 @dataclass(frozen=True)
@@ -94,10 +108,13 @@ class Need:
     params: int
     examples: int | None
     batch: int
+    filter: int = 0  # Grokfast's gradient history
+    filter_copies: int = 0
+    overflow: str = ""  # the setting that makes a tensor too large to build at all, if one does
 
     @property
     def total(self) -> int:
-        return self.data + self.state + self.activations
+        return self.data + self.state + self.activations + self.filter
 
     def parts(self) -> str:
         return ", ".join(
@@ -106,6 +123,7 @@ class Need:
                 (f"data {self.data / GiB:.3g} GiB ({self.examples or 0:,} examples)", self.data),
                 (f"parameters, gradients and optimizer state {self.state / GiB:.3g} GiB ({self.params:,} parameters)", self.state),
                 (f"activations of a {self.batch:,}-example step {self.activations / GiB:.3g} GiB", self.activations),
+                (f"Grokfast's {self.filter_copies:,} stored gradients {self.filter / GiB:.3g} GiB", self.filter),
             )
             if size
         )
@@ -118,9 +136,25 @@ def estimate(cfg: ExperimentConfig, task: Task, spec: TaskSpec, dtype: torch.dty
     if train is None and n is not None and hasattr(cfg.task, "train_frac"):
         train = int(n * cfg.task.train_frac)
     batch = cfg.schedule.batch_size or int(train or 1)  # full batch: every training example at once
-    sizes = model_bytes(cfg, spec, batch, dtype)
+    try:
+        sizes, overflow = model_bytes(cfg, spec, batch, dtype), ""
+    except _TooLargeError as exc:
+        sizes, overflow = None, str(exc)
     params, acts = sizes if sizes is not None else (0, 0)
-    return Need(data_bytes(task, spec) or 0, params * STATE_COPIES * (torch.finfo(dtype).bits // 8), acts, params, n, batch)
+    itemsize = torch.finfo(dtype).bits // 8
+    copies = filter_copies(cfg)
+    state, filt = params * STATE_COPIES * itemsize, params * copies * itemsize
+    return Need(data_bytes(task, spec) or 0, state, acts, params, n, batch, filt, copies, overflow)
+
+
+OVERFLOW = "makes a tensor too large to build (its size overflows 64 bits)"
+
+
+def filter_copies(cfg: ExperimentConfig) -> int:
+    """The gradients Grokfast's filter keeps: its EMA, or the whole MA window, which it must hold before it
+    applies at all (a window longer than the run never applies and is counted in full all the same)."""
+    gf = cfg.optim.grokfast
+    return {"none": 0, "ema": 1, "ma": gf.window}[gf.kind]
 
 
 def check_fits(cfg: ExperimentConfig, task: Task, spec: TaskSpec, device: torch.device, dtype: torch.dtype) -> None:
@@ -128,8 +162,10 @@ def check_fits(cfg: ExperimentConfig, task: Task, spec: TaskSpec, device: torch.
     activations need more memory than `device` has free."""
     need, have = estimate(cfg, task, spec, dtype), available_bytes(device)
     if need.total <= have:
+        if need.overflow:
+            raise ConfigError(need.overflow, OVERFLOW)
         return
-    parts = {"task": need.data, "model": need.state, "schedule.batch_size": need.activations}
+    parts = {"task": need.data, "model": need.state, "schedule.batch_size": need.activations, "optim.grokfast.window": need.filter}
     field = max(parts, key=lambda k: parts[k])
     raise ConfigError(
         field, f"the run needs at least {need.total / GiB:.3g} GiB ({need.parts()}); {device.type} has {have / GiB:.3g} GiB free"
@@ -143,8 +179,12 @@ def check_ensemble_fits(cfgs: list[ExperimentConfig], members: int, field: str) 
     if members < 2:
         return
     device, dtype = resolve_device(cfgs[0].run.device), dtype_of(cfgs[0].run.dtype)
-    widest = max((estimate(c, task, task.spec, dtype) for c in cfgs for task in (build_task(c.task),)), key=lambda n: n.total)
+    needs = [estimate(c, task, task.spec, dtype) for c in cfgs for task in (build_task(c.task),)]
+    widest = max(needs, key=lambda n: n.total)
     need, have = members * widest.total, available_bytes(device)
+    overflow = next((n.overflow for n in needs if n.overflow), "")
+    if overflow and need <= have:
+        raise ConfigError(overflow, OVERFLOW)
     if need > have:
         raise ConfigError(
             field,

@@ -1,0 +1,196 @@
+"""Inputs a held-out trial found past the input contract (issue #29): each is now a one-line error with exit
+status 2 and nothing written, or a damaged item named while the rest stays listed."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+import groklab
+from groklab.cli.main import main
+from groklab.store import Store
+from helpers import TINY
+
+SHORT = [*TINY, "schedule.steps=20"]
+
+
+def refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("groklab: error: ") and err.count("\n") == 1, err
+    return err
+
+
+def listed(runs: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, dict]:
+    capsys.readouterr()
+    assert main(["runs", "--json", "--runs-dir", str(runs)]) == 0
+    return {r["id"]: r for r in json.loads(capsys.readouterr().out)}
+
+
+@pytest.fixture
+def two_runs(tmp_path) -> tuple[Path, str, str]:
+    runs = tmp_path / "runs"
+    good, bad = groklab.run(None, SHORT, runs_dir=runs), groklab.run(None, SHORT, runs_dir=runs)
+    return runs, good.id, bad.id
+
+
+# ----- sweep files of the wrong shape ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        ("grid: [optim.lr, 0.1]\n", "grid must be a mapping"),
+        ("grid: 3\n", "grid must be a mapping"),
+        ("grid: {optim.lr: [0.1]}\noverrides: 5\n", "overrides must be"),
+        ("grid: {optim.lr: [0.1]}\noverrides: [1, 2]\n", "overrides must be"),
+        ("grid: {optim.lr: {a: 1}}\n", "grid optim.lr: values must be"),
+        ("grid: {optim.lr: [0.1]}\nname: [x]\n", "name must be a string"),
+        ("grid: {optim.lr: [0.1]}\npreset: 3\n", "preset must be a string"),
+        ("grid: {3: [0.1]}\n", "grid keys must be dotted config keys"),
+    ],
+)
+def test_a_sweep_file_of_the_wrong_shape_is_one_line(body, named, tmp_path, capsys):
+    path = tmp_path / "sweep.yaml"
+    path.write_text(body)
+    err = refused(["sweep", str(path), "--runs-dir", str(tmp_path / "runs")], capsys)
+    assert named in err and str(path) in err
+    assert not (tmp_path / "runs").exists()
+
+
+# ----- a store whose rows or files were edited --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"garbage: [unclosed\n", b"!!python/object/apply:os.system ['true']\n", b"- 1\n- 2\n", b"\xff\xfe not utf-8"],
+    ids=["garbage", "python-tag", "list", "binary"],
+)
+def test_a_damaged_preset_file_lists_its_run_as_damaged(content, two_runs, capsys):
+    runs, good, bad = two_runs
+    (runs / "runs" / bad / "preset.yaml").write_bytes(content)
+    rows = listed(runs, capsys)
+    assert rows[good]["status"] == "finished" and "damaged" not in rows[good]
+    assert rows[bad]["status"] == "damaged" and "preset.yaml is damaged" in rows[bad]["damaged"]
+    assert main(["runs", "--runs-dir", str(runs)]) == 0  # the table too
+    assert f"{bad}" in capsys.readouterr().out
+
+
+METRICS = "UPDATE metrics SET"
+
+
+@pytest.mark.parametrize(
+    ("sql", "named"),
+    [
+        ("UPDATE metrics SET value = 'abc' WHERE run_id = ? AND name = 'test_acc'", "holds text 'abc', not a number"),
+        ("UPDATE metrics SET step = 'x' WHERE run_id = ? AND step = 10", "at step text 'x'"),
+        ("UPDATE metrics SET value = x'00ff' WHERE run_id = ? AND name = 'train_loss'", "a blob of 2 bytes"),
+        ("UPDATE events SET value = 'fast' WHERE run_id = ? AND name = 't_fit'", "holds text 'fast'"),
+        ("UPDATE runs SET step = 'ten' WHERE id = ?", "its step is text 'ten'"),
+        ("UPDATE runs SET created = 'yesterday' WHERE id = ?", "its created is text 'yesterday'"),
+        ("UPDATE runs SET status = 'gone' WHERE id = ?", "its status 'gone' is not one of"),
+    ],
+)
+def test_a_value_of_the_wrong_kind_is_named_and_the_other_runs_stay_listed(sql, named, two_runs, capsys):
+    """`runs` and `show` used to end in a traceback (a string where a metric value is stored)."""
+    runs, good, bad = two_runs
+    with sqlite3.connect(runs / "groklab.db") as conn:
+        assert conn.execute(sql, (bad,)).rowcount >= 1
+    rows = listed(runs, capsys)
+    assert rows[good]["status"] == "finished"
+    assert rows[bad]["status"] == "damaged" and named in rows[bad]["damaged"]
+    assert main(["runs", "--runs-dir", str(runs)]) == 0
+    capsys.readouterr()
+    assert main(["show", bad, "--runs-dir", str(runs)]) == 0  # shown, with what is wrong
+    out = capsys.readouterr().out
+    assert "status damaged" in out and named in out
+    assert main(["show", good, "--runs-dir", str(runs)]) == 0
+    export = ["export", bad, "-o", str(runs.parent / "m.csv"), "--runs-dir", str(runs)]
+    if sql.startswith(METRICS):  # the curves an export writes are damaged: named, nothing written
+        assert named in refused(export, capsys) and not (runs.parent / "m.csv").exists()
+    else:  # the curves are intact and export as they are
+        assert main(export) == 0 and (runs.parent / "m.csv").exists()
+
+
+def test_a_sweep_linking_a_run_that_is_gone_is_listed_as_damaged(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    sweep = groklab.sweep(None, SHORT, seeds=2, runs_dir=runs)
+    with sqlite3.connect(runs / "groklab.db") as conn:
+        conn.execute("DELETE FROM runs WHERE id = (SELECT MIN(run_id) FROM sweep_runs)")
+    capsys.readouterr()
+    assert main(["sweeps", "--json", "--runs-dir", str(runs)]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["id"] == sweep.id and "which is not in the store" in row["damaged"]
+    assert "is damaged" in refused(["show", sweep.id, "--runs-dir", str(runs)], capsys)
+
+
+# ----- outputs, integers, buffers, empty values, names -------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_an_output_where_no_file_can_be_made_is_refused_before_the_work(fmt, two_runs, capsys):
+    runs, good, _ = two_runs
+    before = sorted(p.name for p in Path("/proc").iterdir())
+    err = refused(["export", good, "--format", fmt, "-o", f"/proc/x.{fmt}", "--runs-dir", str(runs)], capsys)
+    assert "--output: cannot create files in /proc" in err
+    assert sorted(p.name for p in Path("/proc").iterdir() if not p.name.isdigit()) == [n for n in before if not n.isdigit()]
+
+
+def test_a_seed_past_what_the_generators_take_is_refused_before_the_run_exists(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    err = refused(["run", *SHORT, "run.seed=9223372036854775807", "schedule.batch_size=8", "--runs-dir", str(runs)], capsys)
+    assert err.startswith("groklab: error: run.seed: must be between 0 and 4294967295")
+    assert "task.seed" in refused(["run", *SHORT, "task.seed=-1", "--runs-dir", str(runs)], capsys)
+    assert not runs.exists()
+    top = groklab.run(None, [*SHORT, "run.seed=4294967295", "task.seed=4294967295", "schedule.batch_size=8"], runs_dir=runs)
+    assert top.status == "finished"  # the largest seed trains, minibatches and all
+
+
+def test_a_grokfast_window_that_cannot_fit_is_refused_with_its_memory(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    start = time.monotonic()
+    err = refused(["run", *SHORT, "optim.grokfast.kind=ma", "optim.grokfast.window=1000000000", "--runs-dir", str(runs)], capsys)
+    assert time.monotonic() - start < 30  # it used to train on, holding one more gradient every step
+    assert err.startswith("groklab: error: optim.grokfast.window: the run needs at least")
+    assert "Grokfast's 1,000,000,000 stored gradients" in err
+    assert not runs.exists()
+
+
+def test_empty_paths_and_an_empty_measure_list_are_refused(two_runs, capsys):
+    runs, good, _ = two_runs
+    assert "--output: must name a path" in refused(["export", good, "-o", "", "--runs-dir", str(runs)], capsys)
+    assert "--output: must name a path" in refused(["report", good, "-o", " ", "--runs-dir", str(runs)], capsys)
+    assert "--runs-dir: must name a path" in refused(["runs", "--runs-dir", ""], capsys)
+    err = refused(["compare-measures", good, "--measures", ",,,", "--runs-dir", str(runs)], capsys)
+    assert "--measures: ',,,' names no measure" in err
+    assert sorted(p.name for p in (runs / "runs" / good).iterdir() if p.suffix in (".png", ".csv", ".html")) == []
+
+
+@pytest.mark.parametrize(("override", "typed"), [("no.such.key=1", "no.such.key"), ("optim.nope.x=1", "optim.nope.x")])
+def test_an_unknown_key_is_named_as_typed(override, typed, tmp_path, capsys):
+    err = refused(["run", override, "--runs-dir", str(tmp_path / "runs")], capsys)
+    assert err.startswith(f"groklab: error: {typed}: unknown config key")
+
+
+def test_a_resume_removes_what_a_killed_checkpoint_write_left(tmp_path):
+    """A SIGKILL during a checkpoint's write leaves its temporary file; the resume that claims the run removes it
+    (a kill trial found one left behind)."""
+    runs = tmp_path / "runs"
+    run = groklab.run(None, SHORT, runs_dir=runs)
+    store = Store(runs)
+    store.set_status(run.id, "interrupted", 20)
+    folder = store.run_dir(run.id)
+    left = [folder / ".checkpoint.pt.999999.tmp", folder / "weights" / ".step_000000020.pt.999999.tmp"]
+    left[1].parent.mkdir(exist_ok=True)
+    for f in left:
+        f.write_bytes(b"half a checkpoint")
+    mine = folder / "notes.tmp"  # not a name groklab writes: kept
+    mine.write_text("x")
+    assert groklab.resume(run.id, runs_dir=runs).status == "finished"
+    assert not any(f.exists() for f in left) and mine.exists()
+    assert os.listdir(folder).count("checkpoint.pt") == 1
