@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 N=${1:-2000}
 GROKLAB_FUZZ_EXAMPLES=$N python -m pytest -q -p no:cacheprovider tests/test_fuzz_cli.py --hypothesis-show-statistics "${@:2}" \
     | grep -E "^tests/|passing|FAILED|Error" || true
-echo "5 properties x $N examples; each line 'N passing, 0 failing' is a property that held"
+echo "8 properties x $N examples; each line 'N passing, 0 failing' is a property that held"

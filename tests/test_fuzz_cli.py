@@ -176,17 +176,19 @@ SWEEP_FIELDS = {
 @given(doc=st.fixed_dictionaries({}, optional={**SWEEP_FIELDS, "other": SHAPES}))
 def test_sweep_files_of_any_shape_plan_or_refuse_in_one_error(doc, tmp_path_factory, capsys):
     """A sweep file whose fields have any shape (a grid that is a list, overrides that are a number: tracebacks
-    once) plans its points or is refused in one line; `--max-ensemble 0` stops a sweep that plans before it trains."""
+    once) plans its points or is refused in one line. The CLI is pointed at a runs directory that is a file, so a
+    sweep that plans is refused only when it would make its store, and nothing trains."""
     import yaml
+
+    from groklab.sweeps import spec_from_yaml
 
     path = tmp_path_factory.mktemp("sweepfile") / "s.yaml"
     path.write_text(yaml.safe_dump({**doc, "grid": doc.get("grid", {"optim.lr": [1e-3]})}, allow_unicode=True))
-    runs = path.parent / "runs"
-    contract(["sweep", str(path), "--max-ensemble", "0", "--runs-dir", str(runs)], capsys)
-    assert not runs.exists()  # refused before the store is made
+    not_a_folder = path.parent / "runs"
+    not_a_folder.write_text("a file\n")
+    assert contract(["sweep", str(path), "--runs-dir", str(not_a_folder)], capsys) == 2
+    assert not_a_folder.read_text() == "a file\n"
     try:
-        from groklab.sweeps import spec_from_yaml
-
         points = spec_from_yaml(path).plan()
     except GroklabError:
         return
