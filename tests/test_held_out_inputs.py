@@ -129,6 +129,20 @@ def test_a_sweep_linking_a_run_that_is_gone_is_listed_as_damaged(tmp_path, capsy
     assert "is damaged" in refused(["show", sweep.id, "--runs-dir", str(runs)], capsys)
 
 
+def test_a_sweep_shows_a_damaged_member_and_summarizes_the_others(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    sweep = groklab.sweep(None, SHORT, seeds=2, runs_dir=runs)
+    bad, good = sorted(Store(runs).sweep_runs(sweep.id).items())
+    with sqlite3.connect(runs / "groklab.db") as conn:
+        conn.execute("UPDATE metrics SET value = 'abc' WHERE run_id = ? AND name = 'test_acc'", (bad[1],))
+    capsys.readouterr()
+    assert main(["show", sweep.id, "--json", "--runs-dir", str(runs)]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert [p["status"] for p in shown["points"]] == ["damaged", "finished"]
+    (summary,) = shown["summary"]
+    assert summary["runs"] == [good[1]] and summary["damaged"] == [bad[1]]  # left out of the statistics, named
+
+
 # ----- outputs, integers, buffers, empty values, names -------------------------------------------------------
 
 

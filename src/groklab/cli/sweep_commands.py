@@ -203,5 +203,7 @@ def show_sweep(store: Any, sweep: SweepRecord, as_json: bool) -> int:
             e = ev[name]
             parts.append(f"{name} " + ("-" if not e["mean_ci"] else f"{e['mean_ci'][0]:.0f} ({e['reached']}/{ev['n']})"))
         parts.append(f"grokked {ev['grokked_fraction']:.0%}" if ev["n"] else "grokked -")
+        if row["damaged"]:
+            parts.append(f"left out: {len(row['damaged'])} damaged ({', '.join(row['damaged'])})")
         print(f"  {label}: " + ", ".join(parts))
     return 0

@@ -8,6 +8,7 @@ from typing import Any
 from groklab.analysis.aggregate import aggregate_curves, aggregate_events, mean_ci, metric_range
 from groklab.analysis.run_events import run_events
 from groklab.store import Store, SweepRecord
+from groklab.store.db import DamagedError
 
 
 @dataclass
@@ -35,17 +36,24 @@ def groups(store: Store, sweep: SweepRecord) -> list[Group]:
 
 
 def summarize(store: Store, sweep: SweepRecord) -> list[dict[str, Any]]:
-    """Per group: seeds run, final train/test accuracy and loss (mean and 95% CI), and the aggregated events."""
+    """Per group: seeds run, final train/test accuracy and loss (mean and 95% CI), and the aggregated events.
+    A run whose stored rows are damaged is left out of the statistics and listed under `damaged`."""
     rows = []
     for g in groups(store, sweep):
         finals: dict[str, list[float]] = {}
-        evs = []
+        evs, used, damaged = [], [], []
         for rid in g.run_ids:
+            try:
+                store.check_rows(rid)
+            except DamagedError:
+                damaged.append(rid)
+                continue
+            used.append(rid)
             for name, (_, values) in store.metrics(rid, ["train_acc", "test_acc", "train_loss", "test_loss"]).items():
                 finals.setdefault(name, []).append(values[-1])
             evs.append(run_events(store, rid))
         final = {k: mean_ci(v, metric_range(k)) for k, v in sorted(finals.items())}
-        row: dict[str, Any] = {"values": g.values, "runs": g.run_ids, "final": final}
+        row: dict[str, Any] = {"values": g.values, "runs": used, "final": final, "damaged": damaged}
         row["events"] = aggregate_events(evs)
         rows.append(row)
     return rows
