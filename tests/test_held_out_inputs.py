@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 import groklab
 from groklab.cli.main import main
@@ -207,3 +208,49 @@ def test_a_resume_removes_what_a_killed_checkpoint_write_left(tmp_path):
     assert groklab.resume(run.id, runs_dir=runs).status == "finished"
     assert not any(f.exists() for f in left) and mine.exists()
     assert os.listdir(folder).count("checkpoint.pt") == 1
+
+
+# ----- what the extended fuzzer found --------------------------------------------------------------------------
+
+MLP = ["model.name=mlp", "model.d_model=8", "task.p=13", "task.train_frac=0.5", "schedule.steps=2"]
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ("task.b_offset=9223372036854775807", "task: makes a tensor too large to build"),
+        ("model.d_mlp=9223372036854775807", "model.d_mlp: makes a tensor too large to build"),
+        ("model.d_mlp=1000000", "measures.enabled: the run needs at least"),  # a 10^6 x 10^6 float64 covariance
+        ("measures.probe_epochs=9223372036854775807", "measures.probe_epochs: must be between 1 and 10,000"),
+    ],
+)
+def test_sizes_past_what_the_code_can_build_are_refused_before_the_run_exists(override, named, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    err = refused(["run", *MLP, "measures.enabled=[loss_acc,feature_rank,probe]", override, "--runs-dir", str(runs)], capsys)
+    assert err.startswith(f"groklab: error: {named}"), err
+    assert not runs.exists()
+
+
+def test_the_measures_buffers_are_counted_in_the_memory_check():
+    from groklab.config import resolve_config
+    from groklab.tasks import build_task
+    from groklab.training.memory import estimate
+
+    def need(measures: str, width: int):
+        cfg = resolve_config(None, [*MLP, f"model.d_mlp={width}", f"measures.enabled={measures}"])
+        task = build_task(cfg.task)
+        return estimate(cfg, task, task.spec, torch.float32)
+
+    plain, ranked = need("[loss_acc]", 4000), need("[loss_acc,feature_rank]", 4000)
+    assert plain.measures == 0 and ranked.measures >= 8 * 4000**2  # at least the widest layer's float64 covariance
+    assert ranked.total - plain.total == ranked.measures
+
+
+@pytest.mark.parametrize("sql", ["UPDATE runs SET config = '{}' WHERE id = ?", "UPDATE runs SET status = 'abc' WHERE id = ?"])
+def test_a_damaged_run_still_plots_its_curves(sql, two_runs, capsys):
+    runs, _, bad = two_runs
+    with sqlite3.connect(runs / "groklab.db") as conn:
+        conn.execute(sql, (bad,))
+    assert listed(runs, capsys)[bad]["status"] == "damaged"
+    assert main(["plot", bad, "-o", str(runs.parent / "f.png"), "--runs-dir", str(runs)]) == 0  # a KeyError once
+    assert (runs.parent / "f.png").stat().st_size > 0

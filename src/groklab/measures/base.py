@@ -55,6 +55,13 @@ class Measure:
         """Why this measure cannot run on this model/task, or None if it can."""
         return None
 
+    @classmethod
+    def memory(cls, model: nn.Module, spec: TaskSpec, n_train: int, n_test: int) -> int:
+        """The bytes it holds at once at an evaluation besides the forward pass, at least: counted in the memory check
+        before a run (training/memory.py), so a buffer its config sizes (a width² covariance) cannot outgrow the
+        device mid-run. `model` is on the meta device; most measures hold little."""
+        return 0
+
     def taps(self, ctx: EvalContext) -> list[Tap]:
         """What it reads of the evaluation's forward passes (measures/passes.py); most measures read weights only."""
         return []

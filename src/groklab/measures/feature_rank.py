@@ -198,6 +198,11 @@ class FeatureRank(Measure):
             return "feature rank needs a model with nn.Linear layers"
         return None
 
+    @classmethod
+    def memory(cls, model: nn.Module, spec: TaskSpec, n_train: int, n_test: int) -> int:
+        """Every Linear's float64 covariance accumulator (width²), all held through the pass."""
+        return sum(8 * (layer.out_features**2 + layer.out_features) for layer in linear_layers(model))
+
     def taps(self, ctx: EvalContext) -> list[Tap]:
         """Every Linear's output over the `measures.rank_on` split, from a float64 copy of the model unless it is
         float64 already (then the pass is loss_acc's too)."""

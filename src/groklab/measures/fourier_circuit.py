@@ -163,6 +163,12 @@ class FourierCircuit(Measure):
             return f"it reads the MLP neurons at {NEURONS}: a transformer (model.name=transformer)"
         return None
 
+    @classmethod
+    def memory(cls, model: nn.Module, spec: TaskSpec, n_train: int, n_test: int) -> int:
+        """The MLP neurons and the logits over all p² inputs, gathered twice (the taps, then in grid order), in float32."""
+        neurons = model.blocks[0].mlp.fc_in.out_features if hasattr(model, "blocks") else 0
+        return 2 * 4 * spec.n_classes**2 * (neurons + spec.n_classes)
+
     def taps(self, ctx: EvalContext) -> list[Tap]:
         return [Tap(split, (NEURONS, LOGITS), Grid()) for split in ("train", "test")]
 

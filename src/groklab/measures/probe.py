@@ -226,6 +226,15 @@ class LinearProbe(Measure):
             return "linear probes need a model with nn.Linear layers"
         return None
 
+    @classmethod
+    def memory(cls, model: nn.Module, spec: TaskSpec, n_train: int, n_test: int) -> int:
+        """The train set's features of every Linear, zero-padded to the widest, in the model's dtype."""
+        layers = linear_layers(model)
+        if not layers:
+            return 0
+        width = max(layer.out_features for layer in layers)
+        return n_train * len(layers) * width * layers[0].weight.element_size()
+
     @torch.no_grad()
     def compute(self, ctx: EvalContext, taps: Sequence[Tap] = ()) -> dict[str, float]:
         d, K = ctx.data, ctx.spec.n_classes

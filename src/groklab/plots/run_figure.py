@@ -65,7 +65,8 @@ def draw_run(store: Store, run_id: str) -> Figure:
     cfg = rec.config
     task = cfg.get("task", {})
     subtitle = " ".join(f"{k}={task[k]}" for k in ("op", "p", "train_frac", "split") if k in task)
-    fig.suptitle(f"{rec.name} [{rec.id}] — {rec.preset}  {subtitle}  wd={cfg['optim']['weight_decay']}  ({rec.status})", fontsize=9)
+    wd = (cfg.get("optim") or {}).get("weight_decay", "?")  # a damaged run's config is empty
+    fig.suptitle(f"{rec.name} [{rec.id}] — {rec.preset}  {subtitle}  wd={wd}  ({rec.status})", fontsize=9)
     return fig
 
 

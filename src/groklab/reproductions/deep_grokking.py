@@ -234,7 +234,8 @@ def claims(depth_views: list[RunView], wd_views: list[RunView], plan: Plan, rise
             add(
                 f"(b) N={n_b}: two stages for depth 8 and 12, one for depth 4",
                 "depth 4: 1, depth 8: 2, depth 12: 2 (Fig. 2d-f)",
-                f"{measured}: no run of this reduced setting shows a second surge (the settings tried are in the README)",
+                f"{measured}: no run of this reduced setting shows a second surge "
+                "(the settings tried are in docs/reproductions/deep-grokking.md)",
                 None,
             )
         else:

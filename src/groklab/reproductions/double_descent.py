@@ -82,7 +82,7 @@ QUICK = Plan(
     bump_overrides=["schedule.steps=1000", "schedule.eval_every=10", "schedule.eval_dense_until=1000"],
     judge_numbers=False,
     note="quick: the paper's task and model at 10,000 steps (not 400K), d_model 24..96, the [a, b, =] format",
-    # The search in the README found no setting where a CPU's 30 minutes show wider widths generalize beside a
+    # The search in docs/reproductions/double-descent.md found no setting where a CPU's 30 minutes show wider widths generalize beside a
     # stable memorizing band; this one shows the band, and claim (a) is n/a for the budget. The format costs 1.8x.
     analog=["schedule.steps=10000", "task.format=compact", "task.n_tokens=0"],
 )

@@ -88,6 +88,7 @@ CREATE TABLE IF NOT EXISTS events (
 """
 
 STATUSES = ("running", "finished", "stopped", "diverged", "interrupted", "failed")
+CONFIG_SECTIONS = ("task", "model", "optim", "schedule", "measures", "events", "run")  # every stored config has them
 DAMAGED = "damaged"  # not stored: what a run whose row cannot be read is listed as
 
 
@@ -394,6 +395,9 @@ class Store:
                 cfg = json.loads(config)
                 if not isinstance(cfg, dict):
                     raise ValueError(f"a {type(cfg).__name__}, not a mapping")
+                missing = [s for s in CONFIG_SECTIONS if not isinstance(cfg.get(s), dict)]
+                if missing:
+                    raise ValueError(f"its section {missing[0]!r} is not a mapping")
             except (TypeError, ValueError) as exc:
                 problem = f"its config is damaged ({exc})"
         if problem is None:

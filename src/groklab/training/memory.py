@@ -15,6 +15,7 @@ import torch
 
 from groklab.config.schema import ExperimentConfig
 from groklab.errors import ConfigError
+from groklab.measures import MEASURES
 from groklab.models import build_model
 from groklab.tasks import Task, TaskSpec, build_task
 from groklab.training.device import dtype_of, resolve_device
@@ -50,11 +51,13 @@ def data_bytes(task: Task, spec: TaskSpec) -> int | None:
     return n * (width * itemsize + 8) * BUILD_COPIES
 
 
-def model_bytes(cfg: ExperimentConfig, spec: TaskSpec, batch: int, dtype: torch.dtype) -> tuple[int, int] | None:
-    """(parameters, activation bytes of one training step at `batch` examples): the model built and run on the
-    meta device (shapes only, no memory), the output of every leaf module and of the model counted once: what
-    the backward keeps, a lower bound of the step's peak, so that only runs that cannot fit are refused. None if
-    the model cannot be built or run there."""
+def model_bytes(
+    cfg: ExperimentConfig, spec: TaskSpec, batch: int, dtype: torch.dtype, split: tuple[int, int] = (0, 0)
+) -> tuple[int, int, int] | None:
+    """(parameters, activation bytes of one training step at `batch` examples, the enabled measures' own buffers
+    for a (train, test) `split`): the model built and run on the meta device (shapes only, no memory), the
+    output of every leaf module and of the model counted once: what the backward keeps, a lower bound of the
+    step's peak, so that only runs that cannot fit are refused. None if the model cannot be built or run there."""
     try:
         with torch.device("meta"):
             model: Any = build_model(cfg.model, spec).to(dtype)
@@ -77,13 +80,14 @@ def model_bytes(cfg: ExperimentConfig, spec: TaskSpec, batch: int, dtype: torch.
         finally:
             for h in hooks:
                 h.remove()
+        measures = sum(MEASURES.get(name).memory(model, spec, *split) for name in cfg.measures.enabled)
     except ConfigError:
         raise
     except Exception as exc:  # a builder or forward that needs real tensors: the check then covers the data alone
-        if "overflow" in str(exc):  # a tensor whose size does not fit in 64 bits, which no device builds
+        if "overflow" in str(exc).lower():  # a tensor whose size does not fit in 64 bits, which no device builds
             raise _TooLargeError(largest_size(cfg, spec)) from None
         return None
-    return params, seen[0]
+    return params, seen[0], measures
 
 
 class _TooLargeError(Exception):
@@ -111,10 +115,11 @@ class Need:
     filter: int = 0  # Grokfast's gradient history
     filter_copies: int = 0
     overflow: str = ""  # the setting that makes a tensor too large to build at all, if one does
+    measures: int = 0  # the enabled measures' own buffers at an evaluation (a width² covariance, probe features)
 
     @property
     def total(self) -> int:
-        return self.data + self.state + self.activations + self.filter
+        return self.data + self.state + self.activations + self.filter + self.measures
 
     def parts(self) -> str:
         return ", ".join(
@@ -124,6 +129,7 @@ class Need:
                 (f"parameters, gradients and optimizer state {self.state / GiB:.3g} GiB ({self.params:,} parameters)", self.state),
                 (f"activations of a {self.batch:,}-example step {self.activations / GiB:.3g} GiB", self.activations),
                 (f"Grokfast's {self.filter_copies:,} stored gradients {self.filter / GiB:.3g} GiB", self.filter),
+                (f"the measures' buffers {self.measures / GiB:.3g} GiB", self.measures),
             )
             if size
         )
@@ -136,15 +142,16 @@ def estimate(cfg: ExperimentConfig, task: Task, spec: TaskSpec, dtype: torch.dty
     if train is None and n is not None and hasattr(cfg.task, "train_frac"):
         train = int(n * cfg.task.train_frac)
     batch = cfg.schedule.batch_size or int(train or 1)  # full batch: every training example at once
+    split = (int(train or 0), max(0, (n or 0) - int(train or 0)))
     try:
-        sizes, overflow = model_bytes(cfg, spec, batch, dtype), ""
+        sizes, overflow = model_bytes(cfg, spec, batch, dtype, split), ""
     except _TooLargeError as exc:
         sizes, overflow = None, str(exc)
-    params, acts = sizes if sizes is not None else (0, 0)
+    params, acts, measures = sizes if sizes is not None else (0, 0, 0)
     itemsize = torch.finfo(dtype).bits // 8
     copies = filter_copies(cfg)
     state, filt = params * STATE_COPIES * itemsize, params * copies * itemsize
-    return Need(data_bytes(task, spec) or 0, state, acts, params, n, batch, filt, copies, overflow)
+    return Need(data_bytes(task, spec) or 0, state, acts, params, n, batch, filt, copies, overflow, measures)
 
 
 OVERFLOW = "makes a tensor too large to build (its size overflows 64 bits)"
@@ -166,6 +173,7 @@ def check_fits(cfg: ExperimentConfig, task: Task, spec: TaskSpec, device: torch.
             raise ConfigError(need.overflow, OVERFLOW)
         return
     parts = {"task": need.data, "model": need.state, "schedule.batch_size": need.activations, "optim.grokfast.window": need.filter}
+    parts["measures.enabled"] = need.measures
     field = max(parts, key=lambda k: parts[k])
     raise ConfigError(
         field, f"the run needs at least {need.total / GiB:.3g} GiB ({need.parts()}); {device.type} has {have / GiB:.3g} GiB free"
