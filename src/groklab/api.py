@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from groklab.config import ExperimentConfig, from_dict, resolve_config, to_dict
 from groklab.config.loading import apply_overrides, parse_overrides
 from groklab.errors import GroklabError
-from groklab.store import RunRecord, Store, SweepRecord, is_live
+from groklab.store import COMPLETED, RunRecord, Store, SweepRecord, is_live
 
 if TYPE_CHECKING:
     import pandas
@@ -226,7 +226,7 @@ def resume(ref: str, runs_dir: str | Path | None = None, reporter: Any = None, p
 
     store = Store(runs_dir, create=False)
     rec = store.get(ref)
-    if rec.status in ("finished", "stopped"):
+    if rec.status in COMPLETED:
         raise GroklabError(f"run {rec.id} is already {rec.status}; nothing to resume")
     if rec.status == "diverged":
         raise GroklabError(f"run {rec.id} diverged ({rec.message}); resuming would diverge again")

@@ -37,7 +37,7 @@ def add_phase_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_phase_diagram(ns: argparse.Namespace) -> int:
     from groklab.analysis.phases import PHASES, cell_phase, phase_of
     from groklab.plots.phase_diagram import plot_phase_diagram
-    from groklab.store import Store
+    from groklab.store import COMPLETED, Store
     from groklab.store.outputs import atomic_path, output_folder
     from groklab.sweeps import spec_from_cli, sweep_status
     from groklab.sweeps.progress import train_locally
@@ -73,7 +73,7 @@ def cmd_phase_diagram(ns: argparse.Namespace) -> int:
     cells: dict[tuple[Any, Any], list[str]] = {}
     thresholds: set[tuple[float, float]] = set()
     for point, run_id in store.sweep_runs(sweep_id).items():
-        if store.get(run_id).status not in ("finished", "stopped"):
+        if store.get(run_id).status not in COMPLETED:
             continue
         p = sweep.points[point]
         events = store.events(run_id)

@@ -17,6 +17,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from groklab.dtypes import dtype_of
+
 LOSS_NAMES = ("ce", "mse", "stablemax")
 LOSS_DTYPES = ("auto", "float32", "float64")
 
@@ -27,7 +29,7 @@ def loss_input(logits: torch.Tensor, kind: str, dtype: str = "auto") -> torch.Te
         raise ValueError(f"unknown loss dtype {dtype!r}")
     if dtype == "auto":
         return logits.double() if kind == "stablemax" else logits
-    return logits.to(getattr(torch, dtype))
+    return logits.to(dtype_of(dtype))
 
 
 def stablemax_nll(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -10,7 +10,7 @@ from typing import Any
 
 from groklab.analysis.aggregate import mean_ci
 from groklab.analysis.events import first_crossing
-from groklab.store import Store
+from groklab.store import COMPLETED, Store
 from groklab.sweeps import run_sweep, spec_from_cli, sweep_status
 
 
@@ -100,7 +100,7 @@ def collect(store: Store, sweep_id: str) -> list[RunView]:
     sweep = store.get_sweep(sweep_id)
     views = []
     for point, run_id in sorted(store.sweep_runs(sweep_id).items()):
-        if store.get(run_id).status in ("finished", "stopped"):
+        if store.get(run_id).status in COMPLETED:
             views.append(RunView(run_id, sweep.points[point].config["run"]["seed"], store.metrics(run_id), store.events(run_id)))
     return views
 

@@ -26,7 +26,7 @@ from groklab.analysis.events import first_crossing
 from groklab.analysis.stages import double_descent, layer_metrics, onset_of_rise, steepest_change, surges
 from groklab.plots import plot_sweep
 from groklab.reproductions.common import claim_row, continue_or_create, mean_ci_text
-from groklab.store import Store
+from groklab.store import COMPLETED, Store
 from groklab.sweeps import run_sweep
 
 # Fan et al. 2024, arXiv 2405.19454 v1 (../shared/reference/papers.md, section 1).
@@ -131,7 +131,7 @@ def collect(store: Store, sweep_id: str) -> list[RunView]:
     views = []
     for point, run_id in sorted(store.sweep_runs(sweep_id).items()):
         cfg = sweep.points[point].config
-        if store.get(run_id).status not in ("finished", "stopped"):
+        if store.get(run_id).status not in COMPLETED:
             continue
         views.append(
             RunView(

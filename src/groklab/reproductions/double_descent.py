@@ -27,7 +27,7 @@ from groklab.config.schema import ExperimentConfig
 from groklab.errors import ConfigError
 from groklab.plots.model_wise import PANELS, WidthCurves, by_width, plot_final_vs_dim, plot_heatmaps, plot_subsets
 from groklab.reproductions.common import claim_row, continue_or_create, mean_ci_text
-from groklab.store import Store
+from groklab.store import COMPLETED, Store
 from groklab.sweeps import run_sweep
 
 PRESET = "davies2023"
@@ -127,7 +127,7 @@ def runs_by_dim(store: Store, sweep_id: str) -> dict[int, list[str]]:
     sweep = store.get_sweep(sweep_id)
     out: dict[int, list[str]] = {}
     for point, run_id in sorted(store.sweep_runs(sweep_id).items()):
-        if store.get(run_id).status in ("finished", "stopped"):
+        if store.get(run_id).status in COMPLETED:
             out.setdefault(sweep.points[point].config["model"]["d_model"], []).append(run_id)
     return out
 

@@ -34,7 +34,7 @@ from groklab.analysis.stages import onset_of_rise
 from groklab.config import resolve_config
 from groklab.plots import plot_sweep
 from groklab.reproductions.common import claim_row, continue_or_create, mean_ci_text
-from groklab.store import Store
+from groklab.store import COMPLETED, Store
 from groklab.sweeps import run_sweep
 
 # Gu et al. 2025, arXiv 2504.03162 v2, Table 1 (p = 97, 1-layer transformer): U-Acc %, L-Acc %, GO-epoch (None: no grokking).
@@ -160,7 +160,7 @@ def _finished(store: Store, sweep_id: str) -> list[tuple[dict[str, Any], dict[st
     sweep = store.get_sweep(sweep_id)
     out = []
     for point, run_id in sorted(store.sweep_runs(sweep_id).items()):
-        if store.get(run_id).status in ("finished", "stopped"):
+        if store.get(run_id).status in COMPLETED:
             out.append((sweep.points[point].config, store.metrics(run_id)))
     return out
 

@@ -15,7 +15,7 @@ import torch
 from groklab.errors import GroklabError
 
 LATEST = "checkpoint.pt"
-PREVIOUS = "checkpoint.prev.pt"  # an ensemble member's checkpoint before its latest (training/runs.py, resume_ensemble)
+PREVIOUS = "checkpoint.prev.pt"  # an ensemble member's checkpoint before its latest (training/runs.py, train_ensemble)
 
 
 def save_checkpoint(run_dir: Path, state: dict[str, Any], step: int, keep: bool = False, previous: bool = False) -> Path:

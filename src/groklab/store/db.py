@@ -88,6 +88,8 @@ CREATE TABLE IF NOT EXISTS events (
 """
 
 STATUSES = ("running", "finished", "stopped", "diverged", "interrupted", "failed")
+COMPLETED = ("finished", "stopped")  # trained to their end (or their early stop): their curves are whole
+ENDED = (*COMPLETED, "diverged")  # nothing is left to train or resume
 CONFIG_SECTIONS = ("task", "model", "optim", "schedule", "measures", "events", "run")  # every stored config has them
 DAMAGED = "damaged"  # not stored: what a run whose row cannot be read is listed as
 
@@ -354,7 +356,7 @@ class Store:
             rec = self._record(row)
             if is_live(rec):
                 raise TakenError(f"run {run_id} is being trained by process {rec.pid} on {rec.host}; nothing to resume")
-            if rec.status in ("finished", "stopped", "diverged", DAMAGED):
+            if rec.status in (*ENDED, DAMAGED):
                 raise TakenError(f"run {run_id} is {rec.status}; nothing to resume")
             self.conn.execute(
                 "UPDATE runs SET status='running', finished=NULL, message='', device=?, host=?, pid=? WHERE id=?",

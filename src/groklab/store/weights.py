@@ -8,14 +8,13 @@ import torch
 from torch import nn
 
 from groklab.config.loading import from_dict
+from groklab.dtypes import dtype_of
 from groklab.errors import GroklabError
 from groklab.models import Transformer, build_model
 from groklab.models.transformerlens import transformerlens_export
 from groklab.store.db import Store
 from groklab.store.outputs import atomic_path, output_file
 from groklab.tasks import build_task
-
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 def snapshot_step(store: Store, run_id: str, step: int | None = None) -> int:
@@ -36,7 +35,7 @@ def model_at(store: Store, run_id: str, step: int | None = None) -> nn.Module:
     state = store.load_weights(run_id, snapshot_step(store, run_id, step))
     assert state is not None
     cfg = from_dict(store.get(run_id).config)
-    model = build_model(cfg.model, build_task(cfg.task).spec).to(DTYPES[cfg.run.dtype])
+    model = build_model(cfg.model, build_task(cfg.task).spec).to(dtype_of(cfg.run.dtype))
     model.load_state_dict(state)
     return model.eval()
 

@@ -13,13 +13,11 @@ from typing import Any
 import torch
 
 from groklab.config import ExperimentConfig, from_dict
-from groklab.store import Store, SweepRecord, is_live
+from groklab.store import ENDED, Store, SweepRecord, is_live
 from groklab.store.protocol import RunStore
 from groklab.training.ensemble_keys import can_vectorize, pad_key, shape_key
 from groklab.training.memory import available_bytes, check_ensemble_fits, estimate
 from groklab.training.setup import Prepared, prepare
-
-DONE = ("finished", "stopped", "diverged")
 
 
 def pending_batches(
@@ -40,7 +38,7 @@ def pending_batches(
             points = ", ".join(str(i + 1) for i in batch)
             announce(f"point(s) {points}/{len(sweep.points)}: run {live[0].id} is running in process {live[0].pid}; skipped")
             continue
-        todo = [i for i in batch if i not in records or records[i].status not in DONE]
+        todo = [i for i in batch if i not in records or records[i].status not in ENDED]
         batches += [todo] if todo else []
     return batches
 

@@ -3,7 +3,7 @@ every point's steps, so its ETA covers the sweep, and follows worker processes t
 
 from __future__ import annotations
 
-from groklab.store import Store
+from groklab.store import ENDED, Store
 from groklab.sweeps.local import run_sweep
 from groklab.training.progress import SweepProgress
 
@@ -43,5 +43,5 @@ def steps_done(store: Store, sweep_id: str) -> list[int]:
     for i, point in enumerate(store.get_sweep(sweep_id).points):
         rec = store.get(linked[i]) if i in linked else None
         total = point.config["schedule"]["steps"]
-        done.append(0 if rec is None else total if rec.status in ("finished", "stopped", "diverged") else rec.step)
+        done.append(0 if rec is None else total if rec.status in ENDED else rec.step)
     return done

@@ -23,7 +23,3 @@ def resolve_device(name: str) -> torch.device:
     if name == "mps" and not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
         raise ConfigError("run.device", "'mps' asked for, but MPS is not available here; use auto or cpu")
     return torch.device(name)
-
-
-def dtype_of(name: str) -> torch.dtype:
-    return {"float32": torch.float32, "float64": torch.float64}[name]

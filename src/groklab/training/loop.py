@@ -113,7 +113,7 @@ def _loop(b: Backend, store: RunStore, run_ids: list[str], reporter: Reporter) -
 def _checkpoint(b: Backend, store: RunStore, run_ids: list[str], diverged: list[str]) -> None:
     """One checkpoint per member that has not diverged (a diverged member keeps its last finite one). An
     ensemble's members keep their previous one too: a kill between two members' writes leaves one step that
-    all of them have, from which the ensemble resumes as it was (training/runs.py, resume_ensemble)."""
+    all of them have, from which the ensemble resumes as it was (training/runs.py, train_ensemble)."""
     for k, rid in enumerate(run_ids):
         if not diverged[k]:
             store.save_checkpoint(rid, b.member_state(k), b.step, keep=b.cfg.schedule.keep_checkpoints, previous=b.K > 1)

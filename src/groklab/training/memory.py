@@ -14,11 +14,12 @@ from typing import Any
 import torch
 
 from groklab.config.schema import ExperimentConfig
+from groklab.dtypes import dtype_of
 from groklab.errors import ConfigError
 from groklab.measures import MEASURES
 from groklab.models import build_model
 from groklab.tasks import Task, TaskSpec, build_task
-from groklab.training.device import dtype_of, resolve_device
+from groklab.training.device import resolve_device
 
 GiB = 1 << 30
 STATE_COPIES = 4  # weights, gradients and two Adam moments (SGD keeps fewer; an upper bound)
