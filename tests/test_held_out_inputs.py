@@ -14,7 +14,9 @@ import torch
 
 import groklab
 from groklab.cli.main import main
+from groklab.config import resolve_config
 from groklab.store import Store
+from groklab.tasks import build_task
 from helpers import TINY
 
 SHORT = [*TINY, "schedule.steps=20"]
@@ -94,6 +96,7 @@ METRICS = "UPDATE metrics SET"
         ("UPDATE events SET value = 'fast' WHERE run_id = ? AND name = 't_fit'", "holds text 'fast'"),
         ("UPDATE runs SET step = 'ten' WHERE id = ?", "its step is text 'ten'"),
         ("UPDATE runs SET created = 'yesterday' WHERE id = ?", "its created is text 'yesterday'"),
+        ("UPDATE runs SET created = 9223372036854775807 WHERE id = ?", "its created is 9.223372036854776e+18, not a time"),
         ("UPDATE runs SET status = 'gone' WHERE id = ?", "its status 'gone' is not one of"),
     ],
 )
@@ -128,6 +131,9 @@ def test_a_sweep_linking_a_run_that_is_gone_is_listed_as_damaged(tmp_path, capsy
     (row,) = json.loads(capsys.readouterr().out)
     assert row["id"] == sweep.id and "which is not in the store" in row["damaged"]
     assert "is damaged" in refused(["show", sweep.id, "--runs-dir", str(runs)], capsys)
+    with sqlite3.connect(runs / "groklab.db") as conn:
+        conn.execute("UPDATE sweeps SET created = 9223372036854775807")  # past what a clock can show: a traceback once
+    assert main(["sweeps", "--runs-dir", str(runs)]) == 0 and "damaged" in capsys.readouterr().out
 
 
 def test_a_sweep_shows_a_damaged_member_and_summarizes_the_others(tmp_path, capsys):
@@ -232,8 +238,6 @@ def test_sizes_past_what_the_code_can_build_are_refused_before_the_run_exists(ov
 
 
 def test_the_measures_buffers_are_counted_in_the_memory_check():
-    from groklab.config import resolve_config
-    from groklab.tasks import build_task
     from groklab.training.memory import estimate
 
     def need(measures: str, width: int):
@@ -254,3 +258,19 @@ def test_a_damaged_run_still_plots_its_curves(sql, two_runs, capsys):
     assert listed(runs, capsys)[bad]["status"] == "damaged"
     assert main(["plot", bad, "-o", str(runs.parent / "f.png"), "--runs-dir", str(runs)]) == 0  # a KeyError once
     assert (runs.parent / "f.png").stat().st_size > 0
+
+
+def test_an_evaluation_pass_that_cannot_fit_names_eval_batch_size(tmp_path, capsys, monkeypatch):
+    """schedule.eval_batch_size sizes the evaluation's forward pass: all 20,000 rows at once through a 20,000-wide
+    layer hold 1.6 GB, more than the 1 GiB this test's device has; 1,000 rows at a time fit."""
+    from groklab.training import memory
+
+    monkeypatch.setattr(memory, "available_bytes", lambda device: 1 << 30)
+    runs = tmp_path / "runs"
+    wide = ["merrill2023-parity", "task.n_train=20000", "model.width=20000", "schedule.steps=1"]
+    err = refused(["run", *wide, "schedule.eval_batch_size=1000000000", "--runs-dir", str(runs)], capsys)
+    assert err.startswith("groklab: error: schedule.eval_batch_size: the run needs at least") and "20,000-row evaluation pass" in err
+    assert not runs.exists()
+    cfg = resolve_config("merrill2023-parity", [*wide[1:], "schedule.eval_batch_size=1000"])
+    task = build_task(cfg.task)
+    assert memory.estimate(cfg, task, task.spec, torch.float32).total < 1 << 30  # in chunks it fits

@@ -385,7 +385,7 @@ class Store:
         if problem is None and status not in STATUSES:
             problem = f"its status {short_repr(status)} is not one of {', '.join(STATUSES)}"
         times = {"created": created, "finished": finished}
-        bad_time = next((c for c, v in times.items() if not _is_number(v, c == "finished")), None)
+        bad_time = next((c for c, v in times.items() if not _is_time(v, c == "finished")), None)
         problem = problem or (bad_time and f"its {bad_time} is {_kind(times[bad_time])}, not a time")
         if problem is None and not _is_count(step):
             problem = f"its step is {_kind(step)}, not a whole number >= 0"
@@ -406,8 +406,8 @@ class Store:
             return RunRecord(id_, name, preset, status, created, finished, step, cfg, version, device, host, pid, message)
         why = f"its row in {self.db_path} is damaged: {problem}; the run cannot be shown in full or resumed"
         return RunRecord(
-            _as_text(id_), _as_text(name), _as_text(preset), DAMAGED, created if _is_number(created) else 0.0,
-            finished if _is_number(finished, True) else None, step if _is_count(step) else 0, {},
+            _as_text(id_), _as_text(name), _as_text(preset), DAMAGED, created if _is_time(created) else 0.0,
+            finished if _is_time(finished, True) else None, step if _is_count(step) else 0, {},
             _as_text(version), _as_text(device), _as_text(host), pid if isinstance(pid, int) else 0, why,
         )  # fmt: skip
 
@@ -544,7 +544,7 @@ class Store:
                 self._check_links(i, len(record.points))
                 out.append(record)
             except (TypeError, ValueError, KeyError) as exc:
-                out.append(DamagedSweep(_as_text(i), _as_text(n), c if _is_number(c) else 0.0, f"{type(exc).__name__}: {exc}"))
+                out.append(DamagedSweep(_as_text(i), _as_text(n), c if _is_time(c) else 0.0, f"{type(exc).__name__}: {exc}"))
         return out
 
     def _check_links(self, sweep_id: str, n_points: int) -> None:
@@ -626,7 +626,7 @@ def _sweep_parts(id_: Any, name: Any, spec: Any, points: Any, created: Any) -> t
     for col, v in (("id", id_), ("name", name), ("spec", spec), ("points", points)):
         if not _is_text(v):
             raise TypeError(f"its {col} is {_kind(v)}, not text")
-    if not _is_number(created):
+    if not _is_time(created):
         raise TypeError(f"its created is {_kind(created)}, not a time")
     spec_data, point_data = json.loads(spec), json.loads(points)
     if not isinstance(spec_data, dict):
@@ -646,6 +646,14 @@ def _is_number(v: Any, none: bool = False) -> bool:
     if v is None:
         return none
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _is_time(v: Any, none: bool = False) -> bool:
+    """A Unix time groklab could have written (time.time(): after 1970, before the year 10000), or None if allowed."""
+    return (none and v is None) or (_is_number(v) and 0 <= v < LAST_TIME)
+
+
+LAST_TIME = 253402300800.0  # 10000-01-01: time.localtime and strftime take nothing later
 
 
 def _is_count(v: Any) -> bool:

@@ -16,6 +16,7 @@ import torch
 from groklab.config.schema import ExperimentConfig
 from groklab.dtypes import dtype_of
 from groklab.errors import ConfigError
+from groklab.losses import eval_chunk
 from groklab.measures import MEASURES
 from groklab.models import build_model
 from groklab.tasks import Task, TaskSpec, build_task
@@ -52,13 +53,23 @@ def data_bytes(task: Task, spec: TaskSpec) -> int | None:
     return n * (width * itemsize + 8) * BUILD_COPIES
 
 
+@dataclass(frozen=True)
+class ModelSizes:
+    """What the model on the meta device tells of a run's memory."""
+
+    params: int
+    activations: int  # every leaf output of one training step: what the backward keeps
+    largest_output: int  # the largest single leaf output of that step: what an evaluation pass holds at least
+    measures: int  # the enabled measures' own buffers at an evaluation
+
+
 def model_bytes(
     cfg: ExperimentConfig, spec: TaskSpec, batch: int, dtype: torch.dtype, split: tuple[int, int] = (0, 0)
-) -> tuple[int, int, int] | None:
-    """(parameters, activation bytes of one training step at `batch` examples, the enabled measures' own buffers
-    for a (train, test) `split`): the model built and run on the meta device (shapes only, no memory), the
-    output of every leaf module and of the model counted once: what the backward keeps, a lower bound of the
-    step's peak, so that only runs that cannot fit are refused. None if the model cannot be built or run there."""
+) -> ModelSizes | None:
+    """The model built and run on the meta device (shapes only, no memory) on one training step of `batch`
+    examples, the output of every leaf module and of the model counted once, and the enabled measures' buffers
+    for a (train, test) `split`: lower bounds, so that only runs that cannot fit are refused. None if the
+    model cannot be built or run there."""
     try:
         with torch.device("meta"):
             model: Any = build_model(cfg.model, spec).to(dtype)
@@ -67,12 +78,13 @@ def model_bytes(
             x = torch.empty((batch, spec.seq_len), dtype=torch.long, device="meta")
         else:
             x = torch.empty((batch, *(spec.image_shape or (spec.input_dim,))), dtype=dtype, device="meta")
-        seen = [0]
+        seen, largest = [0], [0]
 
         def count(_module: Any, _inputs: Any, output: Any) -> None:
             for t in output if isinstance(output, tuple | list) else (output,):
                 if isinstance(t, torch.Tensor):
                     seen[0] += t.numel() * t.element_size()
+                    largest[0] = max(largest[0], t.numel() * t.element_size())
 
         leaves = [m for m in model.modules() if m is model or not any(True for _ in m.children())]  # containers repeat their parts
         hooks = [m.register_forward_hook(count) for m in leaves]
@@ -88,7 +100,7 @@ def model_bytes(
         if "overflow" in str(exc).lower():  # a tensor whose size does not fit in 64 bits, which no device builds
             raise _TooLargeError(largest_size(cfg, spec)) from None
         return None
-    return params, seen[0], measures
+    return ModelSizes(params, seen[0], largest[0], measures)
 
 
 class _TooLargeError(Exception):
@@ -109,7 +121,7 @@ class Need:
 
     data: int
     state: int
-    activations: int
+    activations: int  # of a training step, or of an evaluation pass where that holds more
     params: int
     examples: int | None
     batch: int
@@ -117,10 +129,15 @@ class Need:
     filter_copies: int = 0
     overflow: str = ""  # the setting that makes a tensor too large to build at all, if one does
     measures: int = 0  # the enabled measures' own buffers at an evaluation (a width² covariance, probe features)
+    eval_rows: int = 0  # the rows of an evaluation pass, where its activations are the larger
 
     @property
     def total(self) -> int:
         return self.data + self.state + self.activations + self.filter + self.measures
+
+    @property
+    def _activations_of(self) -> str:
+        return f"a {self.eval_rows:,}-row evaluation pass" if self.eval_rows else f"a {self.batch:,}-example step"
 
     def parts(self) -> str:
         return ", ".join(
@@ -128,7 +145,7 @@ class Need:
             for text, size in (
                 (f"data {self.data / GiB:.3g} GiB ({self.examples or 0:,} examples)", self.data),
                 (f"parameters, gradients and optimizer state {self.state / GiB:.3g} GiB ({self.params:,} parameters)", self.state),
-                (f"activations of a {self.batch:,}-example step {self.activations / GiB:.3g} GiB", self.activations),
+                (f"activations of {self._activations_of} {self.activations / GiB:.3g} GiB", self.activations),
                 (f"Grokfast's {self.filter_copies:,} stored gradients {self.filter / GiB:.3g} GiB", self.filter),
                 (f"the measures' buffers {self.measures / GiB:.3g} GiB", self.measures),
             )
@@ -148,11 +165,15 @@ def estimate(cfg: ExperimentConfig, task: Task, spec: TaskSpec, dtype: torch.dty
         sizes, overflow = model_bytes(cfg, spec, batch, dtype, split), ""
     except _TooLargeError as exc:
         sizes, overflow = None, str(exc)
-    params, acts, measures = sizes if sizes is not None else (0, 0, 0)
+    sizes = sizes or ModelSizes(0, 0, 0, 0)
+    rows = min(eval_chunk(cfg.schedule.eval_batch_size), max(split))  # rows of one evaluation forward pass
+    eval_acts = sizes.largest_output // max(batch, 1) * rows
+    acts, eval_rows = (eval_acts, rows) if eval_acts > sizes.activations else (sizes.activations, 0)
     itemsize = torch.finfo(dtype).bits // 8
     copies = filter_copies(cfg)
-    state, filt = params * STATE_COPIES * itemsize, params * copies * itemsize
-    return Need(data_bytes(task, spec) or 0, state, acts, params, n, batch, filt, copies, overflow, measures)
+    state, filt = sizes.params * STATE_COPIES * itemsize, sizes.params * copies * itemsize
+    data = data_bytes(task, spec) or 0
+    return Need(data, state, acts, sizes.params, n, batch, filt, copies, overflow, sizes.measures, eval_rows)
 
 
 OVERFLOW = "makes a tensor too large to build (its size overflows 64 bits)"
@@ -173,7 +194,8 @@ def check_fits(cfg: ExperimentConfig, task: Task, spec: TaskSpec, device: torch.
         if need.overflow:
             raise ConfigError(need.overflow, OVERFLOW)
         return
-    parts = {"task": need.data, "model": need.state, "schedule.batch_size": need.activations, "optim.grokfast.window": need.filter}
+    acts = "schedule.eval_batch_size" if need.eval_rows else "schedule.batch_size"
+    parts = {"task": need.data, "model": need.state, acts: need.activations, "optim.grokfast.window": need.filter}
     parts["measures.enabled"] = need.measures
     field = max(parts, key=lambda k: parts[k])
     raise ConfigError(
