@@ -84,12 +84,12 @@ def test_train_metrics_come_from_the_training_pass_only_without_dropout(tmp_path
     cfgs = [resolve_config(None, [*TINY, f"model.dropout={dropout}", f"run.seed={s}"]) for s in range(2)]
     ens = StackedBackend([prepare(c) for c in cfgs])
     lone = LoneBackend(prepare(cfgs[0]))
-    _, shared = ens.train_step(record=True)
-    _, [lone_shared] = lone.train_step(record=True)
+    _, known = ens.train_step(record=True)
+    _, [lone_known] = lone.train_step(record=True)
     if dropout:
-        assert shared == [{}, {}] and lone_shared == {}
+        assert known == [{}, {}] and lone_known == {}
     else:
-        assert all(set(s) == {"train_loss", "train_acc"} for s in shared) and set(lone_shared) == {"train_loss", "train_acc"}
+        assert all(set(s) == {"train_loss", "train_acc"} for s in known) and set(lone_known) == {"train_loss", "train_acc"}
 
 
 MLP = [*(o for o in TINY if not o.startswith("model.")), "model.name=mlp", "model.d_model=8", "model.d_mlp=32"]

@@ -72,9 +72,9 @@ class Backend:
         """What a training step's forward and backward run inside (a stack keeps its lookup structures)."""
         return contextlib.nullcontext()
 
-    def precomputed(self, shared: list[dict[str, float]]) -> list[dict[str, float]]:
+    def known_metrics(self, known: list[dict[str, float]]) -> list[dict[str, float]]:
         """Per member, the metrics already known before its measures run (loss_acc reads them)."""
-        return shared
+        return known
 
     def member_model(self, k: int) -> nn.Module:
         """Member k's own module, holding its current weights."""
@@ -104,12 +104,12 @@ class Backend:
         n = y.shape[-1]
         correct = correct_count(logits.detach(), y)
         self.batch_acc.add(correct, n)
-        shared: list[dict[str, float]] = [{} for _ in range(self.K)]
+        known: list[dict[str, float]] = [{} for _ in range(self.K)]
         if record and self.full_batch and self.shares_train_pass:
             loss_values = losses.detach().double().reshape(-1).tolist()
             accs = (correct.reshape(-1).double() / n).tolist()
-            shared = [{"train_loss": lo, "train_acc": a} for lo, a in zip(loss_values, accs, strict=True)]
-        return losses.detach().reshape(-1), shared
+            known = [{"train_loss": lo, "train_acc": a} for lo, a in zip(loss_values, accs, strict=True)]
+        return losses.detach().reshape(-1), known
 
     def apply_update(self) -> None:
         if self.filter:
@@ -123,9 +123,9 @@ class Backend:
 
     # ----- evaluation ---------------------------------------------------------------------------
     @torch.no_grad()
-    def evaluate(self, shared: list[dict[str, float]]) -> list[dict[str, float]]:
+    def evaluate(self, known: list[dict[str, float]]) -> list[dict[str, float]]:
         """Every member's measures due at this evaluation, each reading its own module and data."""
-        known = self.precomputed(shared)
+        known = self.known_metrics(known)
         out = []
         for k, prep in enumerate(self.preps):
             model = self.member_model(k).eval()

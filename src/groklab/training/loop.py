@@ -56,9 +56,9 @@ def _loop(b: Backend, store: RunStore, run_ids: list[str], reporter: Reporter) -
                         if not diverged[k]:
                             store.save_weights(rid, b.member_weights(k), b.step)
                 record = b.step in b.eval_at
-                shared: list[dict[str, float]] = [{} for _ in range(b.K)]
+                known: list[dict[str, float]] = [{} for _ in range(b.K)]
                 if b.step < s.steps:
-                    losses, shared = b.train_step(record)
+                    losses, known = b.train_step(record)
                     if record or b.step % sync_every == 0:
                         for k, bad in enumerate((~torch.isfinite(losses)).tolist()):
                             if bad and not diverged[k]:
@@ -69,8 +69,8 @@ def _loop(b: Backend, store: RunStore, run_ids: list[str], reporter: Reporter) -
                     batch_acc = b.batch_acc.value(b.step)
                     if batch_acc is not None:
                         for k, a in enumerate(batch_acc.reshape(-1).tolist()):
-                            shared[k]["train_acc_batches"] = a
-                    metrics = b.evaluate(shared)
+                            known[k]["train_acc_batches"] = a
+                    metrics = b.evaluate(known)
                     live = [k for k in range(b.K) if not diverged[k]]
                     for k in live:
                         store.log_metrics(run_ids[k], b.step, metrics[k])

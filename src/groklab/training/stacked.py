@@ -96,16 +96,16 @@ class StackedBackend(Backend):
         return keeping_row_sums(self.row_sums)
 
     @torch.no_grad()
-    def precomputed(self, shared: list[dict[str, float]]) -> list[dict[str, float]]:
+    def known_metrics(self, known: list[dict[str, float]]) -> list[dict[str, float]]:
         """Every member's test loss and accuracy (and train, unless the training pass gave them) in one vectorized pass."""
         self.model.eval()
         kind, chunk, dtype = self.cfg.optim.loss, eval_chunk(self.cfg.schedule.eval_batch_size), self.cfg.optim.loss_dtype
         d = self.data
         test_loss, test_acc = (t.tolist() for t in loss_and_accuracy(self.forward, d.test_x, d.test_y, kind, chunk, dtype))
-        if "train_loss" not in shared[0]:  # minibatches, or dropout: the train set was not seen whole as in evaluation
+        if "train_loss" not in known[0]:  # minibatches, or dropout: the train set was not seen whole as in evaluation
             pair = loss_and_accuracy(self.forward, d.train_x, d.train_y, kind, chunk, dtype)
-            shared = [{**sh, "train_loss": lo, "train_acc": a} for sh, lo, a in zip(shared, *(t.tolist() for t in pair), strict=True)]
-        return [{**sh, "test_loss": lo, "test_acc": a} for sh, lo, a in zip(shared, test_loss, test_acc, strict=True)]
+            known = [{**kn, "train_loss": lo, "train_acc": a} for kn, lo, a in zip(known, *(t.tolist() for t in pair), strict=True)]
+        return [{**kn, "test_loss": lo, "test_acc": a} for kn, lo, a in zip(known, test_loss, test_acc, strict=True)]
 
     def member_view(self, k: int, name: str, stacked: torch.Tensor) -> torch.Tensor:
         """Member k's part of a stacked parameter-shaped tensor (a parameter, an optimizer moment)."""
