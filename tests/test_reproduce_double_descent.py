@@ -7,9 +7,9 @@ import json
 
 import pytest
 
+from groklab.analysis.width_curves import WidthCurves
 from groklab.cli.main import main
 from groklab.config import resolve_config, to_dict
-from groklab.plots.model_wise import WidthCurves
 from groklab.reproductions.double_descent import FULL, QUICK, SEEDS, Transitions, _zero_div_count, claims, transition
 from groklab.store import Store
 

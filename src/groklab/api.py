@@ -258,9 +258,8 @@ def sweep(
     a list of values or to the CLI's forms (`"0.1,0.3,1"`, `"1:149:2"`, `"log:1e-4:1:9"`); seeds set
     run.seed = S..S+N-1. Every point is checked before anything is written.
     """
-    from groklab.sweeps import spec_from_cli
+    from groklab.sweeps import spec_from_cli, train_locally
     from groklab.sweeps.planning import check_ensembles_fit
-    from groklab.sweeps.progress import train_locally
 
     if workers < 1:
         raise GroklabError(f"workers: must be >= 1, got {workers}")
@@ -287,7 +286,7 @@ def open_sweep(ref: str, runs_dir: str | Path | None = None) -> Sweep:
 def resume_sweep(ref: str, runs_dir: str | Path | None = None, workers: int | None = None, progress: bool = True) -> Sweep:
     """Continue an interrupted sweep with the options it was started with: points finished are kept,
     interrupted ones resume, the rest start."""
-    from groklab.sweeps.progress import train_locally
+    from groklab.sweeps import train_locally
     from groklab.sweeps.spec import execution_options
 
     store = Store(runs_dir, create=False)
@@ -364,7 +363,7 @@ def reproduce(
     judge its claims, write claims.json and report.html beside them; returns the claim table as data."""
     from groklab.reports import write_reproduction_report
     from groklab.reproductions import RECIPES
-    from groklab.sweeps.progress import train_locally
+    from groklab.sweeps import train_locally
 
     if paper not in RECIPES:
         raise GroklabError(f"paper: unknown paper {paper!r}; choose one of {', '.join(RECIPES)}")

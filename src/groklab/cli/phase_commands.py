@@ -39,8 +39,7 @@ def cmd_phase_diagram(ns: argparse.Namespace) -> int:
     from groklab.plots.phase_diagram import plot_phase_diagram
     from groklab.store import COMPLETED, Store
     from groklab.store.outputs import atomic_path, output_folder
-    from groklab.sweeps import spec_from_cli, sweep_status
-    from groklab.sweeps.progress import train_locally
+    from groklab.sweeps import spec_from_cli, sweep_status, train_locally
 
     preset, overrides = ns.args[0], ns.args[1:]
     bad = [o for o in overrides if "=" not in o]

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from groklab.cli.common import dumps_json, show_data, split_args, when
 from groklab.errors import GroklabError
-from groklab.sweeps.progress import steps_done, sweep_progress, train_locally
+from groklab.sweeps.local import train_locally
+from groklab.sweeps.progress import steps_done, sweep_progress
 
 if TYPE_CHECKING:
     from groklab.store import SweepRecord

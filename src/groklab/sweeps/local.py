@@ -22,6 +22,7 @@ from groklab.store import Store, SweepRecord
 from groklab.store.db import TakenError
 from groklab.store.protocol import RunStore
 from groklab.sweeps.planning import pending_batches
+from groklab.sweeps.progress import steps_done, sweep_progress
 from groklab.training.allocator import tune_malloc
 from groklab.training.reporter import Reporter
 from groklab.training.runs import resume_run, start_run, train_ensemble
@@ -62,6 +63,29 @@ def run_sweep(
             if "interrupted" in train_batch(store, sweep, batch, reporter, announce):
                 break
     return sweep_status(store, sweep_id)
+
+
+def train_locally(
+    store: Store, sweep_id: str, progress: bool = True, workers: int = 1, max_ensemble: int | None = None, pad_widths: bool | None = None
+) -> dict[str, int]:
+    """The local sweep entry point of the CLI and the notebook API: run a stored sweep with the local executor, under
+    one progress bar over every point's steps if `progress`; returns run counts by status."""
+    if not progress:
+        return run_sweep(store, sweep_id, workers=workers, max_ensemble=max_ensemble, pad_widths=pad_widths)
+    bar = sweep_progress(store, sweep_id)
+    try:
+        return run_sweep(
+            store,
+            sweep_id,
+            reporter=bar.for_points,
+            announce=bar.note,
+            workers=workers,
+            poll=lambda: bar.sync(steps_done(store, sweep_id)),
+            max_ensemble=max_ensemble,
+            pad_widths=pad_widths,
+        )
+    finally:
+        bar.finish()
 
 
 def train_batch(
