@@ -90,7 +90,6 @@ CREATE TABLE IF NOT EXISTS events (
 STATUSES = ("running", "finished", "stopped", "diverged", "interrupted", "failed")
 COMPLETED = ("finished", "stopped")  # trained to their end (or their early stop): their curves are whole
 ENDED = (*COMPLETED, "diverged")  # nothing is left to train or resume
-CONFIG_SECTIONS = ("task", "model", "optim", "schedule", "measures", "events", "run")  # every stored config has them
 DAMAGED = "damaged"  # not stored: what a run whose row cannot be read is listed as
 
 
@@ -397,9 +396,6 @@ class Store:
                 cfg = json.loads(config)
                 if not isinstance(cfg, dict):
                     raise ValueError(f"a {type(cfg).__name__}, not a mapping")
-                missing = [s for s in CONFIG_SECTIONS if not isinstance(cfg.get(s), dict)]
-                if missing:
-                    raise ValueError(f"its section {missing[0]!r} is not a mapping")
             except (TypeError, ValueError) as exc:
                 problem = f"its config is damaged ({exc})"
         if problem is None:
