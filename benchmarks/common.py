@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from groklab.config.schema import ExperimentConfig
+from groklab.schema import ExperimentConfig
 from groklab.training.lone import LoneBackend
 from groklab.training.setup import prepare
 

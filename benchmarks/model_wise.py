@@ -20,7 +20,7 @@ import torch
 
 from common import timed
 from groklab.config import resolve_config
-from groklab.config.schema import ExperimentConfig
+from groklab.schema import ExperimentConfig
 from groklab.store import Store
 from groklab.sweeps.planning import plan_batches
 from groklab.sweeps.spec import parse_values, spec_from_cli

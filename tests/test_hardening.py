@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 import groklab
 from groklab.cli.main import main
 from groklab.config import resolve_config
-from groklab.config.schema import ScheduleConfig
+from groklab.schema import ScheduleConfig
 from groklab.store import Store
 from groklab.sweeps import planning
 from groklab.sweeps.planning import ensemble_cap

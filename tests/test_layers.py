@@ -13,7 +13,7 @@ import groklab
 # Bottom first. A module belongs to the longest prefix that names it.
 LAYERS: list[tuple[str, ...]] = [
     ("groklab.errors", "groklab.version", "groklab.registry", "groklab.jsonsafe", "groklab.dtypes"),
-    ("groklab.config.schema",),
+    ("groklab.schema",),
     ("groklab.data",),
     ("groklab.tasks",),
     ("groklab.models",),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from groklab.config.schema import OptimConfig
+from groklab.schema import OptimConfig
 from groklab.training.stacked_optim import StackedOptimizer
 
 SHAPES = {"w": (3, 5), "b": (3,), "e": (4, 2, 2)}

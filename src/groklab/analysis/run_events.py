@@ -6,7 +6,7 @@ from groklab.analysis.double_descent import loss_dd_events
 from groklab.analysis.events import grokking_events
 from groklab.analysis.stages import stage_events
 from groklab.config.loading import from_dict
-from groklab.config.schema import ExperimentConfig
+from groklab.schema import ExperimentConfig
 from groklab.store.protocol import RunStore
 
 

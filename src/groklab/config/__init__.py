@@ -1,8 +1,9 @@
-"""Configs: typed dataclasses, YAML presets, dotted command-line overrides."""
+"""Configs resolved: YAML presets and files, dotted command-line overrides, checked into the typed dataclasses of
+groklab/schema.py (re-exported here). Above the registries, which say what each task, model and measure takes."""
 
 from groklab.config.loading import from_dict, load_yaml, parse_overrides, to_dict
 from groklab.config.presets import DEFAULT_PRESET, changes_from_preset, describe_presets, preset_baseline, preset_names, resolve_config
-from groklab.config.schema import (
+from groklab.schema import (
     EventsConfig,
     ExperimentConfig,
     GrokfastConfig,

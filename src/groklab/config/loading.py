@@ -16,8 +16,8 @@ from typing import Any, Literal
 
 import yaml
 
-from groklab.config.schema import ExperimentConfig, MeasuresConfig, ModelConfig, TaskConfig
 from groklab.errors import ConfigError, GroklabError
+from groklab.schema import ExperimentConfig, MeasuresConfig, ModelConfig, TaskConfig
 
 
 class Raw(str):

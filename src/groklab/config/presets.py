@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from groklab.config.loading import Raw, apply_overrides, from_dict, load_yaml, parse_overrides, to_dict
-from groklab.config.schema import ExperimentConfig
 from groklab.errors import ConfigError
+from groklab.schema import ExperimentConfig
 
 DEFAULT_PRESET = "modular-addition"
 

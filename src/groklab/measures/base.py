@@ -9,10 +9,10 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from groklab.config.schema import ExperimentConfig
 from groklab.losses import eval_chunk
 from groklab.measures.passes import Tap, run_taps
 from groklab.registry import Registry
+from groklab.schema import ExperimentConfig
 from groklab.tasks.base import TaskData, TaskSpec
 
 

@@ -8,8 +8,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from groklab.config.schema import ModelConfig
 from groklab.registry import Registry
+from groklab.schema import ModelConfig
 from groklab.tasks.base import TaskSpec
 
 ModelBuilder = Callable[[Any, TaskSpec], nn.Module]  # (the model's config, the task's spec) -> the network

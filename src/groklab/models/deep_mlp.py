@@ -7,11 +7,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from groklab.config.schema import ModelConfig, check_layers
 from groklab.errors import ConfigError
 from groklab.models.base import MODELS
 from groklab.models.hooks import mlp_layer_hooks, run_hooked
 from groklab.models.transformer import ACTIVATIONS
+from groklab.schema import ModelConfig, check_layers
 from groklab.tasks.base import TaskSpec
 
 

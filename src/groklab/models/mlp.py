@@ -8,7 +8,6 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from groklab.config.schema import ModelConfig, check_layers
 from groklab.errors import ConfigError
 from groklab.models.base import MODELS
 from groklab.models.dropout import Dropout
@@ -16,6 +15,7 @@ from groklab.models.embedding_init import EMBED_INITS, apply_embed_init
 from groklab.models.hooks import HookPoint, mlp_layer_hooks, run_hooked
 from groklab.models.lookup import lookup, stacked_lookup
 from groklab.models.transformer import ACTIVATIONS
+from groklab.schema import ModelConfig, check_layers
 from groklab.tasks.base import TaskSpec
 
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from groklab.config.schema import ModelConfig
 from groklab.errors import ConfigError
 from groklab.models.base import MODELS
+from groklab.schema import ModelConfig
 from groklab.tasks.base import TaskSpec
 
 

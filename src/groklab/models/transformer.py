@@ -18,13 +18,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from groklab.config.schema import ModelConfig, check_layers
 from groklab.errors import ConfigError
 from groklab.models.base import MODELS
 from groklab.models.dropout import Dropout
 from groklab.models.embedding_init import EMBED_INITS, apply_embed_init
 from groklab.models.hooks import HookPoint
 from groklab.models.transformer_fast import fast_forward
+from groklab.schema import ModelConfig, check_layers
 from groklab.tasks.base import TaskSpec
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiLU}

@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from groklab.analysis.width_curves import WidthCurves, by_width
-from groklab.config.schema import ExperimentConfig
 from groklab.errors import ConfigError
 from groklab.plots.model_wise import PANELS, plot_final_vs_dim, plot_heatmaps, plot_subsets
 from groklab.reproductions.common import claim_row, continue_or_create, mean_ci_text
+from groklab.schema import ExperimentConfig
 from groklab.store import COMPLETED, Store
 from groklab.sweeps import run_sweep
 

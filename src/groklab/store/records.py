@@ -8,8 +8,8 @@ import yaml
 
 from groklab.config.loading import safe_yaml, to_dict
 from groklab.config.presets import preset_baseline
-from groklab.config.schema import ExperimentConfig
 from groklab.errors import ConfigError
+from groklab.schema import ExperimentConfig
 from groklab.store.db import DamagedError, Store
 from groklab.store.protocol import RunStore
 from groklab.version import __version__

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from groklab.config.schema import ExperimentConfig, TaskConfig
+from groklab.schema import ExperimentConfig, TaskConfig
 
 
 @dataclass(frozen=True)

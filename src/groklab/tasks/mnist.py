@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import torch
 
-from groklab.config.schema import ExperimentConfig, TaskConfig
 from groklab.data import mnist
 from groklab.errors import ConfigError
+from groklab.schema import ExperimentConfig, TaskConfig
 from groklab.tasks.base import Task, TaskData, TaskSpec
 from groklab.tasks.registry import TASKS
 

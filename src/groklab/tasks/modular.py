@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from groklab.config.schema import ExperimentConfig, TaskConfig
 from groklab.errors import ConfigError
+from groklab.schema import ExperimentConfig, TaskConfig
 from groklab.tasks.base import Task, TaskData, TaskSpec
 from groklab.tasks.registry import TASKS
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from groklab.config.schema import ExperimentConfig, TaskConfig
 from groklab.errors import ConfigError
+from groklab.schema import ExperimentConfig, TaskConfig
 from groklab.tasks.base import Task, TaskData, TaskSpec
 from groklab.tasks.registry import TASKS
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from groklab.config.schema import OptimConfig
+from groklab.schema import OptimConfig
 from groklab.training.optim import build_optimizer
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from groklab.config.loading import to_dict
-from groklab.config.schema import ExperimentConfig
 from groklab.models.width_padding import PADDED_FIELDS
+from groklab.schema import ExperimentConfig
 
 # Config keys that may differ between the members of one ensemble.
 MEMBER_KEYS = (

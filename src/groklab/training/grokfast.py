@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from groklab.config.schema import GrokfastConfig
+from groklab.schema import GrokfastConfig
 
 
 class GradFilter:

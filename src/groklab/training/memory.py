@@ -13,12 +13,12 @@ from typing import Any
 
 import torch
 
-from groklab.config.schema import ExperimentConfig
 from groklab.dtypes import dtype_of
 from groklab.errors import ConfigError
 from groklab.losses import eval_chunk
 from groklab.measures import MEASURES
 from groklab.models import build_model
+from groklab.schema import ExperimentConfig
 from groklab.tasks import Task, TaskSpec, build_task
 from groklab.training.device import resolve_device
 

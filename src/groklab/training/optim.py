@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from groklab.config.schema import OptimConfig
+from groklab.schema import OptimConfig
 
 
 def build_optimizer(cfg: OptimConfig, params: list[torch.nn.Parameter], device: torch.device) -> torch.optim.Optimizer:

@@ -7,7 +7,7 @@ import math
 
 import torch
 
-from groklab.config.schema import ScheduleConfig
+from groklab.schema import ScheduleConfig
 
 
 def eval_steps(s: ScheduleConfig) -> list[int]:

@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from groklab.config.schema import ExperimentConfig
 from groklab.dtypes import dtype_of
 from groklab.errors import ConfigError
 from groklab.measures import MEASURES, Measure
 from groklab.models import build_model
+from groklab.schema import ExperimentConfig
 from groklab.tasks import Task, TaskData, TaskSpec, build_task
 from groklab.training.device import resolve_device
 from groklab.training.memory import check_fits

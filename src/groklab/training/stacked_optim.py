@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from groklab.config.schema import OptimConfig
+from groklab.schema import OptimConfig
 
 
 class StackedOptimizer:

@@ -7,7 +7,7 @@ import time
 
 import torch
 
-from groklab.config.schema import ExperimentConfig
+from groklab.schema import ExperimentConfig
 from groklab.training.lone import LoneBackend
 from groklab.training.setup import prepare
 
