@@ -545,15 +545,37 @@ class Store:
 
     def _check_links(self, sweep_id: str, n_points: int) -> None:
         """A sweep's run links and plan name its points and existing runs (else ValueError: the sweep is damaged)."""
-        query = "SELECT l.point, l.run_id, r.id FROM sweep_runs l LEFT JOIN runs r ON r.id = l.run_id WHERE l.sweep_id=?"
-        for point, run_id, found in self.conn.execute(query, (sweep_id,)):
-            if not (_is_count(point) and point < n_points):
-                raise ValueError(f"it links point {_kind(point)} of {n_points}")
-            if found is None:
+        links = self._links(sweep_id)
+        query = "SELECT id FROM runs WHERE id IN (SELECT run_id FROM sweep_runs WHERE sweep_id=?)"
+        stored = {run_id for (run_id,) in self.conn.execute(query, (sweep_id,))}
+        for point, run_id in links.items():
+            if point >= n_points:
+                raise ValueError(f"it links point {point + 1} of {n_points}")
+            if run_id not in stored:
                 raise ValueError(f"its point {point + 1} links run {_kind(run_id)}, which is not in the store")
-        for point, batch, member in self.conn.execute("SELECT point, batch, member FROM sweep_batches WHERE sweep_id=?", (sweep_id,)):
-            if not (_is_count(point) and point < n_points and _is_count(batch) and _is_count(member)):
-                raise ValueError(f"its plan puts point {_kind(point)} of {n_points} in batch {_kind(batch)} as member {_kind(member)}")
+        for point, batch in self._batches(sweep_id):
+            if point >= n_points:
+                raise ValueError(f"its plan puts point {point + 1} of {n_points} in batch {batch}")
+
+    def _links(self, sweep_id: str) -> dict[int, str]:
+        """point -> run id, each link as groklab wrote it (else ValueError saying what is wrong)."""
+        rows = self.conn.execute("SELECT point, run_id FROM sweep_runs WHERE sweep_id=?", (sweep_id,)).fetchall()
+        for point, run_id in rows:
+            if not _is_count(point) or not (isinstance(run_id, str) and RUN_ID.fullmatch(run_id)):
+                raise ValueError(f"its run link {_kind(point)} -> {_kind(run_id)}")
+        return dict(rows)
+
+    def _batches(self, sweep_id: str) -> list[tuple[int, int]]:
+        """(point, batch) of the stored plan in training order, each as groklab wrote it (else ValueError)."""
+        query = "SELECT point, batch, member FROM sweep_batches WHERE sweep_id=? ORDER BY batch, member"
+        rows = self.conn.execute(query, (sweep_id,)).fetchall()
+        for point, batch, member in rows:
+            if not (_is_count(point) and _is_count(batch) and _is_count(member)):
+                raise ValueError(f"its plan puts point {_kind(point)} in batch {_kind(batch)} as member {_kind(member)}")
+        return [(point, batch) for point, batch, _ in rows]
+
+    def _damaged(self, sweep_id: str, why: object) -> GroklabError:
+        return GroklabError(f"sweep {sweep_id} in {self.db_path} is damaged ({why})")
 
     def get_sweep(self, ref: str) -> SweepRecord:
         """A sweep by id, unique id prefix, or name; a damaged one is a one-line error naming it."""
@@ -565,7 +587,7 @@ class Store:
         if len(matches) > 1:
             raise GroklabError(f"sweep {ref!r} is ambiguous: it matches {', '.join(s.id for s in matches[:5])}")
         if isinstance(matches[0], DamagedSweep):
-            raise GroklabError(f"sweep {matches[0].id} in {self.db_path} is damaged ({matches[0].why})")
+            raise self._damaged(matches[0].id, matches[0].why)
         return matches[0]
 
     def sweep_plan(self, sweep_id: str, plan: list[list[int]] | None = None) -> list[list[int]] | None:
@@ -582,22 +604,21 @@ class Store:
                 self.conn.execute("ROLLBACK")
                 raise
             self.conn.execute("COMMIT")
+        try:
+            rows = self._batches(sweep_id)
+        except ValueError as exc:
+            raise self._damaged(sweep_id, exc) from None
         batches: dict[int, list[int]] = {}
-        query = "SELECT point, batch FROM sweep_batches WHERE sweep_id=? ORDER BY batch, member"
-        for point, batch in self.conn.execute(query, (sweep_id,)):
-            if not (_is_count(point) and _is_count(batch)):
-                where = f"its plan puts point {_kind(point)} in batch {_kind(batch)}"
-                raise GroklabError(f"sweep {sweep_id} in {self.db_path} is damaged ({where})")
+        for point, batch in rows:
             batches.setdefault(batch, []).append(point)
         return list(batches.values()) or None
 
     def sweep_runs(self, sweep_id: str) -> dict[int, str]:
         """point index -> run id, for the points that have started."""
-        rows = self.conn.execute("SELECT point, run_id FROM sweep_runs WHERE sweep_id=?", (sweep_id,)).fetchall()
-        for point, run_id in rows:
-            if not _is_count(point) or not (isinstance(run_id, str) and RUN_ID.fullmatch(run_id)):
-                raise GroklabError(f"sweep {sweep_id} in {self.db_path} is damaged (its run link {_kind(point)} -> {_kind(run_id)})")
-        return dict(rows)
+        try:
+            return self._links(sweep_id)
+        except ValueError as exc:
+            raise self._damaged(sweep_id, exc) from None
 
     # ----- events ------------------------------------------------------------------------------
     def set_events(self, run_id: str, events: dict[str, tuple[int | None, float | None]]) -> None:
