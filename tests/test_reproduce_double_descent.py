@@ -122,7 +122,9 @@ def test_quick_reproduction_runs_end_to_end_on_a_tiny_budget(capsys, tmp_path):
     ]
     assert main(args) == 0
     printed = capsys.readouterr().out
-    assert "estimated wall-clock on cpu:" in printed and "for 6 of 6 runs x 30 steps" in printed  # before it trains
+    assert (
+        "estimated wall-clock on cpu (" in printed and "for 7 of 7 runs x 30 steps" in printed
+    )  # before it trains (2 widths x 3 seeds, the bump run)
     for claim in ("(a)", "(b)", "(c)", "(d)", "(e)", "(f)"):
         assert f"] {claim}" in printed
     saved = json.loads((out / "claims.json").read_text())
@@ -142,9 +144,12 @@ def test_plans_resolve(plan):
     import yaml
 
     from groklab.errors import ConfigError
+    from groklab.reproductions.claim import Setting
     from groklab.reproductions.double_descent import PRESET, check
 
-    cfg = check(plan is QUICK, [])
+    setting = Setting("quick" if plan is QUICK else "paper", 1)
+    check(setting)
+    cfg = resolve_config(PRESET, [*plan.overrides, *plan.analog])
     assert cfg.preset == PRESET
     data = to_dict(cfg)
     for item in [*plan.overrides, *plan.analog]:
@@ -155,7 +160,7 @@ def test_plans_resolve(plan):
         assert node == yaml.safe_load(value), item
     assert all(d % cfg.model.n_heads == 0 for d in plan.dims)
     with pytest.raises(ConfigError, match="not divisible"):
-        check(plan is QUICK, ["model.n_heads=7"])
+        check(Setting(setting.scale, 1, ("model.n_heads=7",)))
 
 
 # ----- the quick analog's claim logic, on stored-like synthetic sweeps ---------------------------
@@ -238,7 +243,8 @@ def test_epoch_wise_double_descent_is_judged_on_the_d128_run(tmp_path):
 
 
 def test_ctrl_c_ends_the_reproduction_instead_of_starting_its_next_sweep(tmp_path):
-    from groklab.reproductions.double_descent import reproduce
+    from groklab.reproductions import RECIPES
+    from groklab.reproductions.runner import prepare, reproduce, setting_for
     from groklab.sweeps import run_sweep
     from helpers import InterruptAt
 
@@ -247,7 +253,9 @@ def test_ctrl_c_ends_the_reproduction_instead_of_starting_its_next_sweep(tmp_pat
     def train(store, sweep_id):
         run_sweep(store, sweep_id, reporter=lambda points, label: InterruptAt(5))
 
+    recipe = RECIPES.get("double-descent")
+    setting = setting_for(recipe, "quick", 1, ["schedule.steps=30"], {"dims": "2"})
     with pytest.raises(KeyboardInterrupt):
-        reproduce(store, True, 1, tmp_path / "out", train=train, overrides=["schedule.steps=30"], dims=(2,), echo=lambda _: None)
+        reproduce(prepare(recipe, setting, None), store, tmp_path / "out", train=train, echo=lambda _: None)
     assert [sw.name for sw in store.sweeps()] == ["double-descent-dims-quick"]  # the bump sweep never started
     assert [r.status for r in store.runs()] == ["interrupted"]

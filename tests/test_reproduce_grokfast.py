@@ -10,7 +10,8 @@ import pytest
 from groklab.cli.main import main
 from groklab.config import resolve_config
 from groklab.reproductions.common import RunView
-from groklab.reproductions.grokfast import ARMS, PRESET, QUICK, arm_overrides, claims
+from groklab.reproductions.claim import Setting
+from groklab.reproductions.grokfast import ARMS, PRESET, arm_overrides, claims
 from helpers import TINY
 
 STEPS = list(range(0, 5001, 50))
@@ -26,11 +27,11 @@ def results(grokfast: list[RunView], baseline: list[RunView], matched: list[RunV
 
 
 def test_the_matched_baseline_scales_lr_up_and_weight_decay_down_by_one_plus_lambda():
-    cfg = resolve_config(PRESET, arm_overrides("matched", QUICK, ["optim.grokfast.lamb=3"]))
+    cfg = resolve_config(PRESET, arm_overrides("matched", Setting("quick", 3, ("optim.grokfast.lamb=3",))))
     base = resolve_config(PRESET, [])
     assert cfg.optim.grokfast.kind == "none"
     assert cfg.optim.lr == pytest.approx(4 * base.optim.lr) and cfg.optim.weight_decay == pytest.approx(base.optim.weight_decay / 4)
-    paper_baseline = resolve_config(PRESET, arm_overrides("baseline", QUICK, []))
+    paper_baseline = resolve_config(PRESET, arm_overrides("baseline", Setting("quick", 3)))
     assert paper_baseline.optim.lr == base.optim.lr and paper_baseline.optim.weight_decay == 0  # their README: main.py, no filter, no decay
 
 

@@ -1,6 +1,19 @@
 """groklab: a laboratory for grokking experiments."""
 
-from groklab.api import Reproduction, Run, Sweep, open_run, open_sweep, reproduce, resume, resume_sweep, run, sweep
+from groklab.api import (
+    Reproduction,
+    Run,
+    Sweep,
+    open_run,
+    open_sweep,
+    phase_diagram,
+    reproduce,
+    reproduction_plan,
+    resume,
+    resume_sweep,
+    run,
+    sweep,
+)
 from groklab.version import __version__
 
 __all__ = [
@@ -10,7 +23,9 @@ __all__ = [
     "__version__",
     "open_run",
     "open_sweep",
+    "phase_diagram",
     "reproduce",
+    "reproduction_plan",
     "resume",
     "resume_sweep",
     "run",

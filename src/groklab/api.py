@@ -11,12 +11,14 @@ from typing import TYPE_CHECKING, Any
 from groklab.config import ExperimentConfig, from_dict, resolve_config, to_dict
 from groklab.config.loading import apply_overrides, parse_overrides
 from groklab.errors import GroklabError
-from groklab.store import COMPLETED, RunRecord, Store, SweepRecord, is_live
+from groklab.store import COMPLETED, RunRecord, Store, SweepRecord, default_runs_dir, is_live
 
 if TYPE_CHECKING:
     import pandas
     import torch
     from matplotlib.figure import Figure
+
+    from groklab.reproductions.phase_diagram import PhaseDiagram
 
 
 def _frame(columns: list[str], rows: list[list[Any]]) -> pandas.DataFrame:
@@ -348,6 +350,23 @@ class Reproduction:
         return f"Reproduction({self.paper!r}: {counts}; {self.out})"
 
 
+def _setting(
+    paper: str, scale: str | None, quick: bool, seeds: int | None, overrides: Any, options: dict[str, Any] | None
+) -> tuple[Any, Any]:
+    """The recipe and the invocation's setting; `quick=True` is `scale="quick"`."""
+    from groklab.reproductions import RECIPES
+    from groklab.reproductions.runner import setting_for
+
+    recipe = RECIPES.get(paper, "paper")
+    if quick and scale not in (None, "quick"):
+        raise GroklabError(f"--quick: is --scale quick; it cannot go with --scale {scale}")
+    extra = _override_list(overrides)
+    bad = [o for o in extra if "=" not in o]
+    if bad:
+        raise GroklabError(f"overrides: {bad[0]!r} must look like key=value")
+    return recipe, setting_for(recipe, scale or ("quick" if quick else "paper"), seeds, extra, options or {})
+
+
 def reproduce(
     paper: str,
     quick: bool = False,
@@ -356,55 +375,92 @@ def reproduce(
     runs_dir: str | Path | None = None,
     out: str | Path | None = None,
     workers: int = 1,
-    dims: str | None = None,
     progress: bool = True,
+    claims: list[str] | None = None,
+    scale: str | None = None,
+    options: dict[str, Any] | None = None,
 ) -> Reproduction:
-    """Reproduce a paper as `groklab reproduce PAPER` does: train (or continue) its sweeps, draw its figures,
-    judge its claims, write claims.json and report.html beside them; returns the claim table as data."""
+    """Reproduce a paper as `groklab reproduce PAPER` does: train (or continue) the sweeps its claims need at the
+    scale (smoke, quick or paper; `quick=True` is quick), judge them, draw the figures, write claims.json and
+    report.html; `claims` names some of them (`groklab reproduce PAPER --list` names them all). `options` holds a
+    recipe's own options, as double-descent's `{"dims": "1:80"}`. Returns the claim table as data."""
     from groklab.reports import write_reproduction_report
-    from groklab.reproductions import RECIPES
+    from groklab.reproductions.runner import prepare
+    from groklab.reproductions.runner import reproduce as run_claims
     from groklab.sweeps import train_locally
 
-    if paper not in RECIPES:
-        raise GroklabError(f"paper: unknown paper {paper!r}; choose one of {', '.join(RECIPES)}")
-    recipe = RECIPES[paper]
-    seeds = recipe.SEEDS if seeds is None else seeds
-    if seeds < 1:
-        raise GroklabError(f"--seeds: must be >= 1, got {seeds}")
+    recipe, setting = _setting(paper, scale, quick, seeds, overrides, options)
     if workers < 1:
         raise GroklabError(f"--workers: must be >= 1, got {workers}")
-    extra = _override_list(overrides)
-    bad = [o for o in extra if "=" not in o]
-    if bad:
-        raise GroklabError(f"overrides: {bad[0]!r} must look like key=value")
-    options = {}
-    if dims is not None:
-        if paper != "double-descent":
-            raise GroklabError(f"--dims: only for double-descent, not {paper}")
-        options["dims"] = _dims(dims)
-    recipe.check(quick, extra, **options)  # bad overrides or missing data: fail before anything is written
+    prepared = prepare(recipe, setting, claims)  # bad overrides or missing data: fail before anything is written
     target = Path(out) if out else None
     if target is not None:
         from groklab.store.outputs import output_folder
 
         output_folder(target, "--out")
     store = Store(runs_dir)
-    target = target or store.root / "reproduce" / (paper + ("-quick" if quick else ""))
+    target = target or store.root / "reproduce" / (paper + setting.suffix)
 
     def train(store: Store, sweep_id: str) -> None:
         train_locally(store, sweep_id, progress, workers)
 
-    rows = recipe.reproduce(store, quick, seeds, target, train=train, overrides=extra, **options)
+    rows = run_claims(prepared, store, target, train)
     write_reproduction_report(store, target, target / "report.html", paper)
     return Reproduction(paper, rows, target, store)
 
 
-def _dims(text: str) -> tuple[int, ...]:
-    from groklab.sweeps.spec import parse_values
+def reproduction_plan(
+    paper: str,
+    claims: list[str] | None = None,
+    scale: str | None = None,
+    seeds: int | None = None,
+    overrides: list[str] | dict[str, Any] | None = None,
+    runs_dir: str | Path | None = None,
+    options: dict[str, Any] | None = None,
+) -> str:
+    """What `reproduce` would train, as `groklab reproduce PAPER --list` (every scale) or `--estimate` (one) prints it:
+    each claim's sweeps, runs and steps per scale, the wall-clock estimated from step costs measured now on this
+    device, and what is stored finished already. Trains and writes nothing."""
+    from groklab.reproductions import SCALES
+    from groklab.reproductions.runner import listing
 
-    values = parse_values("model.d_model", text)
-    try:
-        dims = tuple(sorted({int(str(v)) for v in values}))
-    except ValueError:
-        raise GroklabError(f"--dims: {text!r} must be integers, e.g. 1:80, 1:149:2 or 8,16,32") from None
-    return dims
+    settings = [_setting(paper, s, False, seeds, overrides, options)[1] for s in ([scale] if scale else SCALES)]
+    recipe = _setting(paper, scale, False, seeds, overrides, options)[0]
+    root = Path(runs_dir) if runs_dir is not None else default_runs_dir()
+    store = Store(root, create=False) if (root / "groklab.db").exists() else None
+    return listing(recipe, store, settings, claims)
+
+
+def phase_diagram(
+    preset: str,
+    x: str,
+    y: str,
+    overrides: list[str] | dict[str, Any] | None = None,
+    seeds: int = 3,
+    delay: int = 1000,
+    name: str | None = None,
+    runs_dir: str | Path | None = None,
+    out: str | Path | None = None,
+    workers: int = 1,
+    progress: bool = True,
+) -> PhaseDiagram:
+    """Liu et al.'s phase diagram, as `groklab phase-diagram` draws it: sweep `x` and `y` (`KEY=VALUES` each), train
+    (or continue) the grid, classify every cell from its runs' events (grokking: t_grok - t_fit > `delay` steps),
+    draw it and write phases.json. Returns the classified grid."""
+    from groklab.reproductions.phase_diagram import draw_diagram, plan_diagram
+    from groklab.sweeps import train_locally
+
+    if workers < 1:
+        raise GroklabError(f"--workers: must be >= 1, got {workers}")
+    spec, points, axes = plan_diagram(preset, x, y, _override_list(overrides), seeds, delay, name)
+    target = None
+    if out is not None:
+        from groklab.store.outputs import output_folder
+
+        target = output_folder(out, "--out")  # before the sweep, which may take hours
+    store = Store(runs_dir)
+
+    def train(store: Store, sweep_id: str) -> None:
+        train_locally(store, sweep_id, progress, workers)
+
+    return draw_diagram(store, spec, points, axes, delay, target, train)

@@ -38,8 +38,9 @@ def write_reproduction_report(store: Store, out_dir: str | Path, output: str | P
 
 def find_reproduction(store: Store, ref: str) -> Path | None:
     """A reproduction's folder from a path holding claims.json, or a name under RUNS_DIR/reproduce
-    (`grokfast`, `grokfast-quick`; a paper name alone finds its quick folder if that is the only one)."""
-    for folder in (Path(ref), store.root / "reproduce" / ref, store.root / "reproduce" / f"{ref}-quick"):
+    (`grokfast`, `grokfast-quick`; a paper name alone finds its paper-scale folder, else its quick, else its smoke one)."""
+    scales = (store.root / "reproduce" / f"{ref}{suffix}" for suffix in ("", "-quick", "-smoke"))
+    for folder in (Path(ref), *scales):
         if (folder / "claims.json").is_file():
             return folder
     return None

@@ -118,10 +118,9 @@ def sweep_page(store: Store, sweep: SweepRecord) -> Page:
 
 
 def sweep_ids(claims: dict[str, Any]) -> list[tuple[str, str]]:
-    """(label, sweep id) of a claims.json's sweeps: a list of ids, or arm -> id; None marks an optional sweep not run."""
-    sweeps = claims.get("sweeps", [])
-    pairs = sweeps.items() if isinstance(sweeps, dict) else (("", sid) for sid in sweeps)
-    return [(label, sid) for label, sid in pairs if isinstance(sid, str)]
+    """(label, sweep id) of a claims.json's sweeps (label -> id, as reproductions/runner.py writes them)."""
+    sweeps = claims.get("sweeps")
+    return [(label, sid) for label, sid in sweeps.items() if isinstance(sid, str)] if isinstance(sweeps, dict) else []
 
 
 def reproduction_page(store: Store, out_dir: Path, title: str) -> Page:
@@ -132,8 +131,15 @@ def reproduction_page(store: Store, out_dir: Path, title: str) -> Page:
     except (OSError, ValueError) as exc:
         raise GroklabError(f"REPRODUCTION: cannot read {claims_file}: {exc}") from None
     page = Page(f"reproduction: {title}")
-    seeds = data.get("seeds")
-    page.text(f"folder {out_dir}" + (f" · {seeds} seed(s) per point" if seeds else ""), "meta")
+    meta = [f"folder {out_dir}"]
+    if data.get("scale"):
+        meta.append(f"{data['scale']} scale")
+    if data.get("seeds"):
+        meta.append(f"{data['seeds']} seed(s) per point")
+    for key, label in (("commit", "commit"), ("device", "on"), ("wall_clock_s", "wall-clock (s)")):
+        if data.get(key) is not None:
+            meta.append(f"{label} {data[key]}")
+    page.text(" · ".join(meta), "meta")
     page.heading("Claims")
     rows = [[c.get("result"), c.get("claim"), c.get("paper"), c.get("measured")] for c in data.get("claims", [])]
     page.raw(table(["result", "claim", "paper", "measured"], rows, classes={0: "result"}))

@@ -1,7 +1,7 @@
-"""One-command reproductions of the papers groklab is built around: each trains its sweeps, draws the
-figures and checks the paper's claims."""
+"""One-command reproductions of the papers groklab is built around: each a registered `Recipe` of `Claim`s that
+the runner trains, judges and draws, alone or together, at the smoke, quick or paper scale."""
 
-from groklab.reproductions import (
+from groklab.reproductions import (  # noqa: F401  (each module registers its recipe)
     deep_grokking,
     double_descent,
     fourier_circuits,
@@ -10,15 +10,6 @@ from groklab.reproductions import (
     omnigrok,
     progress_measures,
 )
+from groklab.reproductions.claim import RECIPES, SCALES, Claim, Need, Recipe, Setting, format_table
 
-RECIPES = {
-    "deep-grokking": deep_grokking,
-    "progress-measures": progress_measures,
-    "double-descent": double_descent,
-    "fourier-circuits": fourier_circuits,
-    "numerical-stability": numerical_stability,
-    "omnigrok": omnigrok,
-    "grokfast": grokfast,
-}
-
-__all__ = ["RECIPES"]
+__all__ = ["RECIPES", "SCALES", "Claim", "Need", "Recipe", "Setting", "format_table"]

@@ -15,7 +15,6 @@ It runs the depth grid at N=2000, 5000 and 7000; claims whose effect this reduce
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,10 +23,11 @@ from typing import Any
 
 from groklab.analysis.events import first_crossing
 from groklab.analysis.stages import double_descent, layer_metrics, onset_of_rise, steepest_change, surges
-from groklab.plots import plot_sweep
-from groklab.reproductions.common import claim_row, continue_or_create, mean_ci_text
-from groklab.store import COMPLETED, Store
-from groklab.sweeps import run_sweep
+from groklab.reproductions.claim import Claim, Need, Recipe, Setting, register
+from groklab.reproductions.common import claim_row, mean_ci_text, mnist_files, plan_of
+from groklab.reproductions.evidence import Evidence
+from groklab.store import Store
+from groklab.sweeps.finished import RunView as Finished
 
 # Fan et al. 2024, arXiv 2405.19454 v1 (../shared/reference/papers.md, section 1).
 PAPER = {
@@ -125,28 +125,20 @@ class RunView:
         values = self.curve(name)[1]
         return values[-1] if values else None
 
-
-def collect(store: Store, sweep_id: str) -> list[RunView]:
-    sweep = store.get_sweep(sweep_id)
-    views = []
-    for point, run_id in sorted(store.sweep_runs(sweep_id).items()):
-        cfg = sweep.points[point].config
-        if store.get(run_id).status not in COMPLETED:
-            continue
-        views.append(
-            RunView(
-                run_id,
-                cfg["model"]["depth"],
-                cfg["task"]["n_train"],
-                cfg["optim"]["weight_decay"],
-                cfg["run"]["seed"],
-                store.metrics(run_id),
-                cfg["model"]["width"],
-                store.events(run_id),
-                cfg["events"]["rank_prominence"],
-            )
+    @classmethod
+    def of(cls, v: Finished) -> RunView:
+        """A finished run of a depth or weight-decay sweep, by the keys its claims read."""
+        return cls(
+            v.run_id,
+            v.key("model.depth"),
+            v.key("task.n_train"),
+            v.key("optim.weight_decay"),
+            v.seed,
+            v.m,
+            v.key("model.width"),
+            v.events,
+            v.key("events.rank_prominence"),
         )
-    return views
 
 
 def _by(views: list[RunView], **where: Any) -> list[RunView]:
@@ -195,8 +187,8 @@ def probe_deltas(v: RunView) -> dict[int, float] | None:
     return out or None
 
 
-def claims(depth_views: list[RunView], wd_views: list[RunView], plan: Plan, rise: float, window: int) -> list[dict[str, str]]:
-    """The paper's claims, each with what was measured and PASS / FAIL (or n/a when the plan lacks the runs)."""
+def depth_order(depth_views: list[RunView], wd_views: list[RunView], plan: Plan, rise: float, window: int) -> list[dict[str, str]]:
+    """Claim (a)'s rows."""
     rows: list[dict[str, str]] = []
 
     def add(claim: str, paper: str, measured: str, ok: bool | None) -> None:
@@ -220,10 +212,18 @@ def claims(depth_views: list[RunView], wd_views: list[RunView], plan: Plan, rise
         ", ".join(f"depth {d}: step {_ci(ts, '{:.0f}')}" for d, ts in t.items()),
         ok_a,
     )
+    return rows
+
+
+def two_stage(depth_views: list[RunView], wd_views: list[RunView], plan: Plan, rise: float, window: int) -> list[dict[str, str]]:
+    """Claim (b)'s rows."""
+    rows: list[dict[str, str]] = []
+
+    def add(claim: str, paper: str, measured: str, ok: bool | None) -> None:
+        rows.append(claim_row(claim, paper, measured, ok))
 
     # (b) two stages at N=7000 for 8 and 12 layers, not for 4; and the rank double descent that goes with them
     n_b = PAPER["two_stage_n"]
-    deep = [d for d in plan.depths if PAPER["two_stage"].get(d)]
     if n_b in plan.sizes:
         stages = {d: [v.n_stages(rise, window) for v in _by(depth_views, depth=d, n=n_b)] for d in plan.depths}
         two = {d: sum(x >= 2 for x in s) for d, s in stages.items()}
@@ -246,10 +246,36 @@ def claims(depth_views: list[RunView], wd_views: list[RunView], plan: Plan, rise
                 measured,
                 ok_b,
             )
-        add(*rank_double_descent(_by(depth_views, n=n_b), deep, rise, window))
     else:
         add("(b) two-stage generalization at N=7000 for depth 8 and 12", "Fig. 2d-f", "not in this plan", None)
+    return rows
+
+
+def rank_double_descent_rows(
+    depth_views: list[RunView], wd_views: list[RunView], plan: Plan, rise: float, window: int
+) -> list[dict[str, str]]:
+    """Claim (b2)'s rows."""
+    rows: list[dict[str, str]] = []
+
+    def add(claim: str, paper: str, measured: str, ok: bool | None) -> None:
+        rows.append(claim_row(claim, paper, measured, ok))
+
+    # (b2) the rank double descent that goes with the two stages
+    n_b = PAPER["two_stage_n"]
+    deep = [d for d in plan.depths if PAPER["two_stage"].get(d)]
+    if n_b in plan.sizes:
+        add(*rank_double_descent(_by(depth_views, n=n_b), deep, rise, window))
+    else:
         add("(b2) multi-stage generalization aligns with a double descent in feature rank", "Fig. 1c", "not in this plan", None)
+    return rows
+
+
+def rank_timing(depth_views: list[RunView], wd_views: list[RunView], plan: Plan, rise: float, window: int) -> list[dict[str, str]]:
+    """Claim (c)'s rows."""
+    rows: list[dict[str, str]] = []
+
+    def add(claim: str, paper: str, measured: str, ok: bool | None) -> None:
+        rows.append(claim_row(claim, paper, measured, ok))
 
     # (c) the rank's steepest fall comes with the test accuracy's steepest rise (second-to-last layer)
     deepest = max(plan.depths)
@@ -271,6 +297,15 @@ def claims(depth_views: list[RunView], wd_views: list[RunView], plan: Plan, rise
         "; ".join(parts) or "no runs",
         ok_c and bool(parts),
     )
+    return rows
+
+
+def tunnel(depth_views: list[RunView], wd_views: list[RunView], plan: Plan, rise: float, window: int) -> list[dict[str, str]]:
+    """Claim (d)'s rows."""
+    rows: list[dict[str, str]] = []
+
+    def add(claim: str, paper: str, measured: str, ok: bool | None) -> None:
+        rows.append(claim_row(claim, paper, measured, ok))
 
     # (d) tunnel lengths: the paper's counts are at width 400 with rank < 300, layers as the authors' Rank hooks
     # them (every Linear, the 10-way output layer included); the hidden-only count is shown beside
@@ -298,6 +333,15 @@ def claims(depth_views: list[RunView], wd_views: list[RunView], plan: Plan, rise
             measured,
             ok_d,
         )
+    return rows
+
+
+def norm_vs_rank(depth_views: list[RunView], wd_views: list[RunView], plan: Plan, rise: float, window: int) -> list[dict[str, str]]:
+    """Claim (e)'s rows."""
+    rows: list[dict[str, str]] = []
+
+    def add(claim: str, paper: str, measured: str, ok: bool | None) -> None:
+        rows.append(claim_row(claim, paper, measured, ok))
 
     # (e) weight norms overlap across N while the second-to-last rank separates them
     if len(plan.sizes) > 1:
@@ -324,6 +368,15 @@ def claims(depth_views: list[RunView], wd_views: list[RunView], plan: Plan, rise
         )
     else:
         add("(e) weight norm vs rank across N", "Fig. 5", "not in this plan (needs several N)", None)
+    return rows
+
+
+def weight_decay(depth_views: list[RunView], wd_views: list[RunView], plan: Plan, rise: float, window: int) -> list[dict[str, str]]:
+    """Claim (f)'s rows."""
+    rows: list[dict[str, str]] = []
+
+    def add(claim: str, paper: str, measured: str, ok: bool | None) -> None:
+        rows.append(claim_row(claim, paper, measured, ok))
 
     # (f) the weight-decay table
     if wd_views:
@@ -338,7 +391,17 @@ def claims(depth_views: list[RunView], wd_views: list[RunView], plan: Plan, rise
             )
     else:
         add("(f) the weight-decay table", str(PAPER["weight_decay"]), "not in this plan", None)
+    return rows
 
+
+def probes(depth_views: list[RunView], wd_views: list[RunView], plan: Plan, rise: float, window: int) -> list[dict[str, str]]:
+    """Claim (g)'s rows."""
+    rows: list[dict[str, str]] = []
+
+    def add(claim: str, paper: str, measured: str, ok: bool | None) -> None:
+        rows.append(claim_row(claim, paper, measured, ok))
+
+    deepest = max(plan.depths)
     # (g) probes: every layer's probe accuracy rises while test accuracy rises
     per_layer: dict[int, list[float]] = {}
     runs_g = [v for v in depth_views if v.depth == deepest]
@@ -357,6 +420,14 @@ def claims(depth_views: list[RunView], wd_views: list[RunView], plan: Plan, rise
     else:
         add("(g) probe accuracy rises in every layer with test accuracy", "Fig. 1", "no run has probes before and after its rise", None)
     return rows
+
+
+JUDGES = (depth_order, two_stage, rank_double_descent_rows, rank_timing, tunnel, norm_vs_rank, weight_decay, probes)
+
+
+def claims(depth_views: list[RunView], wd_views: list[RunView], plan: Plan, rise: float, window: int) -> list[dict[str, str]]:
+    """The paper's claims, each with what was measured and PASS / FAIL (or n/a when the plan lacks the runs)."""
+    return [row for judge in JUDGES for row in judge(depth_views, wd_views, plan, rise, window)]
 
 
 def rank_double_descent(views: list[RunView], deep: list[int], rise: float, window: int) -> tuple[str, str, str, bool | None]:
@@ -410,67 +481,62 @@ def _relative_spread(curves: list[tuple[list[int], list[float]]]) -> float:
     return statistics.mean(spreads) if spreads else 0.0
 
 
-def check(quick: bool, overrides: list[str]) -> None:
-    """Fail early, writing nothing: bad overrides, or MNIST files that are missing or corrupt."""
+PRESET = "fan2024"
+SMOKE = ("measures.probe_epochs=2",)  # at the smoke scale: the probes' 30 epochs on 7,000 rows per layer are most of its time
+
+
+def _extra(setting: Setting) -> tuple[Plan, list[str]]:
+    plan = plan_of(setting, FULL, QUICK)
+    return plan, [*plan.overrides, *setting.overrides]
+
+
+def depth_need(setting: Setting) -> dict[str, Need]:
+    plan, extra = _extra(setting)
+    grid = (f"model.depth={','.join(map(str, plan.depths))}", f"task.n_train={','.join(map(str, plan.sizes))}")
+    return {"depth": Need("deep-grokking", PRESET, tuple(extra), grid, smoke=SMOKE)}
+
+
+def wd_need(setting: Setting) -> dict[str, Need]:
+    plan, extra = _extra(setting)
+    if not plan.weight_decays:
+        return {}
+    grid = (f"optim.weight_decay={','.join(map(str, plan.weight_decays))}", f"task.n_train={','.join(map(str, plan.wd_sizes))}")
+    return {"wd": Need("deep-grokking-wd", PRESET, (*extra, f"model.depth={plan.wd_depth}"), grid, smoke=SMOKE)}
+
+
+Judge = Callable[[list[RunView], list[RunView], Plan, float, int], list[dict[str, str]]]
+
+
+def judge(of: Judge) -> Callable[[Evidence], list[dict[str, str]]]:
+    """A claim's judge over the depth and weight-decay sweeps' runs, with the surge detector's settings."""
+
+    def read(ev: Evidence) -> list[dict[str, str]]:
+        from groklab.config import resolve_config
+
+        plan, extra = _extra(ev.setting)
+        cfg = resolve_config(PRESET, extra)
+        depth, wd = [RunView.of(v) for v in ev.runs("depth")], [RunView.of(v) for v in ev.runs("wd")]
+        return of(depth, wd, plan, cfg.events.surge_rise, cfg.events.surge_window)
+
+    return read
+
+
+def check(setting: Setting) -> None:
+    """Missing or corrupt MNIST files fail before anything is written."""
     from groklab.config import resolve_config
-    from groklab.data import mnist
 
-    plan = QUICK if quick else FULL
-    cfg = resolve_config("fan2024", [*plan.overrides, *overrides])
-    mnist.load(mnist.resolve_dir(cfg.task.data_dir))
+    mnist_files(resolve_config(PRESET, _extra(setting)[1]))
 
 
-def reproduce(
-    store: Store,
-    quick: bool,
-    seeds: int,
-    out_dir: Path,
-    train: Callable[[Store, str], Any] = lambda store, sweep_id: run_sweep(store, sweep_id),
-    overrides: list[str] | None = None,
-    echo: Callable[[str], Any] = print,
-) -> list[dict[str, str]]:
-    """Train (or continue) the sweeps, draw the figures into out_dir, and return the claim table."""
-    from groklab.config import resolve_config
-
-    plan = QUICK if quick else FULL
-    extra = [*plan.overrides, *(overrides or [])]
-    resolve_config("fan2024", extra)  # bad overrides fail before anything is written
-    suffix = "-quick" if quick else ""
-    echo(f"deep-grokking reproduction ({plan.note}); {seeds} seed(s)")
-    depth_id = continue_or_create(
-        store,
-        "fan2024",
-        f"deep-grokking{suffix}",
-        extra,
-        [f"model.depth={','.join(map(str, plan.depths))}", f"task.n_train={','.join(map(str, plan.sizes))}"],
-        seeds,
-        train,
-    )
-    wd_id = None
-    if plan.weight_decays:
-        wd_id = continue_or_create(
-            store,
-            "fan2024",
-            f"deep-grokking-wd{suffix}",
-            [*extra, f"model.depth={plan.wd_depth}"],
-            [f"optim.weight_decay={','.join(map(str, plan.weight_decays))}", f"task.n_train={','.join(map(str, plan.wd_sizes))}"],
-            seeds,
-            train,
-        )
-    cfg = resolve_config("fan2024", extra)
-    rise, window = cfg.events.surge_rise, cfg.events.surge_window
-    depth_views = collect(store, depth_id)
-    wd_views = collect(store, wd_id) if wd_id else []
-    rows = claims(depth_views, wd_views, plan, rise, window)
-    figures = draw(store, depth_views + wd_views, depth_id, out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "claims.json").write_text(json.dumps({"sweeps": [depth_id, wd_id], "seeds": seeds, "claims": rows}, indent=2))
-    echo(f"figures ({len(figures)}) and claims.json in {out_dir}")
-    return rows
+def figures(ev: Evidence, out_dir: Path) -> list[Path]:
+    if not ev.has("depth"):
+        return []
+    return draw(ev.store, [RunView.of(v) for v in ev.runs("depth") + ev.runs("wd")], ev.sweeps["depth"], out_dir)
 
 
 def draw(store: Store, views: list[RunView], depth_sweep: str, out_dir: Path) -> list[Path]:
     """The paper's figures: stages and rank heatmap per run, rank vs weight norm per depth across N, probes."""
+    from groklab.plots import plot_sweep
     from groklab.plots.deep_figures import plot_probes, plot_rank_heatmap, plot_rank_vs_norm, plot_stages
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -488,3 +554,33 @@ def draw(store: Store, views: list[RunView], depth_sweep: str, out_dir: Path) ->
             paths.append(plot_rank_vs_norm(store, runs, out_dir / f"rank_vs_norm_d{d}.png"))
     paths.append(plot_sweep(store, store.get_sweep(depth_sweep), "model.depth", out_dir / "depth_sweep.png"))
     return paths
+
+
+def _claim(name: str, statement: str, of: Judge, wd: bool = False) -> Claim:
+    return Claim(name, statement, wd_need if wd else depth_need, judge(of))
+
+
+RECIPE = register(
+    Recipe(
+        "deep-grokking",
+        "Fan, Pascanu, Jaggi (2024), Deep Grokking (deep MLPs on MNIST subsets)",
+        SEEDS,
+        (
+            _claim("depth-order", "the test-accuracy rise is delayed with depth (Fig. 2a-c)", depth_order),
+            _claim("two-stage", "at N=7000 depth 8 and 12 generalize in two stages, depth 4 in one (Fig. 2d-f)", two_stage),
+            _claim(
+                "rank-double-descent",
+                "multi-stage generalization aligns with a double descent in feature rank (Fig. 1c)",
+                rank_double_descent_rows,
+            ),
+            _claim("rank-timing", "feature rank falls as test accuracy rises (Fig. 1)", rank_timing),
+            _claim("tunnel", "tunnel lengths at N=5000 and 7000 (Figs. 3-4)", tunnel),
+            _claim("norm-vs-rank", "across N weight norms overlap while the rank separates runs (Fig. 5)", norm_vs_rank),
+            _claim("weight-decay", "weight decay decides no generalization, grokking or two stages (Figs. 6-7)", weight_decay, wd=True),
+            _claim("probes", "linear-probe accuracy rises in every layer whenever test accuracy rises (Fig. 1)", probes),
+        ),
+        {"paper": FULL.note, "quick": QUICK.note},
+        check=check,
+        figures=figures,
+    )
+)

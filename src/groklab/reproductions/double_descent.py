@@ -16,7 +16,6 @@ the picture is judged. Fitting is judged on the authors' train accuracy (`train_
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -25,11 +24,10 @@ from typing import Any
 
 from groklab.analysis.width_curves import WidthCurves, by_width
 from groklab.errors import ConfigError
-from groklab.plots.model_wise import PANELS, plot_final_vs_dim, plot_heatmaps, plot_subsets
-from groklab.reproductions.common import claim_row, continue_or_create, mean_ci_text
-from groklab.schema import ExperimentConfig
-from groklab.store import COMPLETED, Store
-from groklab.sweeps import run_sweep
+from groklab.reproductions.claim import Claim, Need, Option, Recipe, Setting, register
+from groklab.reproductions.common import claim_row, mean_ci_text, plan_of
+from groklab.reproductions.evidence import Evidence
+from groklab.store import Store
 
 PRESET = "davies2023"
 
@@ -89,11 +87,27 @@ QUICK = Plan(
 )
 
 
-def plan_for(quick: bool, dims: tuple[int, ...] | None = None) -> Plan:
-    plan = QUICK if quick else FULL
+def plan_for(setting: Setting) -> Plan:
+    """The setting's plan, with the embedding dimensions its `dims` option gives."""
+    plan = plan_of(setting, FULL, QUICK)
+    dims = setting.options.get("dims")
     if dims:
         plan = replace(plan, dims=dims, note=plan.note + f"; d_model {dims[0]}..{dims[-1]}")
     return plan
+
+
+def parse_dims(text: str) -> tuple[int, ...]:
+    """`--dims 1:80`, `1:149:2` or `8,16,32`: the embedding dimensions of the width sweep."""
+    from groklab.sweeps.spec import parse_values
+
+    values = parse_values("model.d_model", text)
+    try:
+        dims = tuple(sorted({int(str(v)) for v in values}))
+    except ValueError:
+        raise ConfigError("--dims", f"{text!r} must be integers, e.g. 1:80, 1:149:2 or 8,16,32") from None
+    if not dims or min(dims) < 1:
+        raise ConfigError("--dims", f"needs dimensions >= 1, got {list(dims)}")
+    return dims
 
 
 def check_dims(dims: tuple[int, ...], n_heads: int) -> None:
@@ -108,29 +122,16 @@ def check_dims(dims: tuple[int, ...], n_heads: int) -> None:
         )
 
 
-def check(quick: bool, overrides: list[str], dims: tuple[int, ...] | None = None) -> ExperimentConfig:
-    """Fail early, writing nothing: bad overrides, or dimensions the head count cannot split.
-    Returns the sweep's config (at the preset's d_model)."""
+def check(setting: Setting) -> None:
+    """Dimensions the head count cannot split fail before anything is written."""
     from groklab.config import resolve_config
 
-    plan = plan_for(quick, dims)
-    cfg = resolve_config(PRESET, [*plan.overrides, *plan.analog, *overrides])
+    plan = plan_for(setting)
+    cfg = resolve_config(PRESET, [*plan.overrides, *plan.analog, *setting.overrides])
     check_dims(plan.dims, cfg.model.n_heads)  # type: ignore[attr-defined]
-    resolve_config(PRESET, [*plan.overrides, *plan.bump_overrides, *overrides, f"model.d_model={plan.bump_dim}"])
-    return cfg
 
 
 # ----- reading the runs ---------------------------------------------------------------------------
-
-
-def runs_by_dim(store: Store, sweep_id: str) -> dict[int, list[str]]:
-    """The finished runs of a sweep, by their d_model."""
-    sweep = store.get_sweep(sweep_id)
-    out: dict[int, list[str]] = {}
-    for point, run_id in sorted(store.sweep_runs(sweep_id).items()):
-        if store.get(run_id).status in COMPLETED:
-            out.setdefault(sweep.points[point].config["model"]["d_model"], []).append(run_id)
-    return out
 
 
 def finals(widths: list[WidthCurves], name: str) -> dict[int, float]:
@@ -247,30 +248,32 @@ def _zero_div_count(store: Store, run_id: str) -> int:
 # ----- the claims ---------------------------------------------------------------------------------
 
 
-def claims(
-    store: Store, widths: list[WidthCurves], bump_runs: list[str], plan: Plan, p: int, steps: int = PAPER_STEPS
-) -> list[dict[str, str]]:
-    """The paper's claims, each with what was measured and PASS / FAIL, or n/a where this plan cannot judge
-    it: a budget of `steps` (< the paper's) that ends before any width generalizes decides nothing."""
-    rows: list[dict[str, str]] = []
+def undecided(t: Transitions, steps: int) -> str:
+    """Why a budget of `steps` (< the paper's) that ends before any width generalizes decides nothing; '' if it does."""
+    return f" (n/a: {budget(steps)}, and no width generalized within it)" if t.test_jump is None and steps < PAPER_STEPS else ""
 
-    def add(claim: str, paper: str, measured: str, ok: bool | None) -> None:
-        rows.append(claim_row(claim, paper, measured, ok))
 
-    short = steps < PAPER_STEPS
+def model_wise(store: Store, widths: list[WidthCurves], bump_runs: list[str], plan: Plan, p: int, steps: int) -> list[dict[str, str]]:
+    """(a): a band of widths that memorize, and wider ones that generalize."""
     t = Transitions.of(widths, 1.0 / p)
     train = train_measure(widths)
-    undecided = f" (n/a: {budget(steps)}, and no width generalized within it)" if t.test_jump is None and short else ""
-    add(
-        f"(a) model-wise grokking: >= {MIN_BAND} consecutive widths fit the train set (>= {FIT:.0%}, {train}) with test accuracy "
-        f"within {NEAR_CHANCE} of chance, and wider models generalize (test >= {GENERALIZED:.0%})",
-        "train ~1 from d ~ 35-39, test ~ chance up to d ~ 39 and ~1 from d >= 41 (Fig. 5)",
-        f"fit at chance: d in {t.memorizing or 'none'}; band below the test jump: {t.band or 'none'}, test >= 90% from d = "
-        f"{t.test_jump}; final {train} / test_acc, mean [95% CI]"
-        f" over seeds: {per_width(widths, train)}{undecided}",
-        None if undecided else len(t.band) >= MIN_BAND,
-    )
+    why = undecided(t, steps)
+    return [
+        claim_row(
+            f"(a) model-wise grokking: >= {MIN_BAND} consecutive widths fit the train set (>= {FIT:.0%}, {train}) with test accuracy "
+            f"within {NEAR_CHANCE} of chance, and wider models generalize (test >= {GENERALIZED:.0%})",
+            "train ~1 from d ~ 35-39, test ~ chance up to d ~ 39 and ~1 from d >= 41 (Fig. 5)",
+            f"fit at chance: d in {t.memorizing or 'none'}; band below the test jump: {t.band or 'none'}, test >= 90% from d = "
+            f"{t.test_jump}; final {train} / test_acc, mean [95% CI]"
+            f" over seeds: {per_width(widths, train)}{why}",
+            None if why else len(t.band) >= MIN_BAND,
+        )
+    ]
 
+
+def transition_dims(store: Store, widths: list[WidthCurves], bump_runs: list[str], plan: Plan, p: int, steps: int) -> list[dict[str, str]]:
+    """(b): the dimensions where the picture changes, against the paper's (at the paper's plan only)."""
+    t = Transitions.of(widths, 1.0 / p)
     lo, hi = PAPER["train_fit_dims"]
     jlo, jhi = PAPER["test_jump_dims"]
     numbers = f"train >= 90% from d = {t.train_fit}, test >= 90% from d = {t.test_jump}"
@@ -281,28 +284,46 @@ def claims(
             and lo - TOLERANCE <= t.train_fit <= hi + TOLERANCE
             and jlo - TOLERANCE <= t.test_jump <= jhi + TOLERANCE
         )
-        add(
-            f"(b) the transition dimensions (PASS within {TOLERANCE} of the paper's)",
-            f"train fit d ~ {lo}-{hi}, test jump d ~ {jlo}-{jhi}",
-            numbers,
-            ok_b,
-        )
-    else:
-        add(
+        return [
+            claim_row(
+                f"(b) the transition dimensions (PASS within {TOLERANCE} of the paper's)",
+                f"train fit d ~ {lo}-{hi}, test jump d ~ {jlo}-{jhi}",
+                numbers,
+                ok_b,
+            )
+        ]
+    return [
+        claim_row(
             "(b) the transition dimensions",
             f"train fit d ~ {lo}-{hi}, test jump d ~ {jlo}-{jhi}",
             numbers + " (n/a: a scaled analog's dimensions are its own)",
             None,
         )
+    ]
 
+
+def loss_peak(store: Store, widths: list[WidthCurves], bump_runs: list[str], plan: Plan, p: int, steps: int) -> list[dict[str, str]]:
+    """(c): the final test loss peaks between the widths that start to fit and those that generalize."""
+    t = Transitions.of(widths, 1.0 / p)
+    why = undecided(t, steps)
     plo, phi = PAPER["loss_peak_dims"]
     ok_c = t.loss_peak is not None and t.test_jump is not None and (t.half_fit or 0) <= t.loss_peak < t.test_jump
-    add(
-        "(c) the final test loss peaks between the widths that start to fit (train >= 50%) and those that generalize",
-        f"rises from d ~ 23, peaks at d ~ {plo}-{phi}, ~0 from d >= 41 (Fig. 5)",
-        f"peak at d = {t.loss_peak}; train >= 50% from d = {t.half_fit}, test >= 90% from d = {t.test_jump}{undecided}",
-        None if undecided else ok_c,
-    )
+    return [
+        claim_row(
+            "(c) the final test loss peaks between the widths that start to fit (train >= 50%) and those that generalize",
+            f"rises from d ~ 23, peaks at d ~ {plo}-{phi}, ~0 from d >= 41 (Fig. 5)",
+            f"peak at d = {t.loss_peak}; train >= 50% from d = {t.half_fit}, test >= 90% from d = {t.test_jump}{why}",
+            None if why else ok_c,
+        )
+    ]
+
+
+def zero_div_bump(store: Store, widths: list[WidthCurves], bump_runs: list[str], plan: Plan, p: int, steps: int) -> list[dict[str, str]]:
+    """(d) and (e): the early 0/b bump of correct answers, then below chance while memorizing (Fig. 7)."""
+    rows: list[dict[str, str]] = []
+
+    def add(claim: str, paper: str, measured: str, ok: bool | None) -> None:
+        rows.append(claim_row(claim, paper, measured, ok))
 
     bumps = [b for b in (bump(store, r) for r in bump_runs) if b]
     if bumps:
@@ -326,9 +347,23 @@ def claims(
     else:
         add("(d) the early 0/b bump", f"{PAPER['bump_correct']} correct (Fig. 7)", "no run with division_subsets", None)
         add("(e) below chance while memorizing", "Fig. 7", "no run with division_subsets", None)
-
-    add(*double_descent_claim(store, bump_runs, plan))
     return rows
+
+
+def epoch_wise(store: Store, widths: list[WidthCurves], bump_runs: list[str], plan: Plan, p: int, steps: int) -> list[dict[str, str]]:
+    """(f): the wide model's epoch-wise double descent."""
+    return [claim_row(*double_descent_claim(store, bump_runs, plan))]
+
+
+JUDGES = (model_wise, transition_dims, loss_peak, zero_div_bump, epoch_wise)
+
+
+def claims(
+    store: Store, widths: list[WidthCurves], bump_runs: list[str], plan: Plan, p: int, steps: int = PAPER_STEPS
+) -> list[dict[str, str]]:
+    """The paper's claims, each with what was measured and PASS / FAIL, or n/a where this plan cannot judge
+    it: a budget of `steps` (< the paper's) that ends before any width generalizes decides nothing."""
+    return [row for judge in JUDGES for row in judge(store, widths, bump_runs, plan, p, steps)]
 
 
 def double_descent_claim(store: Store, bump_runs: list[str], plan: Plan) -> tuple[str, str, str, bool | None]:
@@ -349,83 +384,79 @@ def double_descent_claim(store: Store, bump_runs: list[str], plan: Plan) -> tupl
     return claim, paper, f"run {rid}: none in {steps:,} steps", False
 
 
-# ----- the command --------------------------------------------------------------------------------
+# ----- the declaration ----------------------------------------------------------------------------
 
 
-def estimate(store: Store, plan: Plan, overrides: list[str], seeds: int, done: int) -> str:
-    """The wall-clock the runs still to train would take one after another, from step costs measured now on
-    the device they will run on (the narrowest, a middle and the widest dimension; linear in between)."""
-    from groklab.config import resolve_config
-    from groklab.training.device import resolve_device
-    from groklab.training.step_cost import step_seconds
+def dims_need(setting: Setting) -> dict[str, Need]:
+    plan = plan_for(setting)
+    grid = (f"model.d_model={','.join(map(str, plan.dims))}",)
+    return {"dims": Need("double-descent-dims", PRESET, (*plan.overrides, *plan.analog, *setting.overrides), grid)}
 
-    dims = plan.dims
-    sample = sorted({dims[0], dims[len(dims) // 2], dims[-1]})
-    cfgs = {d: resolve_config(PRESET, [*overrides, f"model.d_model={d}"]) for d in sample}
-    cost = {d: step_seconds(cfg) for d, cfg in cfgs.items()}
 
-    def at(d: int) -> float:
-        lo = max((x for x in sample if x <= d), default=sample[0])
-        hi = min((x for x in sample if x >= d), default=sample[-1])
-        return cost[lo] if hi == lo else cost[lo] + (cost[hi] - cost[lo]) * (d - lo) / (hi - lo)
+def bump_need(setting: Setting) -> dict[str, Need]:
+    plan = plan_for(setting)
+    overrides = (*plan.overrides, *plan.bump_overrides, *setting.overrides)
+    return {"bump": Need("double-descent-bump", PRESET, overrides, (f"model.d_model={plan.bump_dim}",), seeds=1)}
 
-    steps = cfgs[sample[0]].schedule.steps
-    todo = len(dims) * seeds - done
-    total = steps * seeds * sum(at(d) for d in dims) * todo / (len(dims) * seeds)
-    shown = ", ".join(f"d={d} {cost[d] * 1e3:.1f} ms" for d in sample)
-    hours = f"{total / 3600:.1f} h" if total >= 3600 else f"{total / 60:.0f} min"
-    device = resolve_device(cfgs[sample[0]].run.device)
-    return (
-        f"estimated wall-clock on {device}: {hours} for {todo} of {len(dims) * seeds} runs x {steps:,} steps, one after another "
-        f"(step cost measured now: {shown}); vectorized ensembles can shorten it"
+
+Judge = Callable[[Store, list[WidthCurves], list[str], Plan, int, int], list[dict[str, str]]]
+
+
+def _widths(ev: Evidence) -> list[WidthCurves]:
+    from groklab.plots.model_wise import PANELS
+
+    dims: dict[int, list[str]] = {}
+    for v in ev.runs("dims"):
+        dims.setdefault(v.key("model.d_model"), []).append(v.run_id)
+    return by_width(ev.store, dims, (*(n for n, _ in PANELS), TRAIN))
+
+
+def judge(of: Judge) -> Callable[[Evidence], list[dict[str, str]]]:
+    def read(ev: Evidence) -> list[dict[str, str]]:
+        label = "dims" if ev.has("dims") else "bump"
+        bump_runs = [v.run_id for v in ev.runs("bump")]
+        return of(ev.store, _widths(ev), bump_runs, plan_for(ev.setting), ev.config(label).task.p, ev.budget(label))
+
+    return read
+
+
+def figures(ev: Evidence, out_dir: Path) -> list[Path]:
+    """The width sweep's heatmaps and final values by dimension; the bump run's division subsets."""
+    from groklab.plots.model_wise import plot_final_vs_dim, plot_heatmaps, plot_subsets
+
+    paths = []
+    if ev.has("dims"):
+        plan, widths = plan_for(ev.setting), _widths(ev)
+        t = Transitions.of(widths, 1.0 / ev.config("dims").task.p)
+        title = f"Davies et al. model-wise grokking — {plan.note}"
+        marks = {"train fit": t.train_fit, "test jump": t.test_jump, "loss peak": t.loss_peak}
+        train_name = train_measure(widths)
+        paths += [
+            plot_heatmaps(widths, out_dir / "heatmaps.png", title, train_name),
+            plot_final_vs_dim(widths, out_dir / "final_vs_dim.png", title, marks, train_name),
+        ]
+    return paths + [plot_subsets(ev.store, v.run_id, out_dir / f"subsets_{v.run_id}.png") for v in ev.runs("bump")]
+
+
+def _claim(name: str, statement: str, of: Judge, bump: bool = False) -> Claim:
+    return Claim(name, statement, bump_need if bump else dims_need, judge(of))
+
+
+RECIPE = register(
+    Recipe(
+        "double-descent",
+        "Davies, Langosco, Krueger (2023), Unifying Grokking and Double Descent (a / b mod 97)",
+        SEEDS,
+        (
+            _claim("model-wise", "grokking over model size: a band of widths memorizes, wider ones generalize (Fig. 5)", model_wise),
+            _claim("transitions", "train fit from d ~ 35-39, test jump at d ~ 39-41 (Fig. 5)", transition_dims),
+            _claim("loss-peak", "the final test loss peaks at d ~ 35-38, between fitting and generalizing (Fig. 5)", loss_peak),
+            _claim("zero-div-bump", "early every 0/b answer is right, the rest at chance; then below chance (Fig. 7)", zero_div_bump, True),
+            _claim("epoch-wise", "an epoch-wise double descent of the test loss at d_model 128 (Fig. 1)", epoch_wise, True),
+        ),
+        {"paper": FULL.note, "quick": QUICK.note},
+        check=check,
+        figures=figures,
+        options={"dims": Option("double-descent: the embedding dimensions, e.g. 1:80 (default), 1:149 or 8,16,32", parse_dims)},
     )
-
-
-def reproduce(
-    store: Store,
-    quick: bool,
-    seeds: int,
-    out_dir: Path,
-    train: Callable[[Store, str], Any] = lambda store, sweep_id: run_sweep(store, sweep_id),
-    overrides: list[str] | None = None,
-    echo: Callable[[str], Any] = print,
-    dims: tuple[int, ...] | None = None,
-) -> list[dict[str, str]]:
-    """Train (or continue) the sweeps, draw the figures into out_dir, and return the claim table."""
-    plan = plan_for(quick, dims)
-    extra = [*plan.overrides, *plan.analog, *(overrides or [])]
-    cfg = check(quick, overrides or [], dims)  # bad overrides fail before anything is written
-    p, steps = cfg.task.p, cfg.schedule.steps  # type: ignore[attr-defined]
-    suffix = "-quick" if quick else ""
-    echo(f"double-descent reproduction ({plan.note}); {seeds} seed(s) per dimension")
-    name = f"double-descent-dims{suffix}"
-    existing = [sw.id for sw in store.sweeps() if sw.name == name]
-    done = sum(len(r) for r in runs_by_dim(store, existing[-1]).values()) if existing else 0
-    if done < len(plan.dims) * seeds:
-        echo(estimate(store, plan, extra, seeds, done))
-    dims_sweep = continue_or_create(store, PRESET, name, extra, [f"model.d_model={','.join(map(str, plan.dims))}"], seeds, train)
-    bump_sweep = continue_or_create(
-        store,
-        PRESET,
-        f"double-descent-bump{suffix}",
-        [*plan.overrides, *plan.bump_overrides, *(overrides or [])],
-        [f"model.d_model={plan.bump_dim}"],
-        1,
-        train,
-    )
-    widths = by_width(store, runs_by_dim(store, dims_sweep), (*(n for n, _ in PANELS), TRAIN))
-    bump_runs = [rid for rids in runs_by_dim(store, bump_sweep).values() for rid in rids]
-    rows = claims(store, widths, bump_runs, plan, p, steps)
-    t = Transitions.of(widths, 1.0 / p)
-    title = f"Davies et al. model-wise grokking — {plan.note}"
-    marks = {"train fit": t.train_fit, "test jump": t.test_jump, "loss peak": t.loss_peak}
-    train_name = train_measure(widths)
-    figures = [
-        plot_heatmaps(widths, out_dir / "heatmaps.png", title, train_name),
-        plot_final_vs_dim(widths, out_dir / "final_vs_dim.png", title, marks, train_name),
-    ]
-    figures += [plot_subsets(store, rid, out_dir / f"subsets_{rid}.png") for rid in bump_runs]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "claims.json").write_text(json.dumps({"sweeps": [dims_sweep, bump_sweep], "claims": rows}, indent=2))
-    echo(f"figures ({len(figures)}) and claims.json in {out_dir}")
-    return rows
+)

@@ -16,16 +16,14 @@ seeds grok on a 2-core CPU.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from groklab.analysis.stages import steepest_change
-from groklab.reproductions.common import RunView, claim_row, collect, continue_or_create, mean_ci_text
-from groklab.store import Store
-from groklab.sweeps import run_sweep
+from groklab.reproductions.claim import Claim, Need, Recipe, Setting, register
+from groklab.reproductions.common import RunView, claim_row, mean_ci_text, plan_of
+from groklab.reproductions.evidence import Evidence
 
 PRESET = "nanda2023"
 MEASURES = "measures.enabled=[loss_acc,weight_norm,med,fourier,fourier_circuit]"  # med and the weight norm, for compare-measures
@@ -71,16 +69,18 @@ def phases(v: RunView) -> tuple[int | None, int | None, int | None]:
     return v.event("t_fit"), formed, steepest_change(*v.curve("test_acc"), sign=1)
 
 
-def claims(views: list[RunView]) -> list[dict[str, str]]:
+def _grokked(views: list[RunView]) -> tuple[list[RunView], str, str]:
+    """The runs that grokked, why none can be judged (if so), and the words for how many there are."""
     grokked = [v for v in views if v.event("t_grok") is not None]
-    why = f"no run grokked ({len(views)} finished)" if not grokked else ""
-    seeds = f"of {len(grokked)} grokked seed(s)"
-    rows = []
+    return grokked, f"no run grokked ({len(views)} finished)" if not grokked else "", f"of {len(grokked)} grokked seed(s)"
 
+
+def key_frequencies(views: list[RunView]) -> list[dict[str, str]]:
+    grokked, why, _ = _grokked(views)
     keys = [v.final("fourier_key_freqs") for v in grokked]
     lo, hi = KEY_HANDFUL
     ok_a = None if not grokked or None in keys else all(lo <= k <= hi for k in keys)
-    rows.append(
+    return [
         claim_row(
             f"(a) after grokking a handful ({lo}-{hi}) of key frequencies carry the circuit",
             PAPER["key_freqs"],
@@ -89,8 +89,11 @@ def claims(views: list[RunView]) -> list[dict[str, str]]:
             f"frequency norms {mean_ci_text([v.final('fourier_gini_embed') or 0.0 for v in grokked], '{:.2f}')}",
             ok_a,
         )
-    )
+    ]
 
+
+def restricted_loss(views: list[RunView]) -> list[dict[str, str]]:
+    grokked, why, seeds = _grokked(views)
     leads = []
     for v in grokked:
         _, formed, cleaned = phases(v)
@@ -98,15 +101,18 @@ def claims(views: list[RunView]) -> list[dict[str, str]]:
             leads.append(cleaned - formed)
     ok_b = None if not grokked or len(leads) < len(grokked) else all(d > 0 for d in leads)
     lead_text = mean_ci_text([float(d) for d in leads], "{:.0f}", unit=" steps", over="seeds")
-    rows.append(
+    return [
         claim_row(
             "(b) the restricted loss falls before the test loss does",
             "restricted loss falls during circuit formation, the test loss only in the cleanup",
             why or f"test accuracy's steepest rise minus the restricted loss's steepest fall: {lead_text} {seeds}",
             ok_b,
         )
-    )
+    ]
 
+
+def excluded_loss(views: list[RunView]) -> list[dict[str, str]]:
+    grokked, why, seeds = _grokked(views)
     rises = []
     for v in grokked:
         t_fit, _, cleaned = phases(v)
@@ -118,15 +124,18 @@ def claims(views: list[RunView]) -> list[dict[str, str]]:
         if start is not None and end is not None:
             rises.append(end - start)
     ok_c = None if not grokked or len(rises) < len(grokked) else all(r > 0 for r in rises)
-    rows.append(
+    return [
         claim_row(
             "(c) the excluded loss rises during circuit formation (from t_fit to the cleanup)",
             "excluded loss rises while the train loss stays low",
             why or f"excluded loss at the cleanup minus at t_fit: {mean_ci_text(rises, '{:.3g}', over='seeds')} {seeds}",
             ok_c,
         )
-    )
+    ]
 
+
+def three_phases(views: list[RunView]) -> list[dict[str, str]]:
+    grokked, why, seeds = _grokked(views)
     ordered, norms, marks = [], [], []
     for v in grokked:
         t_fit, formed, cleaned = phases(v)
@@ -140,45 +149,50 @@ def claims(views: list[RunView]) -> list[dict[str, str]]:
     text = "; ".join(
         f"{name} {mean_ci_text([float(m[i]) for m in marks], '{:.0f}')}" for i, name in enumerate(("t_fit", "formation", "cleanup"))
     )
-    rows.append(
+    return [
         claim_row(
             "(d) memorization, circuit formation, cleanup in that order, the weight norm falling from the formation on",
             PAPER["phases"],
             why or f"{text} (steps); in order in {sum(ordered)}, weight norm falls in {sum(norms)} {seeds}",
             ok_d,
         )
-    )
-    return rows
+    ]
 
 
-def check(quick: bool, overrides: list[str]) -> None:
-    """Bad overrides fail before anything is written."""
-    from groklab.config import resolve_config
-
-    resolve_config(PRESET, [*(QUICK if quick else FULL).overrides, *overrides])
+def claims(views: list[RunView]) -> list[dict[str, str]]:
+    """Every claim's rows from the finished runs."""
+    return [row for judge in (key_frequencies, restricted_loss, excluded_loss, three_phases) for row in judge(views)]
 
 
-def reproduce(
-    store: Store,
-    quick: bool,
-    seeds: int,
-    out_dir: Path,
-    train: Callable[[Store, str], Any] = lambda store, sweep_id: run_sweep(store, sweep_id),
-    overrides: list[str] | None = None,
-    echo: Callable[[str], Any] = print,
-) -> list[dict[str, str]]:
-    """Train (or continue) the seeds, draw each run's figure, and return the claim table."""
+def needs(setting: Setting) -> dict[str, Need]:
+    return {"runs": Need("fourier-circuits", PRESET, (*plan_of(setting, FULL, QUICK).overrides, *setting.overrides))}
+
+
+def judge(of: Callable[[list[RunView]], list[dict[str, str]]]) -> Callable[[Evidence], list[dict[str, str]]]:
+    return lambda ev: of(ev.runs("runs"))
+
+
+def figures(ev: Evidence, out_dir: Path) -> list[Path]:
+    """Each run's circuit figure."""
     from groklab.plots.fourier_figure import plot_circuit
 
-    plan = QUICK if quick else FULL
-    extra = [*plan.overrides, *(overrides or [])]
-    check(quick, overrides or [])
-    echo(f"fourier-circuits reproduction ({plan.note}); {seeds} seed(s)")
-    sweep_id = continue_or_create(store, PRESET, "fourier-circuits" + ("-quick" if quick else ""), extra, [], seeds, train)
-    views = collect(store, sweep_id)
-    rows = claims(views)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    figures = [plot_circuit(store, v.run_id, out_dir / f"circuit_s{v.seed}.png") for v in views]
-    (out_dir / "claims.json").write_text(json.dumps({"sweeps": [sweep_id], "seeds": seeds, "claims": rows}, indent=2))
-    echo(f"figures ({len(figures)}) and claims.json in {out_dir}")
-    return rows
+    return [plot_circuit(ev.store, v.run_id, out_dir / f"circuit_s{v.seed}.png") for v in ev.runs("runs")]
+
+
+RECIPE = register(
+    Recipe(
+        "fourier-circuits",
+        "Nanda et al. (2023), Progress measures for grokking via mechanistic interpretability",
+        SEEDS,
+        (
+            Claim("key-frequencies", PAPER["key_freqs"], needs, judge(key_frequencies)),
+            Claim(
+                "restricted-loss", "the restricted loss falls during circuit formation, before the test loss", needs, judge(restricted_loss)
+            ),
+            Claim("excluded-loss", "the excluded loss rises during circuit formation", needs, judge(excluded_loss)),
+            Claim("phases", PAPER["phases"], needs, judge(three_phases)),
+        ),
+        {"paper": FULL.note, "quick": QUICK.note},
+        figures=figures,
+    )
+)

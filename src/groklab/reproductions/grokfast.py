@@ -17,9 +17,11 @@ speed-up of Grokfast over an arm is that arm's time over Grokfast's, per seed (s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from groklab.reproductions.common import ArmsRecipe, RunView, claim_row, mean_ci_text
+from groklab.reproductions.claim import Claim, Recipe, Setting, register
+from groklab.reproductions.common import RunView, arm_judge, arm_needs, arms_figure, claim_row, mean_ci_text, plan_of
 
 PRESET = "grokfast"
 SEEDS = 3
@@ -42,10 +44,11 @@ FULL = Plan([MEASURES], 100_000, "the paper's setting; the baselines get 100,000
 QUICK = Plan([MEASURES, "schedule.eval_every=20"], 4_000, "the paper's setting; Grokfast 3,000 steps, the baselines 4,000")
 
 
-def arm_overrides(arm: str, plan: Plan, extra: list[str]) -> list[str]:
+def arm_overrides(arm: str, setting: Setting) -> list[str]:
     """Every override of one arm's runs; the matched arm's lr and weight decay follow from the resolved ones."""
     from groklab.config import resolve_config
 
+    plan, extra = plan_of(setting, FULL, QUICK), list(setting.overrides)
     base = [*plan.overrides, *extra]
     if arm == "grokfast":
         return base
@@ -85,23 +88,23 @@ def speedups(fast: list[RunView], slow: list[RunView], budget: int) -> tuple[lis
     return measured, bounds, sooner
 
 
-def claims(arms: dict[str, list[RunView]], budgets: dict[str, int]) -> list[dict[str, str]]:
-    rows = []
-    fast = arms.get("grokfast", [])
+def fast_text(fast: list[RunView], budget: int) -> str:
     t_fast = [generalized_at(v) for v in fast]
     reached = [float(t) for t in t_fast if t is not None]
-    within = (0.0, float(budgets["grokfast"]))
-    fast_text = f"Grokfast at step {mean_ci_text(reached, '{:.0f}', within=within, over='seeds') if reached else '-'}"
+    text = f"Grokfast at step {mean_ci_text(reached, '{:.0f}', within=(0.0, float(budget)), over='seeds') if reached else '-'}"
     if len(reached) < len(t_fast):
-        fast_text += f" ({len(t_fast) - len(reached)} of {len(t_fast)} seed(s) not within {budgets['grokfast']} steps)"
-    for key, arm, claim in (
-        ("a", "baseline", "(a) Grokfast-EMA generalizes sooner than the paper's baseline"),
-        ("b", "matched", "(b) Grokfast-EMA generalizes sooner than a baseline at its effective lr and weight decay"),
-    ):
-        slow = arms.get(arm, [])
+        text += f" ({len(t_fast) - len(reached)} of {len(t_fast)} seed(s) not within {budget} steps)"
+    return text
+
+
+def sooner_than(key: str, arm: str, claim: str) -> Callable[[dict[str, list[RunView]], dict[str, int]], list[dict[str, str]]]:
+    """The judge of one comparison: Grokfast against `arm`, seed by seed."""
+
+    def judge(arms: dict[str, list[RunView]], budgets: dict[str, int]) -> list[dict[str, str]]:
+        fast, slow = arms.get("grokfast", []), arms.get(arm, [])
         if not fast or not slow:
-            rows.append(claim_row(claim, PAPER[key], f"no finished run in arm {'grokfast' if not fast else arm}", None))
-            continue
+            return [claim_row(claim, PAPER[key], f"no finished run in arm {'grokfast' if not fast else arm}", None)]
+        t_fast = [generalized_at(v) for v in fast]
         measured, bounds, sooner = speedups(fast, slow, budgets[arm])
         t_slow = [generalized_at(v) for v in slow]
         if not any(t is not None for t in t_fast + t_slow):
@@ -109,15 +112,27 @@ def claims(arms: dict[str, list[RunView]], budgets: dict[str, int]) -> list[dict
         else:
             ok, why = bool(sooner) and all(sooner), ""
         slow_steps = mean_ci_text([float(t) for t in t_slow if t is not None], "{:.0f}", within=(0.0, float(budgets[arm])))
-        text = fast_text + f", {arm} at {slow_steps}"
+        text = fast_text(fast, budgets["grokfast"]) + f", {arm} at {slow_steps}"
         if t_slow.count(None):
             text += f" ({t_slow.count(None)} of {len(t_slow)} not within {budgets[arm]} steps)"
         parts = [f"×{mean_ci_text(measured, '{:.2f}', within=(0.0, float('inf')), over='seeds')}"] if measured else []
         if bounds:
             parts.append(f"≥ ×{min(bounds):.1f} in {len(bounds)} seed(s) where {arm} did not get there")
         text += f"; speed-up {', '.join(parts) or '-'}; Grokfast sooner in {sum(sooner)} of {len(sooner)} seed(s)"
-        rows.append(claim_row(claim, PAPER[key], why or text, ok))
-    return rows
+        return [claim_row(claim, PAPER[key], why or text, ok)]
+
+    return judge
+
+
+sooner_than_baseline = sooner_than("a", "baseline", "(a) Grokfast-EMA generalizes sooner than the paper's baseline")
+sooner_than_matched = sooner_than(
+    "b", "matched", "(b) Grokfast-EMA generalizes sooner than a baseline at its effective lr and weight decay"
+)
+
+
+def claims(arms: dict[str, list[RunView]], budgets: dict[str, int]) -> list[dict[str, str]]:
+    """Both claims' rows."""
+    return sooner_than_baseline(arms, budgets) + sooner_than_matched(arms, budgets)
 
 
 PANELS = [
@@ -127,5 +142,26 @@ PANELS = [
 ]  # the figure: (metric, title) per panel
 
 
-RECIPE = ArmsRecipe(PRESET, "grokfast", ARMS, FULL, QUICK, arm_overrides, claims, PANELS)
-check, reproduce = RECIPE.check, RECIPE.reproduce
+RECIPE = register(
+    Recipe(
+        "grokfast",
+        "Lee et al. (2024), Grokfast, judged against a fair baseline (a · b mod 97)",
+        SEEDS,
+        (
+            Claim(
+                "baseline",
+                PAPER["a"],
+                arm_needs("grokfast", PRESET, arm_overrides, "grokfast", "baseline"),
+                arm_judge(sooner_than_baseline, "grokfast", "baseline"),
+            ),
+            Claim(
+                "matched",
+                PAPER["b"],
+                arm_needs("grokfast", PRESET, arm_overrides, "grokfast", "matched"),
+                arm_judge(sooner_than_matched, "grokfast", "matched"),
+            ),
+        ),
+        {"paper": FULL.note, "quick": QUICK.note},
+        figures=arms_figure("grokfast", PANELS),
+    )
+)

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from groklab.reproductions.common import ArmsRecipe, RunView, claim_row, mean_ci_text
+from groklab.reproductions.claim import Claim, Recipe, Setting, register
+from groklab.reproductions.common import ArmsJudge, RunView, arm_judge, arm_needs, arms_figure, claim_row, mean_ci_text, plan_of
 
 PRESET = "prieto2025"
 SEEDS = 3
@@ -66,9 +67,10 @@ QUICK = Plan(
 )
 
 
-def arm_overrides(arm: str, plan: Plan, extra: list[str]) -> list[str]:
+def arm_overrides(arm: str, setting: Setting) -> list[str]:
     """Every override of one arm's runs: the arm's own, the plan's budget for the long arms, then the user's."""
-    return [SC_MEASURES, *ARMS[arm], *(plan.long if arm in LONG_ARMS else []), *extra]
+    plan = plan_of(setting, FULL, QUICK)
+    return [SC_MEASURES, *ARMS[arm], *(plan.long if arm in LONG_ARMS else []), *setting.overrides]
 
 
 def generalized_at(v: RunView) -> int | None:
@@ -79,23 +81,23 @@ def collapsed_at(v: RunView) -> int | None:
     return v.first("sc_zero_loss", COLLAPSED)
 
 
-def claims(arms: dict[str, list[RunView]], budgets: dict[str, int]) -> list[dict[str, str]]:
-    """The claim table from each arm's finished runs; `budgets`: each arm's steps, for censored times."""
-    rows = []
+def missing(arms: dict[str, list[RunView]], *names: str) -> str:
+    empty = [n for n in names if not arms.get(n)]
+    return f"no finished run in arm(s) {', '.join(empty)}" if empty else ""
 
-    def missing(*names: str) -> str:
-        empty = [n for n in names if not arms.get(n)]
-        return f"no finished run in arm(s) {', '.join(empty)}" if empty else ""
 
-    def pct(values: list[float]) -> str:
-        return mean_ci_text([100 * x for x in values], "{:.1f}", within=(0, 100), unit="%", over="seeds")
+def pct(values: list[float]) -> str:
+    return mean_ci_text([100 * x for x in values], "{:.1f}", within=(0, 100), unit="%", over="seeds")
 
-    f32, f64, sm = arms.get("float32", []), arms.get("float64", []), arms.get("stablemax", [])
-    why = missing("float32")
+
+def collapse(arms: dict[str, list[RunView]], budgets: dict[str, int]) -> list[dict[str, str]]:
+    """(a): float32 without weight decay collapses and does not grok."""
+    f32 = arms.get("float32", [])
+    why = missing(arms, "float32")
     sc = [v.final("sc_zero_loss") or 0.0 for v in f32]
     best = [v.best("test_acc") or 0.0 for v in f32]
     ok_a = None if why else all(s >= COLLAPSED for s in sc) and all(b < GENERALIZED for b in best)
-    rows.append(
+    return [
         claim_row(
             "(a) without weight decay, float32 training stalls with Softmax Collapse and does not grok",
             PAPER["a"],
@@ -104,9 +106,13 @@ def claims(arms: dict[str, list[RunView]], budgets: dict[str, int]) -> list[dict
             f"(SC: >= {COLLAPSED:.0%}; grokked: >= {GENERALIZED:.0%}) in {budgets['float32']} steps",
             ok_a,
         )
-    )
+    ]
 
-    why = missing("float32", "float64")
+
+def delayed(arms: dict[str, list[RunView]], budgets: dict[str, int]) -> list[dict[str, str]]:
+    """(b): float64 delays the collapse, seed by seed."""
+    f32, f64 = arms.get("float32", []), arms.get("float64", [])
+    why = missing(arms, "float32", "float64")
     onsets32 = [collapsed_at(v) for v in f32]
     onsets64 = [collapsed_at(v) for v in f64]
     ok_b = None
@@ -116,7 +122,7 @@ def claims(arms: dict[str, list[RunView]], budgets: dict[str, int]) -> list[dict
         by_seed = {v.seed: t for v, t in zip(f64, onsets64, strict=True)}
         matched = [(t32, by_seed[v.seed]) for v, t32 in zip(f32, onsets32, strict=True) if v.seed in by_seed]
         ok_b = bool(matched) and all(t64 is None or t64 > t32 for t32, t64 in matched)  # type: ignore[operator]
-    rows.append(
+    return [
         claim_row(
             "(b) computing the loss in float64 delays Softmax Collapse",
             PAPER["b"],
@@ -126,9 +132,14 @@ def claims(arms: dict[str, list[RunView]], budgets: dict[str, int]) -> list[dict
             f"{pct([v.final('sc_zero_loss') or 0.0 for v in f32])}, float64 {pct([v.final('sc_zero_loss') or 0.0 for v in f64])}",
             ok_b,
         )
-    )
+    ]
 
-    why = missing("stablemax", "float32")
+
+def stablemax(arms: dict[str, list[RunView]], budgets: dict[str, int]) -> list[dict[str, str]]:
+    """(c): StableMax generalizes without regularization."""
+    f32, sm = arms.get("float32", []), arms.get("stablemax", [])
+    best = [v.best("test_acc") or 0.0 for v in f32]
+    why = missing(arms, "stablemax", "float32")
     ends = [v.final("test_acc") or 0.0 for v in sm]
     chance = max(best) if best else 0.0
     ok_c: bool | None = None
@@ -142,7 +153,7 @@ def claims(arms: dict[str, list[RunView]], budgets: dict[str, int]) -> list[dict
                 f"undecided in {budgets['stablemax']} steps (the paper trains {PAPER_STABLEMAX_STEPS:,}): StableMax's test "
                 f"accuracy ends at {pct(ends)}, float32's best was {100 * chance:.1f}%; run the full version"
             )
-    rows.append(
+    return [
         claim_row(
             "(c) StableMax generalizes without regularization",
             PAPER["c"],
@@ -151,10 +162,13 @@ def claims(arms: dict[str, list[RunView]], budgets: dict[str, int]) -> list[dict
             f"test accuracy at the end {pct(ends)} (float32's best {100 * chance:.1f}%)",
             ok_c,
         )
-    )
+    ]
 
+
+def orthograd(arms: dict[str, list[RunView]], budgets: dict[str, int]) -> list[dict[str, str]]:
+    """(d): ⊥Grad generalizes without weight decay, sooner than AdamW."""
     ortho, base = arms.get("orthograd", []), arms.get("baseline", [])
-    why = missing("orthograd", "baseline")
+    why = missing(arms, "orthograd", "baseline")
     t_ortho = [generalized_at(v) for v in ortho]
     t_base = {v.seed: generalized_at(v) for v in base}
     ok_d = None
@@ -164,7 +178,7 @@ def claims(arms: dict[str, list[RunView]], budgets: dict[str, int]) -> list[dict
             for v, t in zip(ortho, t_ortho, strict=True)
             if t is not None
         )
-    rows.append(
+    return [
         claim_row(
             "(d) ⊥Grad generalizes without weight decay, and sooner than the baseline",
             PAPER["d"],
@@ -174,8 +188,12 @@ def claims(arms: dict[str, list[RunView]], budgets: dict[str, int]) -> list[dict
             f"{pct([v.best('test_acc') or 0.0 for v in ortho])}, AdamW {pct([v.best('test_acc') or 0.0 for v in base])}",
             ok_d,
         )
-    )
-    return rows
+    ]
+
+
+def claims(arms: dict[str, list[RunView]], budgets: dict[str, int]) -> list[dict[str, str]]:
+    """The claim table from each arm's finished runs; `budgets`: each arm's steps, for censored times."""
+    return [row for judge in (collapse, delayed, stablemax, orthograd) for row in judge(arms, budgets)]
 
 
 def onset_text(steps: list[int | None], budget: int) -> str:
@@ -196,5 +214,22 @@ PANELS = [
 ]  # the figure: (metric, title) per panel
 
 
-RECIPE = ArmsRecipe(PRESET, "numerical-stability", ARMS, FULL, QUICK, arm_overrides, claims, PANELS)
-check, reproduce = RECIPE.check, RECIPE.reproduce
+def _claim(name: str, statement: str, judge: ArmsJudge, *arms: str) -> Claim:
+    return Claim(name, statement, arm_needs("numerical-stability", PRESET, arm_overrides, *arms), arm_judge(judge, *arms))
+
+
+RECIPE = register(
+    Recipe(
+        "numerical-stability",
+        "Prieto et al. (ICLR 2025), Grokking at the edge of numerical stability",
+        SEEDS,
+        (
+            _claim("collapse", PAPER["a"], collapse, "float32"),
+            _claim("float64", PAPER["b"], delayed, "float32", "float64"),
+            _claim("stablemax", PAPER["c"], stablemax, "stablemax", "float32"),
+            _claim("orthograd", PAPER["d"], orthograd, "orthograd", "baseline"),
+        ),
+        {"paper": FULL.note, "quick": QUICK.note},
+        figures=arms_figure("numerical-stability", PANELS),
+    )
+)

@@ -17,9 +17,9 @@ within PROMPT times t_fit.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from groklab.reproductions.common import ArmsRecipe, RunView, claim_row, mean_ci_text
+from groklab.reproductions.claim import Claim, Recipe, Setting, register
+from groklab.reproductions.common import RunView, arm_judge, arm_needs, arms_figure, claim_row, mean_ci_text, mnist_files, plan_of
 
 PRESET = "liu2023-omnigrok"
 SEEDS = 3
@@ -49,33 +49,35 @@ FULL = Plan({"free": PAPER_STEPS, "fixed": 10_000}, "the paper's budget: 100,000
 QUICK = Plan({"free": 60_000, "fixed": 5_000}, "60,000 steps free, 5,000 at fixed norm")
 
 
-def arm_overrides(arm: str, plan: Plan, extra: list[str]) -> list[str]:
-    return [*EVENTS, *ARMS[arm], f"schedule.steps={plan.steps[arm]}", *extra]
+def arm_overrides(arm: str, setting: Setting) -> list[str]:
+    plan = plan_of(setting, FULL, QUICK)
+    return [*EVENTS, *ARMS[arm], f"schedule.steps={plan.steps[arm]}", *setting.overrides]
 
 
 def generalized_at(v: RunView) -> int | None:
     return v.first("test_acc", GENERALIZED)
 
 
-def claims(arms: dict[str, list[RunView]], budgets: dict[str, int]) -> list[dict[str, str]]:
-    rows = []
-    free, fixed = arms.get("free", []), arms.get("fixed", [])
+def pct(values: list[float]) -> str:
+    return mean_ci_text([100 * x for x in values], "{:.1f}", within=(0, 100), unit="%", over="seeds")
 
-    def pct(values: list[float]) -> str:
-        return mean_ci_text([100 * x for x in values], "{:.1f}", within=(0, 100), unit="%", over="seeds")
 
-    def describe(views: list[RunView], budget: int) -> str:
-        fits = [v.event("t_fit") for v in views]
-        gens = [generalized_at(v) for v in views]
-        at_fit = [v.at("test_acc", t) or 0.0 for v, t in zip(views, fits, strict=True) if t is not None]
-        reached = [float(g) for g in gens if g is not None]
-        within = (0.0, float(budget))
-        text = f"t_fit {mean_ci_text([float(t) for t in fits if t is not None], '{:.0f}', within=within)}; "
-        text += f"test accuracy at t_fit {pct(at_fit)}; "
-        text += f"test >= {GENERALIZED:.0%} at step {mean_ci_text(reached, '{:.0f}', within=within) if reached else '-'}"
-        missed = gens.count(None)
-        return text + (f" ({missed} of {len(gens)} seed(s) not within {budget} steps)" if missed else "")
+def describe(views: list[RunView], budget: int) -> str:
+    fits = [v.event("t_fit") for v in views]
+    gens = [generalized_at(v) for v in views]
+    at_fit = [v.at("test_acc", t) or 0.0 for v, t in zip(views, fits, strict=True) if t is not None]
+    reached = [float(g) for g in gens if g is not None]
+    within = (0.0, float(budget))
+    text = f"t_fit {mean_ci_text([float(t) for t in fits if t is not None], '{:.0f}', within=within)}; "
+    text += f"test accuracy at t_fit {pct(at_fit)}; "
+    text += f"test >= {GENERALIZED:.0%} at step {mean_ci_text(reached, '{:.0f}', within=within) if reached else '-'}"
+    missed = gens.count(None)
+    return text + (f" ({missed} of {len(gens)} seed(s) not within {budget} steps)" if missed else "")
 
+
+def late(arms: dict[str, list[RunView]], budgets: dict[str, int]) -> list[dict[str, str]]:
+    """(a): from the ×8 initialization, fitted early and generalized much later."""
+    free = arms.get("free", [])
     why = "" if free else "no finished run in arm free"
     ok_a: bool | None = None
     if not why:
@@ -98,15 +100,19 @@ def claims(arms: dict[str, list[RunView]], budgets: dict[str, int]) -> list[dict
                     f"undecided in {budgets['free']} steps: fitted early but not at {GENERALIZED:.0%} test accuracy yet "
                     f"(the paper trains {PAPER_STEPS:,}); {describe(free, budgets['free'])}"
                 )
-    rows.append(
+    return [
         claim_row(
             f"(a) from a ×8 initialization the network fits early and generalizes much later (>= {LATE:g}× t_fit)",
             PAPER["a"],
             why or describe(free, budgets["free"]),
             ok_a,
         )
-    )
+    ]
 
+
+def fixed_norm(arms: dict[str, list[RunView]], budgets: dict[str, int]) -> list[dict[str, str]]:
+    """(b): held at a small weight norm, generalized as it fits."""
+    fixed = arms.get("fixed", [])
     why = "" if fixed else "no finished run in arm fixed"
     ok_b: bool | None = None
     if not why:
@@ -115,15 +121,19 @@ def claims(arms: dict[str, list[RunView]], budgets: dict[str, int]) -> list[dict
             t_fit, t_gen = v.event("t_fit"), generalized_at(v)
             prompt.append(t_fit is not None and t_gen is not None and t_gen <= PROMPT * max(t_fit, 1))
         ok_b = all(prompt)
-    rows.append(
+    return [
         claim_row(
             f"(b) at a fixed small weight norm ({FIXED_NORM:g}× the initial) it generalizes as it fits (within {PROMPT:g}× t_fit)",
             PAPER["b"],
             why or describe(fixed, budgets["fixed"]),
             ok_b,
         )
-    )
-    return rows
+    ]
+
+
+def claims(arms: dict[str, list[RunView]], budgets: dict[str, int]) -> list[dict[str, str]]:
+    """Both claims' rows."""
+    return late(arms, budgets) + fixed_norm(arms, budgets)
 
 
 PANELS = [
@@ -133,12 +143,23 @@ PANELS = [
 ]  # the figure: (metric, title) per panel
 
 
-def _mnist_files(cfg: Any) -> None:
-    """Missing MNIST files fail before anything is written."""
-    from groklab.data.mnist import load, resolve_dir
+def _check(setting: Setting) -> None:
+    from groklab.config import resolve_config
 
-    load(resolve_dir(cfg.task.data_dir))
+    mnist_files(resolve_config(PRESET, arm_overrides("free", setting)))
 
 
-RECIPE = ArmsRecipe(PRESET, "omnigrok", ARMS, FULL, QUICK, arm_overrides, claims, PANELS, check_data=_mnist_files)
-check, reproduce = RECIPE.check, RECIPE.reproduce
+RECIPE = register(
+    Recipe(
+        "omnigrok",
+        "Liu, Michaud, Tegmark (ICLR 2023), Omnigrok: grokking beyond algorithmic data (MNIST)",
+        SEEDS,
+        (
+            Claim("late", PAPER["a"], arm_needs("omnigrok", PRESET, arm_overrides, "free"), arm_judge(late, "free")),
+            Claim("fixed-norm", PAPER["b"], arm_needs("omnigrok", PRESET, arm_overrides, "fixed"), arm_judge(fixed_norm, "fixed")),
+        ),
+        {"paper": FULL.note, "quick": QUICK.note},
+        check=_check,
+        figures=arms_figure("omnigrok", PANELS),
+    )
+)

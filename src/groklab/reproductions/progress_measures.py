@@ -21,9 +21,7 @@ The full version is the paper's setup (preset gu2025, 30,000 full-batch steps), 
 
 from __future__ import annotations
 
-import json
 import statistics
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,10 +30,9 @@ from groklab.analysis.compare import aligned, spearman, tracking
 from groklab.analysis.events import first_crossing
 from groklab.analysis.stages import onset_of_rise
 from groklab.config import resolve_config
-from groklab.plots import plot_sweep
-from groklab.reproductions.common import claim_row, continue_or_create, mean_ci_text
-from groklab.store import COMPLETED, Store
-from groklab.sweeps import run_sweep
+from groklab.reproductions.claim import Claim, Need, Recipe, Setting, register
+from groklab.reproductions.common import claim_row, mean_ci_text, plan_of
+from groklab.reproductions.evidence import Evidence
 
 # Gu et al. 2025, arXiv 2504.03162 v2, Table 1 (p = 97, 1-layer transformer): U-Acc %, L-Acc %, GO-epoch (None: no grokking).
 TABLE1 = {
@@ -155,23 +152,9 @@ class Outcome:
         return cls(100 * acc[peak], 100 * min(acc[peak:]), go)
 
 
-def _finished(store: Store, sweep_id: str) -> list[tuple[dict[str, Any], dict[str, tuple[list[int], list[float]]]]]:
-    """(config, metrics) of each finished run of a sweep."""
-    sweep = store.get_sweep(sweep_id)
-    out = []
-    for point, run_id in sorted(store.sweep_runs(sweep_id).items()):
-        if store.get(run_id).status in COMPLETED:
-            out.append((sweep.points[point].config, store.metrics(run_id)))
-    return out
-
-
-def check(quick: bool, overrides: list[str]) -> None:
-    """Fail early, writing nothing: bad overrides, in every arm the reproduction trains."""
-    plan = QUICK if quick else FULL
-    extra = [*plan.overrides, *overrides]
-    resolve_config("gu2025", [*extra, f"task.p={plan.p}"])
-    resolve_config("gu2025", [*extra, f"task.p={plan.p}", f"task.b_offset={CLAIMS['b_offset']}"])
-    resolve_config("gu2025", [*mlp_arm(extra), f"task.op={CLAIMS['fig4_op']}"])
+PRESET = "gu2025"
+OP = f"task.op={CLAIMS['fig4_op']}"
+Runs = list[tuple[dict[str, Any], dict]]
 
 
 def mlp_arm(extra: list[str]) -> list[str]:
@@ -179,75 +162,101 @@ def mlp_arm(extra: list[str]) -> list[str]:
     return [o for o in extra if not o.startswith("model.")] + list(MLP_ARM)
 
 
-def reproduce(
-    store: Store,
-    quick: bool,
-    seeds: int,
-    out_dir: Path,
-    train: Callable[[Store, str], Any] = lambda store, sweep_id: run_sweep(store, sweep_id),
-    overrides: list[str] | None = None,
-    echo: Callable[[str], Any] = print,
-) -> list[dict[str, str]]:
-    plan = QUICK if quick else FULL
-    extra = [*plan.overrides, *(overrides or [])]
-    check(quick, overrides or [])
-    suffix = "-quick" if quick else ""
-    echo(f"progress-measures reproduction ({plan.note}); {seeds} seed(s)")
+def _fixed(setting: Setting) -> tuple[Plan, list[str], list[str]]:
+    """The plan, every sweep's overrides (the plan's, then the user's), and those with the plan's p."""
+    plan = plan_of(setting, FULL, QUICK)
+    extra = [*plan.overrides, *setting.overrides]
+    return plan, extra, [*extra, f"task.p={plan.p}"]
 
-    def sweep(name: str, fixed: list[str], grid: list[str], preset: str = "gu2025", n_seeds: int | None = None) -> str:
-        return continue_or_create(store, preset, f"{name}{suffix}", fixed, grid, n_seeds or seeds, train)
 
-    p_fixed = [*extra, f"task.p={plan.p}"]
-    holdout = sweep("gu2025-holdout", p_fixed, [f"task.split={','.join(plan.splits)}"])
-    separate = sweep(
-        "gu2025-holdout-separate", [*p_fixed, f"task.b_offset={CLAIMS['b_offset']}"], [f"task.split={','.join(plan.separate_strips)}"]
+def _values(key: str, values: tuple[Any, ...]) -> str:
+    return f"{key}={','.join(map(str, values))}"
+
+
+def holdout_need(setting: Setting) -> dict[str, Need]:
+    plan, _, p_fixed = _fixed(setting)
+    return {"holdout": Need("gu2025-holdout", PRESET, tuple(p_fixed), (_values("task.split", plan.splits),))}
+
+
+def separate_need(setting: Setting) -> dict[str, Need]:
+    plan, _, p_fixed = _fixed(setting)
+    need = Need(
+        "gu2025-holdout-separate", PRESET, (*p_fixed, f"task.b_offset={CLAIMS['b_offset']}"), (_values("task.split", plan.separate_strips),)
     )
-    med = sweep("gu2025-med", extra, [f"task.p={','.join(map(str, plan.med_primes))}"])
-    # The Toeplitz comparison's default-init arm at the MED runs' training fraction is a MED run (same
-    # config, same seeds): reuse it rather than train it twice.
-    base = resolve_config("gu2025", extra)
-    med_frac = base.task.train_frac  # type: ignore[attr-defined]
-    shared = {med_frac} & set(plan.toeplitz_fracs) if plan.p in plan.med_primes else set()
-    baseline_fracs = [f for f in plan.toeplitz_fracs if f not in shared]
-    toeplitz_sweeps = [
-        sweep(name, p_fixed, [f"model.embed_init={init}", f"task.train_frac={','.join(map(str, fracs))}"])
-        for name, init, fracs in (
-            ("gu2025-toeplitz", "toeplitz", plan.toeplitz_fracs),
-            ("gu2025-toeplitz-baseline", "default", baseline_fracs),
-        )
-        if fracs
-    ]
-    fig4_grid = [f"task.train_frac={','.join(map(str, plan.fig4_fracs))}"]
-    fig4 = sweep("gu2025-fig4", [*p_fixed, f"task.op={CLAIMS['fig4_op']}"], fig4_grid, n_seeds=plan.fig4_seeds)
-    fig4_mlp = sweep("gu2025-fig4-mlp", [*mlp_arm(p_fixed), f"task.op={CLAIMS['fig4_op']}"], fig4_grid, n_seeds=plan.fig4_seeds)
-    polygons = sweep("gu2025-polygons", list(overrides or []), [], preset="gu2025-polygons") if plan.polygons else None
+    return {**holdout_need(setting), "separate": need}
 
-    med_runs, holdout_runs = _finished(store, med), _finished(store, holdout)
-    baseline = [(cfg, m) for cfg, m in med_runs if cfg["task"]["p"] == plan.p and cfg["task"]["train_frac"] in shared]
-    toeplitz_runs = [r for sweep_id in toeplitz_sweeps for r in _finished(store, sweep_id)] + baseline
-    rows = (
-        holdout_rows(holdout_runs, plan)
-        + separate_rows(holdout_runs, _finished(store, separate), plan)
-        + med_rows(med_runs)
-        + med_rank_rows(med_runs)
-        + toeplitz_rows(toeplitz_runs, base.schedule.steps)
-        + fig4_rows(_finished(store, fig4), _finished(store, fig4_mlp))
-        + polygon_rows(_finished(store, polygons) if polygons else None)
-    )
-    sweeps = [holdout, separate, med, *toeplitz_sweeps, fig4, fig4_mlp, *([polygons] if polygons else [])]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "claims.json").write_text(json.dumps({"sweeps": sweeps, "seeds": seeds, "claims": rows}, indent=2))
 
-    for sweep_id, key in (
-        (holdout, "task.split"),
-        (separate, "task.split"),
-        (med, "task.p"),
-        (fig4, "task.train_frac"),
-        (fig4_mlp, "task.train_frac"),
+def med_need(setting: Setting) -> dict[str, Need]:
+    plan, extra, _ = _fixed(setting)
+    return {"med": Need("gu2025-med", PRESET, tuple(extra), (_values("task.p", plan.med_primes),))}
+
+
+def shared_fracs(setting: Setting) -> set[float]:
+    """The Toeplitz comparison's training fractions whose default-init arm is a MED run (same config, same seeds):
+    read there rather than trained twice."""
+    plan, extra, _ = _fixed(setting)
+    med_frac = resolve_config(PRESET, extra).task.train_frac  # type: ignore[attr-defined]
+    return {med_frac} & set(plan.toeplitz_fracs) if plan.p in plan.med_primes else set()
+
+
+def toeplitz_need(setting: Setting) -> dict[str, Need]:
+    plan, _, p_fixed = _fixed(setting)
+    shared = shared_fracs(setting)
+    out = {}
+    for label, init, fracs in (
+        ("toeplitz", "toeplitz", plan.toeplitz_fracs),
+        ("toeplitz-baseline", "default", tuple(f for f in plan.toeplitz_fracs if f not in shared)),
     ):
-        plot_sweep(store, store.get_sweep(sweep_id), key, out_dir / f"{store.get_sweep(sweep_id).name}.png")
-    echo(f"figures and claims.json in {out_dir}")
-    return rows
+        if fracs:
+            out[label] = Need(f"gu2025-{label}", PRESET, tuple(p_fixed), (f"model.embed_init={init}", _values("task.train_frac", fracs)))
+    return {**out, **(med_need(setting) if shared else {})}
+
+
+def fig4_need(setting: Setting) -> dict[str, Need]:
+    plan, _, p_fixed = _fixed(setting)
+    grid = (_values("task.train_frac", plan.fig4_fracs),)
+    return {
+        "fig4": Need("gu2025-fig4", PRESET, (*p_fixed, OP), grid, plan.fig4_seeds),
+        "fig4-mlp": Need("gu2025-fig4-mlp", PRESET, (*mlp_arm(p_fixed), OP), grid, plan.fig4_seeds),
+    }
+
+
+def polygons_need(setting: Setting) -> dict[str, Need]:
+    plan = plan_of(setting, FULL, QUICK)
+    # At the smoke scale 16-px grids and a ResNet-18 of width 8: one evaluation of the 14,641 grids at 224 px takes a
+    # 2-core CPU about ten minutes.
+    need = Need("gu2025-polygons", "gu2025-polygons", tuple(setting.overrides), smoke=("task.image_size=16", "model.width=8"))
+    return {"polygons": need} if plan.polygons else {}
+
+
+def _runs(ev: Evidence, label: str) -> Runs:
+    return [(v.config or {}, v.m) for v in ev.runs(label)]
+
+
+def judge_toeplitz(ev: Evidence) -> list[dict[str, str]]:
+    plan = plan_of(ev.setting, FULL, QUICK)
+    shared = shared_fracs(ev.setting)
+    baseline = [(cfg, m) for cfg, m in _runs(ev, "med") if cfg["task"]["p"] == plan.p and cfg["task"]["train_frac"] in shared]
+    runs = _runs(ev, "toeplitz") + _runs(ev, "toeplitz-baseline") + baseline
+    return toeplitz_rows(runs, ev.budget("toeplitz") if ev.has("toeplitz") else FULL_STEPS)
+
+
+def figures(ev: Evidence, out_dir: Path) -> list[Path]:
+    """Each sweep's curves by its grid key."""
+    from groklab.plots import plot_sweep
+
+    paths = []
+    for label, key in (
+        ("holdout", "task.split"),
+        ("separate", "task.split"),
+        ("med", "task.p"),
+        ("fig4", "task.train_frac"),
+        ("fig4-mlp", "task.train_frac"),
+    ):
+        if ev.has(label):
+            sweep = ev.store.get_sweep(ev.sweeps[label])
+            paths.append(plot_sweep(ev.store, sweep, key, out_dir / f"{sweep.name}.png"))
+    return paths
 
 
 def _mean(values: list[float | None]) -> float | None:
@@ -524,3 +533,50 @@ def polygon_rows(runs: list[tuple[dict[str, Any], dict]] | None) -> list[dict[st
             f"seed {cfg['run']['seed']}: fit at step {t_fit}, test {at_fit if at_fit is None else round(at_fit, 3)} there, peak {peak:.3f}"
         )
     return [claim_row(claim, paper, "; ".join(parts) or "no runs", ok if runs else None)]
+
+
+FULL_STEPS = 30_000  # the paper's budget (preset gu2025)
+
+RECIPE = register(
+    Recipe(
+        "progress-measures",
+        "Gu et al. (2025), Beyond Progress Measures (prime modular arithmetic, polygon grids)",
+        SEEDS,
+        (
+            Claim(
+                "holdout",
+                "the training distribution decides grokking: U-Acc falls as the square or strip held out grows (Table 1)",
+                holdout_need,
+                lambda ev: holdout_rows(_runs(ev, "holdout"), plan_of(ev.setting, FULL, QUICK)),
+            ),
+            Claim(
+                "separate-tokens",
+                "Table 1's strips with b's tokens of their own (the authors' str.py)",
+                separate_need,
+                lambda ev: separate_rows(_runs(ev, "holdout"), _runs(ev, "separate"), plan_of(ev.setting, FULL, QUICK)),
+            ),
+            Claim("med", "MED traces the test loss (Fig. 5)", med_need, lambda ev: med_rows(_runs(ev, "med"))),
+            Claim(
+                "med-rank",
+                "MED traces the test loss more accurately than prior progress measures (abstract, Fig. 5)",
+                med_need,
+                lambda ev: med_rank_rows(_runs(ev, "med")),
+            ),
+            Claim("toeplitz", "the Toeplitz embedding init halves the epochs to grokking (App. E)", toeplitz_need, judge_toeplitz),
+            Claim(
+                "fig4",
+                "x² + xy + y²: test accuracy x (1 - frac) constant across fractions; a 2-layer MLP stays at chance (Fig. 4)",
+                fig4_need,
+                lambda ev: fig4_rows(_runs(ev, "fig4"), _runs(ev, "fig4-mlp")),
+            ),
+            Claim(
+                "polygons",
+                "a ResNet-18 groks on polygon grids: a memorization gap, then test accuracy rises to 1 (Fig. 7)",
+                polygons_need,
+                lambda ev: polygon_rows(_runs(ev, "polygons") if ev.has("polygons") else None),
+            ),
+        ),
+        {"paper": FULL.note, "quick": QUICK.note},
+        figures=figures,
+    )
+)

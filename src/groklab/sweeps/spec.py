@@ -81,6 +81,7 @@ class SweepSpec:
     seeds: int = 1
     name: str = ""
     allow_large: bool = False  # lift MAX_POINTS (not stored: a stored sweep is already planned)
+    allow_one: bool = False  # a sweep of one run, as a reproduction's arm at one seed (not stored either)
 
     def points(self) -> list[dict[str, Any]]:
         """One mapping of dotted key -> value per run: the grid's cartesian product, then the seeds."""
@@ -120,7 +121,7 @@ class SweepSpec:
         """Every point's resolved, validated config (an error names the key and the bad value)."""
         if self.seeds < 1:
             raise ConfigError("--seeds", f"must be >= 1, got {self.seeds}")
-        if not self.grid and self.seeds == 1:
+        if not self.grid and self.seeds == 1 and not self.allow_one:
             raise ConfigError("--grid", "the sweep is empty: give at least one --grid KEY=VALUES or --seeds N > 1")
         for key, values in self.grid.items():
             if not values:
@@ -162,7 +163,9 @@ def _plain(v: Any) -> Any:
     return str(v) if isinstance(v, Raw) else v
 
 
-def spec_from_cli(preset: str | None, overrides: list[str], grid: list[str], seeds: int, name: str = "") -> SweepSpec:
+def spec_from_cli(
+    preset: str | None, overrides: list[str], grid: list[str], seeds: int, name: str = "", allow_one: bool = False
+) -> SweepSpec:
     """Build a spec from `groklab sweep` arguments; `--grid KEY=VALUES` may repeat."""
     table: dict[str, list[Any]] = {}
     for item in grid:
@@ -173,7 +176,7 @@ def spec_from_cli(preset: str | None, overrides: list[str], grid: list[str], see
         if key in table:
             raise ConfigError(f"--grid {key}", "is given twice")
         table[key] = parse_values(key, values)
-    return SweepSpec(preset or "", overrides, table, seeds, name)
+    return SweepSpec(preset or "", overrides, table, seeds, name, allow_one=allow_one)
 
 
 EXECUTION_FLAGS = {"max_ensemble": "--max-ensemble", "pad_widths": "--pad-widths", "workers": "--workers"}
