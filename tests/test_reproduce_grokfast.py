@@ -9,8 +9,8 @@ import pytest
 
 from groklab.cli.main import main
 from groklab.config import resolve_config
-from groklab.reproductions.common import RunView
 from groklab.reproductions.claim import Setting
+from groklab.reproductions.common import RunView
 from groklab.reproductions.grokfast import ARMS, PRESET, arm_overrides, claims
 from helpers import TINY
 
