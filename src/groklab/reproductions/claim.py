@@ -112,6 +112,13 @@ def claim_row(claim: str, paper: str, measured: str, ok: bool | None) -> Row:
     return {"claim": claim, "paper": paper, "measured": measured, "result": "n/a" if ok is None else ("PASS" if ok else "FAIL")}
 
 
+class Rows(list[Row]):
+    """A judge's rows as it adds them."""
+
+    def add(self, claim: str, paper: str, measured: str, ok: bool | None) -> None:
+        self.append(claim_row(claim, paper, measured, ok))
+
+
 def format_table(rows: list[Row]) -> str:
     """Each claim with the paper's value, the measured one, and PASS, FAIL or n/a."""
     lines = []

@@ -23,8 +23,8 @@ from typing import Any
 
 from groklab.analysis.events import first_crossing
 from groklab.analysis.stages import double_descent, layer_metrics, onset_of_rise, steepest_change, surges
-from groklab.reproductions.claim import Claim, Need, Recipe, Setting, register
-from groklab.reproductions.common import claim_row, mean_ci_text, mnist_files, plan_of
+from groklab.reproductions.claim import Claim, Need, Recipe, Rows, Setting, register
+from groklab.reproductions.common import mean_ci_text, mnist_files, plan_of
 from groklab.reproductions.evidence import Evidence
 from groklab.store import Store
 from groklab.sweeps.finished import RunView as Finished
@@ -189,11 +189,7 @@ def probe_deltas(v: RunView) -> dict[int, float] | None:
 
 def depth_order(depth_views: list[RunView], wd_views: list[RunView], plan: Plan, rise: float, window: int) -> list[dict[str, str]]:
     """Claim (a)'s rows."""
-    rows: list[dict[str, str]] = []
-
-    def add(claim: str, paper: str, measured: str, ok: bool | None) -> None:
-        rows.append(claim_row(claim, paper, measured, ok))
-
+    rows = Rows()
     # (a) the grokking step grows with depth
     n_a = PAPER["depth_order_n"] if PAPER["depth_order_n"] in plan.sizes else plan.sizes[0]
     t = {d: [float(x) for v in _by(depth_views, depth=d, n=n_a) if (x := v.t_rise()) is not None] for d in plan.depths}
@@ -205,7 +201,7 @@ def depth_order(depth_views: list[RunView], wd_views: list[RunView], plan: Plan,
             for a, b in zip(plan.depths, plan.depths[1:], strict=False)
         )
     )
-    add(
+    rows.add(
         f"(a) N={n_a}: the test-accuracy rise (onset: 10% of the way up) comes later with depth {' -> '.join(map(str, plan.depths))}"
         " (PASS: the means increase)",
         "delayed with depth (Fig. 2a-c)",
@@ -217,11 +213,7 @@ def depth_order(depth_views: list[RunView], wd_views: list[RunView], plan: Plan,
 
 def two_stage(depth_views: list[RunView], wd_views: list[RunView], plan: Plan, rise: float, window: int) -> list[dict[str, str]]:
     """Claim (b)'s rows."""
-    rows: list[dict[str, str]] = []
-
-    def add(claim: str, paper: str, measured: str, ok: bool | None) -> None:
-        rows.append(claim_row(claim, paper, measured, ok))
-
+    rows = Rows()
     # (b) two stages at N=7000 for 8 and 12 layers, not for 4; and the rank double descent that goes with them
     n_b = PAPER["two_stage_n"]
     if n_b in plan.sizes:
@@ -231,7 +223,7 @@ def two_stage(depth_views: list[RunView], wd_views: list[RunView], plan: Plan, r
             f"depth {d}: stages {_ci([float(x) for x in s], '{:.2g}')} ({two[d]} of {len(s)} seeds two-stage)" for d, s in stages.items()
         )
         if plan.reduced and not any(two.values()):
-            add(
+            rows.add(
                 f"(b) N={n_b}: two stages for depth 8 and 12, one for depth 4",
                 "depth 4: 1, depth 8: 2, depth 12: 2 (Fig. 2d-f)",
                 f"{measured}: no run of this reduced setting shows a second surge "
@@ -240,14 +232,14 @@ def two_stage(depth_views: list[RunView], wd_views: list[RunView], plan: Plan, r
             )
         else:
             ok_b = all(s and (two[d] > len(s) / 2) == PAPER["two_stage"].get(d, False) for d, s in stages.items())
-            add(
+            rows.add(
                 f"(b) N={n_b}: two stages for depth 8 and 12, one for depth 4 (PASS: a majority of seeds, per depth)",
                 "depth 4: 1, depth 8: 2, depth 12: 2 (Fig. 2d-f)",
                 measured,
                 ok_b,
             )
     else:
-        add("(b) two-stage generalization at N=7000 for depth 8 and 12", "Fig. 2d-f", "not in this plan", None)
+        rows.add("(b) two-stage generalization at N=7000 for depth 8 and 12", "Fig. 2d-f", "not in this plan", None)
     return rows
 
 
@@ -255,28 +247,20 @@ def rank_double_descent_rows(
     depth_views: list[RunView], wd_views: list[RunView], plan: Plan, rise: float, window: int
 ) -> list[dict[str, str]]:
     """Claim (b2)'s rows."""
-    rows: list[dict[str, str]] = []
-
-    def add(claim: str, paper: str, measured: str, ok: bool | None) -> None:
-        rows.append(claim_row(claim, paper, measured, ok))
-
+    rows = Rows()
     # (b2) the rank double descent that goes with the two stages
     n_b = PAPER["two_stage_n"]
     deep = [d for d in plan.depths if PAPER["two_stage"].get(d)]
     if n_b in plan.sizes:
-        add(*rank_double_descent(_by(depth_views, n=n_b), deep, rise, window))
+        rows.add(*rank_double_descent(_by(depth_views, n=n_b), deep, rise, window))
     else:
-        add("(b2) multi-stage generalization aligns with a double descent in feature rank", "Fig. 1c", "not in this plan", None)
+        rows.add("(b2) multi-stage generalization aligns with a double descent in feature rank", "Fig. 1c", "not in this plan", None)
     return rows
 
 
 def rank_timing(depth_views: list[RunView], wd_views: list[RunView], plan: Plan, rise: float, window: int) -> list[dict[str, str]]:
     """Claim (c)'s rows."""
-    rows: list[dict[str, str]] = []
-
-    def add(claim: str, paper: str, measured: str, ok: bool | None) -> None:
-        rows.append(claim_row(claim, paper, measured, ok))
-
+    rows = Rows()
     # (c) the rank's steepest fall comes with the test accuracy's steepest rise (second-to-last layer)
     deepest = max(plan.depths)
     parts, ok_c = [], True
@@ -290,7 +274,7 @@ def rank_timing(depth_views: list[RunView], wd_views: list[RunView], plan: Plan,
             continue
         ok_c &= abs(fall - up) <= RANK_TIMING * last
         parts.append(f"N={v.n} seed {v.seed}: steepest rank fall at step {fall}, steepest test-accuracy rise at {up}")
-    add(
+    rows.add(
         f"(c) depth {deepest}: the second-to-last layer's rank falls most steeply when test accuracy rises most steeply "
         f"(PASS: within {RANK_TIMING:.0%} of the run's steps, every run)",
         "rank falls as test accuracy rises (Fig. 1)",
@@ -302,17 +286,13 @@ def rank_timing(depth_views: list[RunView], wd_views: list[RunView], plan: Plan,
 
 def tunnel(depth_views: list[RunView], wd_views: list[RunView], plan: Plan, rise: float, window: int) -> list[dict[str, str]]:
     """Claim (d)'s rows."""
-    rows: list[dict[str, str]] = []
-
-    def add(claim: str, paper: str, measured: str, ok: bool | None) -> None:
-        rows.append(claim_row(claim, paper, measured, ok))
-
+    rows = Rows()
     # (d) tunnel lengths: the paper's counts are at width 400 with rank < 300, layers as the authors' Rank hooks
     # them (every Linear, the 10-way output layer included); the hidden-only count is shown beside
     for n, table in PAPER["tunnel"].items():
         runs_n = [v for v in depth_views if v.n == n]
         if not runs_n:
-            add(f"(d) tunnel lengths at N={n}", str(table), "not in this plan (needs N=5000/7000)", None)
+            rows.add(f"(d) tunnel lengths at N={n}", str(table), "not in this plan (needs N=5000/7000)", None)
             continue
         got = {d: [x for v in _by(depth_views, depth=d, n=n) if (x := v.final("tunnel_length")) is not None] for d in table}
         hidden = {d: [x for v in _by(depth_views, depth=d, n=n) if (x := v.final("tunnel_length_hidden")) is not None] for d in table}
@@ -321,12 +301,12 @@ def tunnel(depth_views: list[RunView], wd_views: list[RunView], plan: Plan, rise
             for d, vals in got.items()
         )
         if any(v.width != 400 for v in runs_n):
-            add(
+            rows.add(
                 f"(d) tunnel lengths at N={n}", str(table), f"{measured} (width {runs_n[0].width}: indicative, not the paper's setup)", None
             )
             continue
         ok_d = all(vals and abs(statistics.mean(vals) - table[d]) <= 1 for d, vals in got.items())
-        add(
+        rows.add(
             f"(d) tunnel lengths at N={n} (layers with rank < {PAPER['tunnel_threshold']}, output layer included, final step; "
             "PASS: mean within 1 layer)",
             ", ".join(f"depth {d}: {x}" for d, x in table.items()),
@@ -338,11 +318,7 @@ def tunnel(depth_views: list[RunView], wd_views: list[RunView], plan: Plan, rise
 
 def norm_vs_rank(depth_views: list[RunView], wd_views: list[RunView], plan: Plan, rise: float, window: int) -> list[dict[str, str]]:
     """Claim (e)'s rows."""
-    rows: list[dict[str, str]] = []
-
-    def add(claim: str, paper: str, measured: str, ok: bool | None) -> None:
-        rows.append(claim_row(claim, paper, measured, ok))
-
+    rows = Rows()
     # (e) weight norms overlap across N while the second-to-last rank separates them
     if len(plan.sizes) > 1:
         parts, ok_e = [], True
@@ -359,7 +335,7 @@ def norm_vs_rank(depth_views: list[RunView], wd_views: list[RunView], plan: Plan
             ok_e &= statistics.mean(rank) > 2 * statistics.mean(norm)
             nonneg = (0.0, float("inf"))
             parts.append(f"depth {d}: weight-norm spread {_ci(norm, '{:.3f}', nonneg)}, rank spread {_ci(rank, '{:.3f}', nonneg)}")
-        add(
+        rows.add(
             "(e) across N, weight norms overlap while the second-to-last layer's rank separates runs "
             "(PASS: mean rank spread > 2x the norm's)",
             "Fig. 5",
@@ -367,40 +343,32 @@ def norm_vs_rank(depth_views: list[RunView], wd_views: list[RunView], plan: Plan
             ok_e and bool(parts),
         )
     else:
-        add("(e) weight norm vs rank across N", "Fig. 5", "not in this plan (needs several N)", None)
+        rows.add("(e) weight norm vs rank across N", "Fig. 5", "not in this plan (needs several N)", None)
     return rows
 
 
 def weight_decay(depth_views: list[RunView], wd_views: list[RunView], plan: Plan, rise: float, window: int) -> list[dict[str, str]]:
     """Claim (f)'s rows."""
-    rows: list[dict[str, str]] = []
-
-    def add(claim: str, paper: str, measured: str, ok: bool | None) -> None:
-        rows.append(claim_row(claim, paper, measured, ok))
-
+    rows = Rows()
     # (f) the weight-decay table
     if wd_views:
         for n, table in PAPER["weight_decay"].items():
             got_f = {wd: [classify(v, rise, window) for v in _by(wd_views, n=n, wd=wd)] for wd in table}
             ok_f = all(vals and max(set(vals), key=vals.count) == table[wd] for wd, vals in got_f.items())
-            add(
+            rows.add(
                 f"(f) weight decay at N={n}, depth {plan.wd_depth} (PASS: the most common outcome over seeds, per wd)",
                 "; ".join(f"{wd}: {x}" for wd, x in table.items()),
                 "; ".join(f"{wd}: {', '.join(vals) or '-'}" for wd, vals in got_f.items()),
                 ok_f,
             )
     else:
-        add("(f) the weight-decay table", str(PAPER["weight_decay"]), "not in this plan", None)
+        rows.add("(f) the weight-decay table", str(PAPER["weight_decay"]), "not in this plan", None)
     return rows
 
 
 def probes(depth_views: list[RunView], wd_views: list[RunView], plan: Plan, rise: float, window: int) -> list[dict[str, str]]:
     """Claim (g)'s rows."""
-    rows: list[dict[str, str]] = []
-
-    def add(claim: str, paper: str, measured: str, ok: bool | None) -> None:
-        rows.append(claim_row(claim, paper, measured, ok))
-
+    rows = Rows()
     deepest = max(plan.depths)
     # (g) probes: every layer's probe accuracy rises while test accuracy rises
     per_layer: dict[int, list[float]] = {}
@@ -410,7 +378,7 @@ def probes(depth_views: list[RunView], wd_views: list[RunView], plan: Plan, rise
             per_layer.setdefault(i, []).append(delta)
     if per_layer:
         ok_g = all(statistics.mean(d) > PROBE_RISE for d in per_layer.values())
-        add(
+        rows.add(
             f"(g) depth {deepest}: the linear probe's test accuracy rises in every layer while test accuracy rises "
             f"(PASS: mean gain > {PROBE_RISE} in every layer, over the N and seeds run)",
             "probe accuracy rises in every layer whenever test accuracy rises (Fig. 1)",
@@ -418,7 +386,9 @@ def probes(depth_views: list[RunView], wd_views: list[RunView], plan: Plan, rise
             ok_g,
         )
     else:
-        add("(g) probe accuracy rises in every layer with test accuracy", "Fig. 1", "no run has probes before and after its rise", None)
+        rows.add(
+            "(g) probe accuracy rises in every layer with test accuracy", "Fig. 1", "no run has probes before and after its rise", None
+        )
     return rows
 
 

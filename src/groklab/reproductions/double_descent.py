@@ -24,7 +24,7 @@ from typing import Any
 
 from groklab.analysis.width_curves import WidthCurves, by_width
 from groklab.errors import ConfigError
-from groklab.reproductions.claim import Claim, Need, Option, Recipe, Setting, register
+from groklab.reproductions.claim import Claim, Need, Option, Recipe, Rows, Setting, register
 from groklab.reproductions.common import claim_row, mean_ci_text, plan_of
 from groklab.reproductions.evidence import Evidence
 from groklab.store import Store
@@ -320,33 +320,29 @@ def loss_peak(store: Store, widths: list[WidthCurves], bump_runs: list[str], pla
 
 def zero_div_bump(store: Store, widths: list[WidthCurves], bump_runs: list[str], plan: Plan, p: int, steps: int) -> list[dict[str, str]]:
     """(d) and (e): the early 0/b bump of correct answers, then below chance while memorizing (Fig. 7)."""
-    rows: list[dict[str, str]] = []
-
-    def add(claim: str, paper: str, measured: str, ok: bool | None) -> None:
-        rows.append(claim_row(claim, paper, measured, ok))
-
+    rows = Rows()
     bumps = [b for b in (bump(store, r) for r in bump_runs) if b]
     if bumps:
         b = bumps[0]
         falls = b["low_after"] is not None and b["low_after"] <= 0.9 * b["peak"]  # a bump, not a count still rising
         ok_d = falls and b["zero_div_max"] == 1.0 and abs(b["peak"] - b["expected"]) <= max(0.25 * b["expected"], 3)
         paper_d = f"{PAPER['bump_correct']} correct at d_model {PAPER['bump_dim']}, p = 97 (every 0/b right, the rest at chance; Fig. 7)"
-        add(
+        rows.add(
             "(d) early in training every 0/b test case is right and the rest at chance: correct answers peak near n(0/b) + chance",
             paper_d,
             f"peak {b['peak']:.0f} correct at step {b['peak_step']} (expected {b['expected']:.1f}); 0/b accuracy up to {b['zero_div_max']}",
             ok_d,
         )
         low = b["low_after"]
-        add(
+        rows.add(
             "(e) then, while memorizing, correct answers fall below chance",
             "below chance after the bump (Fig. 7)",
             f"lowest {low if low is None else f'{low:.0f}'} after the peak, chance {b['chance']:.1f}",
             low is not None and low < b["chance"],
         )
     else:
-        add("(d) the early 0/b bump", f"{PAPER['bump_correct']} correct (Fig. 7)", "no run with division_subsets", None)
-        add("(e) below chance while memorizing", "Fig. 7", "no run with division_subsets", None)
+        rows.add("(d) the early 0/b bump", f"{PAPER['bump_correct']} correct (Fig. 7)", "no run with division_subsets", None)
+        rows.add("(e) below chance while memorizing", "Fig. 7", "no run with division_subsets", None)
     return rows
 
 
