@@ -424,8 +424,8 @@ def reproduction_plan(
     from groklab.reproductions import SCALES
     from groklab.reproductions.runner import listing
 
-    settings = [_setting(paper, s, False, seeds, overrides, options)[1] for s in ([scale] if scale else SCALES)]
-    recipe = _setting(paper, scale, False, seeds, overrides, options)[0]
+    pairs = [_setting(paper, s, False, seeds, overrides, options) for s in ([scale] if scale else SCALES)]
+    recipe, settings = pairs[0][0], [setting for _, setting in pairs]
     root = Path(runs_dir) if runs_dir is not None else default_runs_dir()
     store = Store(root, create=False) if (root / "groklab.db").exists() else None
     return listing(recipe, store, settings, claims)

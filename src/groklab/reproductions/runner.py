@@ -192,7 +192,10 @@ def _plain(value: Any) -> Any:
 
 def commit() -> str | None:
     """The git commit groklab's source is at (`+dirty` with local changes), None outside a checkout."""
-    root = Path(__file__).resolve().parents[3]
+    here = Path(__file__).resolve()
+    root = here.parents[3]
+    if here.parents[2].name != "src" or not (root / "pyproject.toml").is_file():
+        return None  # an installed copy: the folder around it is not groklab's checkout
     try:
         head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
         if head.returncode != 0:
