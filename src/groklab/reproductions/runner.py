@@ -17,6 +17,7 @@ from groklab.errors import ConfigError, GroklabError
 from groklab.reproductions.claim import SMOKE_OVERRIDES, SMOKE_SEEDS, SMOKE_STEPS, Claim, Need, Recipe, Row, Setting
 from groklab.reproductions.evidence import Evidence
 from groklab.store import COMPLETED, Store
+from groklab.sweeps.local import sweep_status
 from groklab.sweeps.named import stored_as
 from groklab.sweeps.spec import SweepSpec, spec_from_cli
 from groklab.version import __version__
@@ -120,12 +121,11 @@ def reproduce(prepared: Prepared, store: Store, out_dir: Path, train: Train, ech
     line = estimate_line(store, planned) if setting.scale != "smoke" and planned else None
     if line:
         echo(line)
+    stored = {label: stored_as(store, p.spec) for label, p in planned.items()}  # one of other settings: refused before any trains
     sweeps: dict[str, str] = {}
     for label, p in planned.items():
-        sweep_id = stored_as(store, p.spec) or store.create_sweep(p.spec.name, p.spec.as_dict(), p.points)
+        sweep_id = stored[label] or store.create_sweep(p.spec.name, p.spec.as_dict(), p.points)
         train(store, sweep_id)
-        from groklab.sweeps import sweep_status
-
         if sweep_status(store, sweep_id).get("interrupted"):
             raise KeyboardInterrupt  # Ctrl-C ends the reproduction, not just this sweep; the same command continues it
         sweeps[label] = sweep_id
