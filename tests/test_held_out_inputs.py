@@ -283,3 +283,18 @@ def test_an_evaluation_pass_that_cannot_fit_names_eval_batch_size(tmp_path, caps
     cfg = resolve_config("merrill2023-parity", [*wide[1:], "schedule.eval_batch_size=1000"])
     task = build_task(cfg.task)
     assert memory.estimate(cfg, task, task.spec, torch.float32).total < 1 << 30  # in chunks it fits
+
+
+def test_a_negative_delay_is_an_event_not_damage(two_runs, capsys):
+    """The event `delay` is t_grok - t_fit: negative when the test accuracy passes its threshold before the train
+    accuracy passes its own (Omnigrok's fixed-norm arm). The row check had called such a run damaged, and the
+    omnigrok reproduction stopped on it."""
+    runs, good, _ = two_runs
+    with Store(runs, create=False) as store:
+        store.set_events(good, {"t_fit": (500, 0.99), "t_grok": (250, 0.9), "delay": (-250, None)})
+        assert store.events(good)["delay"] == (-250, None)
+        store.check_rows(good)
+    assert listed(runs, capsys)[good]["status"] == "finished"
+    with sqlite3.connect(runs / "groklab.db") as conn:  # a metric's step stays a count
+        conn.execute("UPDATE metrics SET step = -10 WHERE run_id = ? AND step = 10", (good,))
+    assert listed(runs, capsys)[good]["status"] == "damaged"

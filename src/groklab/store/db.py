@@ -485,21 +485,22 @@ class Store:
     def check_rows(self, run_id: str) -> None:
         """Every metric and event row of the run is as groklab wrote it, else DamagedError naming the first that is
         not (SQL's typeof over the run's rows: a listing checks each run without reading its curves)."""
-        for table, null_step in (("metrics", False), ("events", True)):
-            step_ok = "typeof(step) = 'integer' AND step >= 0" + (" OR step IS NULL" if null_step else "")
+        for table, event in (("metrics", False), ("events", True)):
+            step_ok = "typeof(step) = 'integer'" + (" OR step IS NULL" if event else " AND step >= 0")
             row = self.conn.execute(
                 f"SELECT name, step, value FROM {table} WHERE run_id=? AND NOT (typeof(name) = 'text' AND ({step_ok}) "
                 "AND typeof(value) IN ('real', 'integer', 'null')) LIMIT 1",
                 (run_id,),
             ).fetchone()
             if row is not None:
-                self._check_point(run_id, table.removesuffix("s"), *row, step_null=null_step)
+                self._check_point(run_id, table.removesuffix("s"), *row, step_null=event, signed=event)
 
-    def _check_point(self, run_id: str, what: str, name: Any, step: Any, value: Any, step_null: bool = False) -> None:
-        """A metric or event row as groklab writes it (a name, a step >= 0, a number or null), else DamagedError."""
+    def _check_point(self, run_id: str, what: str, name: Any, step: Any, value: Any, step_null: bool = False, signed: bool = False) -> None:
+        """A metric or event row as groklab writes it (a name, a step >= 0, a number or null), else DamagedError.
+        `signed`: the step may be negative (the event `delay`, t_grok - t_fit, is when the test set is passed first)."""
         if not _is_text(name):
             problem = f"a {what} named {_kind(name)}"
-        elif not (_is_count(step) or (step_null and step is None)):
+        elif not (_is_count(step) or (signed and _is_int(step)) or (step_null and step is None)):
             problem = f"{what} {name!r} at step {_kind(step)}"
         elif not (value is None or _is_number(value)):
             problem = f"{what} {name!r} at step {step} holds {_kind(value)}, not a number"
@@ -633,7 +634,7 @@ class Store:
     def events(self, run_id: str) -> dict[str, tuple[int | None, float | None]]:
         rows = self.conn.execute("SELECT name, step, value FROM events WHERE run_id=?", (run_id,)).fetchall()
         for n, s, v in rows:
-            self._check_point(run_id, "event", n, s, v, step_null=True)
+            self._check_point(run_id, "event", n, s, v, step_null=True, signed=True)
         return {n: (s, v) for n, s, v in rows}
 
 
@@ -673,8 +674,12 @@ def _is_time(v: Any, none: bool = False) -> bool:
 LAST_TIME = 253402300800.0  # 10000-01-01: time.localtime and strftime take nothing later
 
 
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
 def _is_count(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+    return _is_int(v) and v >= 0
 
 
 def _kind(v: Any) -> str:
