@@ -350,8 +350,10 @@ def listing(recipe: Recipe, store: Store | None, settings: list[Setting], names:
             steps = sorted({x.steps for x in mine})
             shown = f"{steps[0]:,}" if len(steps) == 1 else f"{steps[0]:,}-{steps[-1]:,}"
             stored = "; ".join(sorted({x.stored for x in mine}))
+            seeds = sorted({p.spec.seeds for p in planned.values() if claim.name in p.claims})  # a sweep may fix its own
+            each = "/".join(map(str, seeds))
             lines.append(
-                f"  {s.scale:<6} {len(mine)} sweep(s), {runs} runs x {shown} steps, {s.seeds} seed(s): ~{duration(left)} to go; {stored}"
+                f"  {s.scale:<6} {len(mine)} sweep(s), {runs} runs x {shown} steps, {each} seed(s): ~{duration(left)} to go; {stored}"
             )
         lines.append("")
     totals = [f"{s.scale} ~{duration(sum(x.seconds for x in per_scale[s.scale][1].values()))}" for s in settings]
