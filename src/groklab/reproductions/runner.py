@@ -333,9 +333,7 @@ def listing(recipe: Recipe, store: Store | None, settings: list[Setting], names:
     per_scale = {}
     for s in settings:
         planned = plan(recipe, s, claims)
-        for p in planned.values():
-            p.points = p.spec.plan()  # every config resolved; the data files are the run's business
-        per_scale[s.scale] = (planned, costs(store, planned, cache))
+        per_scale[s.scale] = (planned, costs(store, planned, cache))  # costs resolves every point (the data files are the run's business)
     any_planned = next((pl for pl, _ in per_scale.values() if pl), {})
     lines = [f"{recipe.name}: {recipe.title}", f"estimates measured now on {device_text(any_planned)}, runs one after another", ""]
     for claim in claims:
